@@ -1,0 +1,110 @@
+"""The registry of named recurrent cells that `RowSequenceClassifier(cell=...)` accepts.
+
+A cell name maps to a factory that builds one Keras RNN layer:
+`factory(units, *, return_sequences, dropout, recurrent_dropout, name)`.
+`"lstm"`, `"gru"` and `"simple_rnn"` are built in; `register_cell` adds more.
+Names are matched case-insensitively, with `-` read as `_`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+
+import keras
+
+__all__ = ["available_cells", "canonical_cell_name", "get_cell_factory", "register_cell"]
+
+CellFactory = Callable[..., keras.layers.Layer]
+
+_FACTORIES: dict[str, CellFactory] = {}
+_ALIASES: dict[str, str] = {}
+
+
+def _normalize(name: str) -> str:
+    return name.strip().lower().replace("-", "_")
+
+
+def register_cell(name: str, factory: CellFactory, *, aliases: Iterable[str] = (), overwrite: bool = False) -> None:
+    """Registers a named recurrent cell.
+
+    Args:
+        name: the cell's name, e.g. `"indrnn"`.
+        factory: a callable `factory(units, *, return_sequences, dropout,
+            recurrent_dropout, name)` returning a Keras RNN layer (a
+            `keras.layers.RNN` subclass or any layer mapping `(N, T, F)` to
+            `(N, units)`, or `(N, T, units)` with `return_sequences=True`).
+            Models that use a registered name can be saved; loading them needs
+            the same registration in the loading process.
+        aliases: other names for the same cell.
+        overwrite: whether to replace an existing registration.
+
+    Raises:
+        ValueError: the name or an alias is taken and `overwrite` is False.
+
+    Example:
+
+    >>> import keras
+    >>> def wide_gru(units, **kwargs):
+    ...     return keras.layers.GRU(units * 2, **kwargs)
+    >>> register_cell("wide_gru", wide_gru)
+    >>> "wide_gru" in available_cells()
+    True
+    """
+    if not callable(factory):
+        raise TypeError(f"factory must be callable; received {factory!r}")
+    key = _normalize(name)
+    names = [key, *(_normalize(a) for a in aliases)]
+    if not overwrite:
+        taken = [n for n in names if n in _FACTORIES or n in _ALIASES]
+        if taken:
+            raise ValueError(f"cell name {taken[0]!r} is already registered; pass overwrite=True to replace it")
+    _FACTORIES[key] = factory
+    _ALIASES.pop(key, None)
+    for alias in names[1:]:
+        _ALIASES[alias] = key
+
+
+def canonical_cell_name(name: str) -> str:
+    """Returns the registered name for `name` or one of its aliases.
+
+    Raises:
+        ValueError: the name is unknown; the message lists the valid names.
+    """
+    if not isinstance(name, str):
+        raise TypeError(f"a cell name must be a string; received {name!r}")
+    key = _normalize(name)
+    key = _ALIASES.get(key, key)
+    if key not in _FACTORIES:
+        valid = ", ".join(available_cells())
+        raise ValueError(f"Unknown cell {name!r}. Valid cells: {valid} (or a Keras RNN layer instance).")
+    return key
+
+
+def get_cell_factory(name: str) -> CellFactory:
+    """Returns the factory registered under `name` (or an alias)."""
+    return _FACTORIES[canonical_cell_name(name)]
+
+
+def available_cells() -> tuple[str, ...]:
+    """The registered cell names, without aliases, in registration order."""
+    return tuple(_FACTORIES)
+
+
+def _keras_layer(layer_class: type[keras.layers.Layer]) -> CellFactory:
+    def factory(units, *, return_sequences=False, dropout=0.0, recurrent_dropout=0.0, name=None):
+        return layer_class(
+            units,
+            return_sequences=return_sequences,
+            dropout=dropout,
+            recurrent_dropout=recurrent_dropout,
+            name=name,
+        )
+
+    factory.__name__ = f"make_{layer_class.__name__}"
+    factory.__doc__ = f"Builds a `{layer_class.__module__}.{layer_class.__name__}` layer."
+    return factory
+
+
+register_cell("lstm", _keras_layer(keras.layers.LSTM))
+register_cell("gru", _keras_layer(keras.layers.GRU))
+register_cell("simple_rnn", _keras_layer(keras.layers.SimpleRNN), aliases=("rnn", "simplernn"))

@@ -1,0 +1,260 @@
+"""RowSequenceClassifier: a Keras model that reads an image row by row through a recurrent cell.
+
+Each of the H rows of an `(H, W)` image is one time step of W features (28 x 28
+for MNIST). A stack of recurrent layers encodes the sequence, and a dense head
+maps the last hidden state to class logits (no softmax: train with
+`SparseCategoricalCrossentropy(from_logits=True)`).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import numbers
+
+import keras
+
+from recurrent_mnist.cells import canonical_cell_name, get_cell_factory
+
+__all__ = ["RowSequenceClassifier"]
+
+DEFAULT_UNITS = 128
+
+
+def _check_int(name: str, value, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
+        raise ValueError(f"`{name}` must be an integer >= {minimum}. Received: {name}={value!r}")
+    return int(value)
+
+
+def _check_fraction(name: str, value) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0.0 <= value < 1.0:
+        raise ValueError(f"`{name}` must be a number in [0, 1). Received: {name}={value!r}")
+    return float(value)
+
+
+@keras.saving.register_keras_serializable(package="recurrent_mnist")
+class RowSequenceClassifier(keras.Model):
+    """Classifies images by reading their rows as a sequence through a recurrent cell.
+
+    Args:
+        cell: a registered cell name, `"lstm"` (default), `"gru"` or
+            `"simple_rnn"` (aliases `"rnn"`, `"simplernn"`; see
+            `recurrent_mnist.register_cell`), or a Keras RNN layer instance
+            such as `keras.layers.LSTM(64, dropout=0.1)`, which then sets the
+            units and dropouts itself and must have `return_sequences=False`.
+        units: hidden units of each recurrent layer. Defaults to 128 for a
+            named cell; must be left unset with a layer instance.
+        num_classes: number of output logits. Defaults to 10.
+        num_layers: recurrent layers stacked on each other. Defaults to 1.
+            With a layer instance, the lower layers are copies of its
+            configuration with `return_sequences=True`.
+        bidirectional: wrap each recurrent layer in
+            `keras.layers.Bidirectional`. Defaults to False.
+        dropout: fraction of each recurrent layer's inputs dropped while
+            training. Defaults to 0.
+        recurrent_dropout: fraction of the recurrent state dropped while
+            training. Defaults to 0.
+        rescale: factor applied to the pixels inside the model, so that raw
+            0..255 values can be fed directly. Defaults to `1 / 255`; `None`
+            switches scaling off (feed inputs already scaled).
+        **kwargs: passed to `keras.Model` (`name`, `dtype`, ...).
+
+    Call arguments:
+        inputs: images `(N, H, W)` or `(N, H, W, 1)`, uint8 or float. H is the
+            number of time steps and W the features per step; neither is fixed
+            to 28, but W must match the shape the model was built with.
+        training: whether dropout is active.
+
+    Returns:
+        Logits of shape `(N, num_classes)`.
+
+    Example:
+
+    >>> import numpy as np, keras
+    >>> model = RowSequenceClassifier("gru", units=32)
+    >>> model(np.zeros((2, 28, 28), dtype="uint8")).shape
+    TensorShape([2, 10])
+    >>> model.compile(
+    ...     optimizer="adam",
+    ...     loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+    ...     metrics=["accuracy"],
+    ... )
+
+    As a layer of a bigger model:
+
+    >>> inputs = keras.Input((28, 28))
+    >>> logits = RowSequenceClassifier("lstm", units=16)(inputs)
+    >>> probabilities = keras.layers.Softmax()(logits)
+    >>> keras.Model(inputs, probabilities).output_shape
+    (None, 10)
+    """
+
+    def __init__(
+        self,
+        cell="lstm",
+        units=None,
+        num_classes=10,
+        num_layers=1,
+        bidirectional=False,
+        dropout=0.0,
+        recurrent_dropout=0.0,
+        rescale=1.0 / 255.0,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.num_classes = _check_int("num_classes", num_classes, 1)
+        self.num_layers = _check_int("num_layers", num_layers, 1)
+        if not isinstance(bidirectional, bool):
+            raise ValueError(f"`bidirectional` must be True or False. Received: bidirectional={bidirectional!r}")
+        self.bidirectional = bidirectional
+        self.dropout = _check_fraction("dropout", dropout)
+        self.recurrent_dropout = _check_fraction("recurrent_dropout", recurrent_dropout)
+        if rescale is not None and (
+            isinstance(rescale, bool)
+            or not isinstance(rescale, numbers.Real)
+            or not math.isfinite(rescale)
+            or rescale <= 0
+        ):
+            raise ValueError(f"`rescale` must be a positive number or None. Received: rescale={rescale!r}")
+        self.rescale = None if rescale is None else float(rescale)
+
+        if isinstance(cell, keras.layers.Layer):
+            layers = self._layers_from_instance(cell, units)
+            # Kept as JSON text: as an attribute the layer itself would be tracked twice.
+            self._cell_config = json.dumps(keras.saving.serialize_keras_object(cell))
+            self.cell = None
+            self.units = None
+        elif isinstance(cell, str):
+            self.cell = canonical_cell_name(cell)
+            self._cell_config = None
+            self.units = DEFAULT_UNITS if units is None else _check_int("units", units, 1)
+            layers = self._layers_from_name(self.cell)
+        else:
+            raise ValueError(
+                "`cell` must be a cell name or a Keras RNN layer instance. "
+                f"Received: cell={cell!r} of type {type(cell).__name__}"
+            )
+        if self.bidirectional:
+            layers = [keras.layers.Bidirectional(layer, name=f"bidirectional_{i}") for i, layer in enumerate(layers)]
+        self.recurrent_layers = layers
+        self.head = keras.layers.Dense(self.num_classes, name="logits", dtype=self._head_dtype())
+
+    # -- construction ---------------------------------------------------------------
+
+    def _layers_from_name(self, name):
+        factory = get_cell_factory(name)
+        return [
+            factory(
+                self.units,
+                return_sequences=i < self.num_layers - 1,
+                dropout=self.dropout,
+                recurrent_dropout=self.recurrent_dropout,
+                name=f"{name}_{i}",
+            )
+            for i in range(self.num_layers)
+        ]
+
+    def _layers_from_instance(self, layer, units):
+        if units is not None:
+            raise ValueError(
+                f"`units` comes from the layer instance passed as `cell`; leave it unset. Received: units={units!r}"
+            )
+        if self.dropout or self.recurrent_dropout:
+            raise ValueError(
+                "`dropout` and `recurrent_dropout` come from the layer instance passed as `cell`; "
+                f"set them on the layer. Received: dropout={self.dropout}, "
+                f"recurrent_dropout={self.recurrent_dropout}"
+            )
+        if not hasattr(layer, "return_sequences"):
+            raise ValueError(
+                "`cell` must be a Keras RNN layer (such as keras.layers.LSTM) mapping (N, T, F) "
+                f"to (N, units). Received a {type(layer).__name__}"
+            )
+        if layer.return_sequences or getattr(layer, "return_state", False):
+            raise ValueError(
+                "The layer passed as `cell` must have return_sequences=False and return_state=False; "
+                f"use `num_layers` to stack layers. Received: {layer.name} with "
+                f"return_sequences={layer.return_sequences}"
+            )
+        if self.num_layers > 1 and not isinstance(layer, keras.layers.RNN):
+            raise ValueError(
+                "Stacking (`num_layers` > 1) copies the layer passed as `cell`, which needs a "
+                f"keras.layers.RNN subclass. Received a {type(layer).__name__}"
+            )
+        lower = []
+        for i in range(self.num_layers - 1):
+            config = copy.deepcopy(layer.get_config())
+            config.update(return_sequences=True, name=f"{layer.name}_{i}")
+            lower.append(type(layer).from_config(config))
+        return [*lower, layer]
+
+    def _head_dtype(self):
+        # Under mixed precision, keep the logits (and so the loss) in float32.
+        if self.dtype_policy.compute_dtype in ("float16", "bfloat16"):
+            return "float32"
+        return self.dtype_policy
+
+    # -- Keras API ------------------------------------------------------------------
+
+    def _sequence_shape(self, input_shape):
+        shape = tuple(input_shape)
+        if len(shape) == 4 and shape[-1] in (1, None):
+            shape = shape[:3]
+        if len(shape) != 3:
+            raise ValueError(
+                f"{self.name} expects images of shape (N, H, W) or (N, H, W, 1). "
+                f"Received input shape {tuple(input_shape)}"
+            )
+        if shape[2] is None:
+            raise ValueError(
+                f"{self.name} needs the image width (features per time step) to be known. "
+                f"Received input shape {tuple(input_shape)}"
+            )
+        return shape
+
+    def build(self, input_shape):
+        shape = self._sequence_shape(input_shape)
+        for layer in self.recurrent_layers:
+            layer.build(shape)
+            shape = layer.compute_output_shape(shape)
+        self.head.build(shape)
+        self.built = True
+
+    def call(self, inputs, training=False):
+        x = inputs
+        if len(x.shape) == 4:
+            x = keras.ops.squeeze(x, axis=-1)
+        x = keras.ops.cast(x, self.compute_dtype)
+        if self.rescale is not None:
+            x = keras.ops.multiply(x, keras.ops.cast(self.rescale, self.compute_dtype))
+        for layer in self.recurrent_layers:
+            x = layer(x, training=training)
+        return self.head(x)
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], self.num_classes)
+
+    def get_config(self):
+        cell = self.cell if self._cell_config is None else json.loads(self._cell_config)
+        return {
+            **super().get_config(),
+            "cell": cell,
+            "units": self.units,
+            "num_classes": self.num_classes,
+            "num_layers": self.num_layers,
+            "bidirectional": self.bidirectional,
+            "dropout": self.dropout,
+            "recurrent_dropout": self.recurrent_dropout,
+            "rescale": self.rescale,
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        config = copy.deepcopy(config)
+        if isinstance(config.get("cell"), dict):
+            config["cell"] = keras.saving.deserialize_keras_object(config["cell"])
+        if isinstance(config.get("dtype"), dict):
+            config["dtype"] = keras.dtype_policies.deserialize(config["dtype"])
+        return cls(**config)
