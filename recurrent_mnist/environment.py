@@ -1,0 +1,150 @@
+"""What produced a result: versions, hardware, threads, devices, command line and git commit.
+
+A table that cannot say where it came from is not a result: `environment_info()`
+fills `environment.json`, and `provenance()` the few columns every result row carries.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import platform
+import socket
+import subprocess
+import sys
+import time
+from importlib import metadata
+from pathlib import Path
+
+__all__ = ["cpu_model", "environment_info", "git_commit", "provenance"]
+
+_PACKAGES = ("recurrent-mnist", "tensorflow", "keras", "keras-tuner", "numpy", "pandas", "torch")
+
+
+def _version(package: str) -> str | None:
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+@functools.cache
+def cpu_model() -> str:
+    """The processor's model name, from /proc/cpuinfo where there is one."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _cpu_flags() -> list[str]:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("flags"):
+                wanted = ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile", "fma")
+                present = set(line.split(":", 1)[1].split())
+                return [flag for flag in wanted if flag in present]
+    except OSError:
+        pass
+    return []
+
+
+def usable_cpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
+@functools.cache
+def git_commit() -> str | None:
+    """The commit of the source tree this package runs from, when it is a git checkout."""
+    source = Path(__file__).resolve().parent.parent
+    try:
+        out = subprocess.run(
+            ["git", "-C", str(source), "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(source), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return f"{out}-dirty" if dirty else out
+
+
+def _devices() -> list[str]:
+    try:
+        import tensorflow as tf
+
+        return [f"{d.device_type}:{d.name}" for d in tf.config.list_physical_devices()]
+    except Exception:  # noqa: BLE001 - another backend, or TensorFlow unavailable
+        return []
+
+
+def _threads() -> dict:
+    try:
+        import tensorflow as tf
+
+        return {
+            "intra_op": tf.config.threading.get_intra_op_parallelism_threads(),
+            "inter_op": tf.config.threading.get_inter_op_parallelism_threads(),
+        }
+    except Exception:  # noqa: BLE001
+        return {}
+
+
+def provenance() -> dict:
+    """Columns that every result row carries, so that rows from several machines stay apart."""
+    import keras
+
+    return {
+        "host": socket.gethostname(),
+        "cpu": cpu_model(),
+        "cpus": usable_cpus(),
+        "device": next((d for d in _devices() if d.startswith("GPU")), "CPU"),
+        "backend": keras.backend.backend(),
+        "keras_version": keras.__version__,
+        "tensorflow_version": _version("tensorflow"),
+        "git_commit": git_commit(),
+    }
+
+
+def environment_info(command: list[str] | None = None, **extra) -> dict:
+    """A JSON-ready description of this process's environment.
+
+    Args:
+        command: the command line; defaults to `sys.argv`.
+        **extra: more fields (seeds, data set, configuration).
+    """
+    import keras
+
+    return {
+        "created_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "command": command if command is not None else list(sys.argv),
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "host": socket.gethostname(),
+        "cpu": {
+            "model": cpu_model(),
+            "logical_cpus": os.cpu_count(),
+            "usable_cpus": usable_cpus(),
+            "flags": _cpu_flags(),
+        },
+        "threads": _threads(),
+        "devices": _devices(),
+        "keras_backend": keras.backend.backend(),
+        "versions": {package: _version(package) for package in _PACKAGES},
+        "git_commit": git_commit(),
+        **extra,
+    }

@@ -1,0 +1,337 @@
+"""Result tables and plots, and the atomic writes behind every file this package produces.
+
+Results are pandas DataFrames first: `runs_frame`, `summary_frame` and
+`history_frame` build them; CSV, Markdown, JSON and the PNG plots are views of
+them. Every file is written to a temporary file in the same folder and moved
+into place with `os.replace`, so a reader never sees half a table.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import tempfile
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+__all__ = [
+    "RUNS_COLUMNS",
+    "atomic_path",
+    "atomic_write_json",
+    "atomic_write_text",
+    "history_frame",
+    "markdown_table",
+    "plot_accuracy_vs_time",
+    "plot_learning_curves",
+    "runs_frame",
+    "summary_frame",
+    "summary_markdown",
+    "write_csv",
+]
+
+# The documented columns of runs.csv, in order; provenance and configuration follow.
+RUNS_COLUMNS = [
+    "cell",
+    "seed",
+    "units",
+    "layers",
+    "bidirectional",
+    "dropout",
+    "recurrent_dropout",
+    "batch_size",
+    "learning_rate",
+    "params",
+    "test_accuracy",
+    "test_loss",
+    "best_val_accuracy",
+    "best_epoch",
+    "epochs",
+    "epochs_requested",
+    "epoch_time_s",
+    "first_epoch_s",
+    "train_time_s",
+    "train_samples_per_s",
+    "infer_samples_per_s",
+    "latency_ms_p50",
+    "latency_ms_p95",
+    "peak_rss_mb",
+    "epochs_to_target",
+    "seconds_to_target",
+    "status",
+    "error",
+]
+HISTORY_COLUMNS = [
+    "cell",
+    "seed",
+    "epoch",
+    "loss",
+    "accuracy",
+    "val_loss",
+    "val_accuracy",
+    "epoch_time_s",
+    "train_time_s",
+    "variant",
+]
+# Summarised per cell: mean and standard deviation over the seeds that finished.
+SUMMARY_METRICS = [
+    "test_accuracy",
+    "test_loss",
+    "best_val_accuracy",
+    "epochs",
+    "epoch_time_s",
+    "first_epoch_s",
+    "train_time_s",
+    "train_samples_per_s",
+    "infer_samples_per_s",
+    "latency_ms_p50",
+    "latency_ms_p95",
+    "peak_rss_mb",
+    "epochs_to_target",
+    "seconds_to_target",
+]
+
+
+# --------------------------------------------------------------------------- atomic writes
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[Path]:
+    """Yields a temporary path beside `path`; on success it replaces `path` in one step.
+
+    On an exception the temporary file is removed and `path` is left as it was.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix or ".tmp")
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        yield tmp
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+    _fsync_dir(path.parent)
+
+
+def _fsync_dir(folder: Path) -> None:
+    with contextlib.suppress(OSError):
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+
+
+def _json_default(value):
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"not JSON serializable: {type(value).__name__}")
+
+
+def _clean_json(value):
+    """NaN and infinities become null: JSON has no spelling for them."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _clean_json(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_clean_json(v) for v in value]
+    return value
+
+
+def atomic_write_json(path: str | os.PathLike, obj) -> None:
+    atomic_write_text(path, json.dumps(_clean_json(obj), indent=2, default=_json_default) + "\n")
+
+
+def write_csv(frame: pd.DataFrame, path: str | os.PathLike) -> None:
+    with atomic_path(path) as tmp:
+        frame.to_csv(tmp, index=False)
+
+
+# --------------------------------------------------------------------------- tables
+
+
+def runs_frame(rows: Iterable[dict]) -> pd.DataFrame:
+    """One row per variant, documented columns first, sorted by cell and seed."""
+    frame = pd.DataFrame(list(rows))
+    if frame.empty:
+        return pd.DataFrame(columns=RUNS_COLUMNS)
+    for column in RUNS_COLUMNS:
+        if column not in frame:
+            frame[column] = None
+    ordered = RUNS_COLUMNS + [c for c in frame.columns if c not in RUNS_COLUMNS]
+    return frame[ordered].sort_values(["cell", "seed"], kind="stable").reset_index(drop=True)
+
+
+def history_frame(rows: Iterable[dict]) -> pd.DataFrame:
+    frame = pd.DataFrame(list(rows))
+    if frame.empty:
+        return pd.DataFrame(columns=HISTORY_COLUMNS)
+    ordered = [c for c in HISTORY_COLUMNS if c in frame] + [c for c in frame.columns if c not in HISTORY_COLUMNS]
+    return frame[ordered].sort_values(["cell", "seed", "epoch"], kind="stable").reset_index(drop=True)
+
+
+def summary_frame(runs: pd.DataFrame) -> pd.DataFrame:
+    """Per cell: how many seeds finished or failed, and mean and standard deviation of each metric.
+
+    Ranked by mean test accuracy (best first); failed variants are counted, never averaged.
+    """
+    columns = ["rank", "cell", "seeds", "failed", "params"] + [
+        f"{m}_{stat}" for m in SUMMARY_METRICS for stat in ("mean", "std")
+    ]
+    if runs.empty:
+        return pd.DataFrame(columns=columns)
+    records = []
+    for cell, group in runs.groupby("cell", sort=False):
+        ok = group[group["status"] == "ok"]
+        record = {
+            "cell": cell,
+            "seeds": len(ok),
+            "failed": int((group["status"] != "ok").sum()),
+            "params": int(group["params"].iloc[0]) if group["params"].notna().any() else None,
+        }
+        for metric in SUMMARY_METRICS:
+            values = pd.to_numeric(ok[metric], errors="coerce").dropna()
+            record[f"{metric}_mean"] = float(values.mean()) if len(values) else None
+            record[f"{metric}_std"] = float(values.std(ddof=1)) if len(values) > 1 else None
+        records.append(record)
+    frame = pd.DataFrame(records)
+    frame = frame.sort_values("test_accuracy_mean", ascending=False, na_position="last", kind="stable")
+    frame.insert(0, "rank", range(1, len(frame) + 1))
+    return frame[columns].reset_index(drop=True)
+
+
+def _fmt(value, digits: int) -> str:
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "–"
+    return f"{value:,.{digits}f}"
+
+
+def mean_std(row, metric: str, digits: int) -> str:
+    mean, std = row.get(f"{metric}_mean"), row.get(f"{metric}_std")
+    text = _fmt(mean, digits)
+    if std is not None and not (isinstance(std, float) and math.isnan(std)) and text != "–":
+        text += f" ± {_fmt(std, digits)}"
+    return text
+
+
+def markdown_table(headers: list[str], rows: list[list[str]], align: list[str] | None = None) -> str:
+    """A GitHub-flavoured Markdown table; `align` holds "l" or "r" per column."""
+    align = align or ["l"] * len(headers)
+    rule = ["---:" if a == "r" else "---" for a in align]
+    lines = ["| " + " | ".join(headers) + " |", "| " + " | ".join(rule) + " |"]
+    lines += ["| " + " | ".join(str(c).replace("|", "\\|") for c in row) + " |" for row in rows]
+    return "\n".join(lines) + "\n"
+
+
+SUMMARY_DISPLAY = [
+    # (header, metric, digits)
+    ("test accuracy", "test_accuracy", 4),
+    ("best val. accuracy", "best_val_accuracy", 4),
+    ("epoch time (s)", "epoch_time_s", 2),
+    ("first epoch (s)", "first_epoch_s", 2),
+    ("train samples/s", "train_samples_per_s", 0),
+    ("infer samples/s", "infer_samples_per_s", 0),
+    ("latency p50 (ms)", "latency_ms_p50", 2),
+    ("peak RSS (MB)", "peak_rss_mb", 0),
+]
+
+
+def summary_rows(summary: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
+    """The summary as display strings (shared by Markdown and the terminal table)."""
+    headers = ["rank", "cell", "seeds", "params"] + [h for h, _, _ in SUMMARY_DISPLAY]
+    rows = []
+    for record in summary.to_dict("records"):
+        seeds = str(record["seeds"]) + (f" ({record['failed']} failed)" if record["failed"] else "")
+        params = _fmt(record["params"], 0) if record["params"] is not None else "–"
+        rows.append(
+            [str(record["rank"]), record["cell"], seeds, params]
+            + [mean_std(record, metric, digits) for _, metric, digits in SUMMARY_DISPLAY]
+        )
+    return headers, rows
+
+
+def summary_markdown(summary: pd.DataFrame, title: str, notes: Iterable[str] = ()) -> str:
+    headers, rows = summary_rows(summary)
+    text = f"# {title}\n\n" + markdown_table(headers, rows, ["r", "l", "l"] + ["r"] * (len(headers) - 3))
+    text += "\nMean ± standard deviation over seeds; failed variants are counted, not averaged.\n"
+    text += "Epoch time is the median training time of the epochs after the first (validation excluded).\n"
+    for note in notes:
+        text += f"\n{note}\n"
+    return text
+
+
+# --------------------------------------------------------------------------- plots
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_learning_curves(history: pd.DataFrame, path: str | os.PathLike) -> bool:
+    """Validation accuracy and training loss per epoch, one line per cell (mean over seeds,
+    shaded between the lowest and highest seed). Returns False when there is nothing to plot."""
+    if history.empty:
+        return False
+    plt = _pyplot()
+    figure, (acc_axis, loss_axis) = plt.subplots(1, 2, figsize=(11, 4.2))
+    acc_metric = "val_accuracy" if history["val_accuracy"].notna().any() else "accuracy"
+    for cell, group in history.groupby("cell"):
+        for axis, metric in ((acc_axis, acc_metric), (loss_axis, "loss")):
+            per_epoch = group.groupby("epoch")[metric].agg(["mean", "min", "max"])
+            (line,) = axis.plot(per_epoch.index, per_epoch["mean"], marker="o", markersize=3, label=cell)
+            axis.fill_between(per_epoch.index, per_epoch["min"], per_epoch["max"], alpha=0.2, color=line.get_color())
+    acc_axis.set(xlabel="epoch", ylabel=acc_metric.replace("_", " "), title="Accuracy per epoch")
+    loss_axis.set(xlabel="epoch", ylabel="training loss", title="Training loss per epoch")
+    for axis in (acc_axis, loss_axis):
+        axis.grid(alpha=0.3)
+        axis.legend()
+    figure.tight_layout()
+    with atomic_path(path, suffix=".png") as tmp:
+        figure.savefig(tmp, dpi=110, format="png")
+    plt.close(figure)
+    return True
+
+
+def plot_accuracy_vs_time(runs: pd.DataFrame, path: str | os.PathLike) -> bool:
+    """Test accuracy against total training time, one point per variant, one colour per cell."""
+    ok = runs[(runs["status"] == "ok") & runs["test_accuracy"].notna()] if not runs.empty else runs
+    if ok.empty:
+        return False
+    plt = _pyplot()
+    figure, axis = plt.subplots(figsize=(6.5, 4.5))
+    for cell, group in ok.groupby("cell"):
+        axis.scatter(group["train_time_s"], group["test_accuracy"], label=cell, alpha=0.8)
+    axis.set(xlabel="training time (s)", ylabel="test accuracy", title="Accuracy against training time")
+    axis.grid(alpha=0.3)
+    axis.legend()
+    figure.tight_layout()
+    with atomic_path(path, suffix=".png") as tmp:
+        figure.savefig(tmp, dpi=110, format="png")
+    plt.close(figure)
+    return True
+
+
+def runs_json(runs: pd.DataFrame) -> list[dict]:
+    return json.loads(runs.to_json(orient="records"))

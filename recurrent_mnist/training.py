@@ -1,0 +1,375 @@
+"""Training and measuring one model variant: the unit of work of `bench`, `train` and `tune`.
+
+`train_variant(dataset, config)` seeds everything, carves a validation split from
+the training data, trains a `RowSequenceClassifier` with `model.fit`, evaluates
+the test set once, and measures what a comparison needs: steady-state and first
+epoch times, throughput, inference speed, single-image latency and peak memory.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import math
+import resource
+import sys
+import time
+from collections.abc import Callable
+
+import keras
+import numpy as np
+
+from recurrent_mnist.cells import canonical_cell_name
+from recurrent_mnist.datasets import Dataset
+from recurrent_mnist.errors import ConfigError
+from recurrent_mnist.model import RowSequenceClassifier
+
+__all__ = ["TrainConfig", "VariantResult", "compile_model", "split_validation", "train_variant"]
+
+# The validation split is the same for every variant and seed, so that validation
+# figures compare models, not splits.
+VALIDATION_SPLIT_SEED = 0
+INFERENCE_BATCH = 1024
+LATENCY_CALLS = 100
+
+Emit = Callable[[dict], None]
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """Everything that defines one trained variant.
+
+    Attributes:
+        cell: a registered cell name (`lstm`, `gru`, `simple_rnn`, ...).
+        units, num_layers, bidirectional, dropout, recurrent_dropout: the model.
+        epochs: the most epochs to train.
+        batch_size: training batch size.
+        learning_rate: Adam's learning rate.
+        validation_split: fraction of the training images held out for validation.
+        early_stopping: stop after this many epochs without a better validation
+            accuracy and keep the best weights; None trains every epoch.
+        target_accuracy: a validation accuracy whose first epoch and time are reported.
+        seed: seeds weights, shuffling and dropout.
+        steps_per_execution: training steps run per call into the compiled graph.
+    """
+
+    cell: str = "lstm"
+    units: int = 128
+    num_layers: int = 1
+    bidirectional: bool = False
+    dropout: float = 0.0
+    recurrent_dropout: float = 0.0
+    epochs: int = 10
+    batch_size: int = 128
+    learning_rate: float = 1e-3
+    validation_split: float = 0.1
+    early_stopping: int | None = None
+    target_accuracy: float | None = None
+    seed: int = 0
+    steps_per_execution: int = 1
+
+    def __post_init__(self):
+        def positive_int(name):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigError(f"{name} must be a positive integer; received {value!r}")
+
+        for name in ("units", "num_layers", "epochs", "batch_size", "steps_per_execution"):
+            positive_int(name)
+        for name in ("dropout", "recurrent_dropout"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or not 0.0 <= value < 1.0:
+                raise ConfigError(f"{name} must be in [0, 1); received {value!r}")
+        if not 0.0 <= self.validation_split < 1.0:
+            raise ConfigError(f"validation_split must be in [0, 1); received {self.validation_split!r}")
+        if not (
+            isinstance(self.learning_rate, (int, float))
+            and math.isfinite(self.learning_rate)
+            and self.learning_rate > 0
+        ):
+            raise ConfigError(f"learning_rate must be a positive number; received {self.learning_rate!r}")
+        if self.early_stopping is not None:
+            positive_int("early_stopping")
+        if self.target_accuracy is not None and not 0.0 < self.target_accuracy <= 1.0:
+            raise ConfigError(f"target_accuracy must be in (0, 1]; received {self.target_accuracy!r}")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
+            raise ConfigError(f"seed must be a non-negative integer; received {self.seed!r}")
+        try:
+            object.__setattr__(self, "cell", canonical_cell_name(self.cell))
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+
+    def model_kwargs(self) -> dict:
+        return {
+            "cell": self.cell,
+            "units": self.units,
+            "num_layers": self.num_layers,
+            "bidirectional": self.bidirectional,
+            "dropout": self.dropout,
+            "recurrent_dropout": self.recurrent_dropout,
+        }
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+@dataclasses.dataclass
+class VariantResult:
+    """One trained variant: its row of `runs.csv`, its per-epoch history, and the model."""
+
+    row: dict
+    history: list[dict]
+    model: keras.Model | None = None
+
+
+def split_validation(x: np.ndarray, y: np.ndarray, fraction: float):
+    """Splits off a fixed, seeded validation subset of the training data (never the test set)."""
+    if fraction <= 0:
+        return x, y, None, None
+    order = np.random.default_rng(VALIDATION_SPLIT_SEED).permutation(len(x))
+    n_val = max(1, round(len(x) * fraction))
+    val, train = order[:n_val], order[n_val:]
+    return x[train], y[train], x[val], y[val]
+
+
+def compile_model(model: keras.Model, learning_rate: float, steps_per_execution: int = 1) -> keras.Model:
+    """Compiles with Adam, cross-entropy on logits (no softmax twice) and accuracy."""
+    model.compile(
+        optimizer=keras.optimizers.Adam(learning_rate),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
+        steps_per_execution=steps_per_execution,
+    )
+    return model
+
+
+class _Monitor(keras.callbacks.Callback):
+    """Times each epoch's training (validation excluded), stops on a non-finite loss,
+    and reports progress through `emit`."""
+
+    def __init__(self, emit: Emit | None, epochs: int, steps: int, target: float | None):
+        super().__init__()
+        self.emit = emit
+        self.epochs = epochs
+        self.steps = steps
+        self.target = target
+        self.epoch_times: list[float] = []
+        self.epoch_numbers: list[int] = []  # 1-based; not 1, 2, ... when a training resumes
+        self.failure: str | None = None
+        self.target_epoch: int | None = None
+        self.target_seconds: float | None = None
+        self._epoch_start = 0.0
+        self._last_emit = 0.0
+        self._train_time = None
+        self._epoch = 1
+
+    def _send(self, event: dict):
+        if self.emit is not None:
+            self.emit(event)
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._train_time = None
+        self._epoch = epoch + 1
+        self._epoch_start = time.perf_counter()
+        self._send({"event": "epoch_begin", "epoch": epoch + 1, "epochs": self.epochs, "steps": self.steps})
+
+    def on_train_batch_end(self, batch, logs=None):
+        loss = (logs or {}).get("loss")
+        if loss is not None and not math.isfinite(float(loss)):
+            self.failure = f"the loss became {float(loss)} in epoch {self._epoch}"
+            self.model.stop_training = True
+        now = time.perf_counter()
+        if now - self._last_emit >= 0.25:
+            self._last_emit = now
+            self._send(
+                {
+                    "event": "batch",
+                    "epoch": self._epoch,
+                    "step": batch + 1,
+                    "steps": self.steps,
+                    "loss": _float(loss),
+                    "accuracy": _float((logs or {}).get("accuracy")),
+                }
+            )
+
+    def on_test_begin(self, logs=None):
+        if self._train_time is None:  # validation inside fit: the epoch's training is over
+            self._train_time = time.perf_counter() - self._epoch_start
+
+    def on_epoch_end(self, epoch, logs=None):
+        train_time = self._train_time if self._train_time is not None else time.perf_counter() - self._epoch_start
+        self.epoch_times.append(train_time)
+        self.epoch_numbers.append(epoch + 1)
+        logs = {k: _float(v) for k, v in (logs or {}).items()}
+        val_acc = logs.get("val_accuracy")
+        if self.target is not None and self.target_epoch is None and val_acc is not None and val_acc >= self.target:
+            self.target_epoch = epoch + 1
+            self.target_seconds = sum(self.epoch_times)  # training time only, in this process
+        for key in ("loss", "val_loss"):
+            if key in logs and logs[key] is not None and not math.isfinite(logs[key]) and self.failure is None:
+                self.failure = f"the {key.replace('_', ' ')} became {logs[key]} in epoch {epoch + 1}"
+                self.model.stop_training = True
+        self._send(
+            {"event": "epoch_end", "epoch": epoch + 1, "epochs": self.epochs, "epoch_time_s": train_time, "logs": logs}
+        )
+
+
+def _float(value):
+    return None if value is None else float(value)
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
+
+
+def steady_epoch_time(epoch_times: list[float]) -> float | None:
+    """The median epoch time, the first epoch (tracing, compilation) excluded when there are several."""
+    if not epoch_times:
+        return None
+    steady = epoch_times[1:] if len(epoch_times) > 1 else epoch_times
+    return float(np.median(steady))
+
+
+def measure_inference(model: keras.Model, x: np.ndarray, repeats: int = 3) -> float:
+    """Samples per second of `model.predict` at a large batch (median of repeats, after a warm-up)."""
+    model.predict(x[:INFERENCE_BATCH], batch_size=INFERENCE_BATCH, verbose=0)
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        model.predict(x, batch_size=INFERENCE_BATCH, verbose=0)
+        times.append(time.perf_counter() - start)
+    return len(x) / float(np.median(times))
+
+
+def measure_latency(model: keras.Model, x: np.ndarray, calls: int = LATENCY_CALLS) -> tuple[float, float]:
+    """Single-image latency of `predict_on_batch` in milliseconds: (p50, p95), after a warm-up."""
+    for i in range(5):
+        model.predict_on_batch(x[i : i + 1])
+    times = []
+    for i in range(calls):
+        image = x[i % len(x) : i % len(x) + 1]
+        start = time.perf_counter()
+        model.predict_on_batch(image)
+        times.append((time.perf_counter() - start) * 1000.0)
+    return float(np.percentile(times, 50)), float(np.percentile(times, 95))
+
+
+def peak_rss_mb() -> float:
+    """The process's peak resident memory so far, in MB."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / (1024.0 * 1024.0) if sys.platform == "darwin" else peak / 1024.0
+
+
+def train_variant(
+    dataset: Dataset,
+    config: TrainConfig,
+    *,
+    emit: Emit | None = None,
+    measure: bool = True,
+    callbacks: list[keras.callbacks.Callback] | None = None,
+    keep_model: bool = False,
+) -> VariantResult:
+    """Trains and measures one variant.
+
+    Args:
+        dataset: the validated data.
+        config: the variant.
+        emit: receives progress events (dicts with an `"event"` key).
+        measure: also time inference and latency.
+        callbacks: more Keras callbacks for `fit`.
+        keep_model: return the trained model in the result.
+
+    Returns:
+        A `VariantResult`. A non-finite loss gives `status="failed"` with the
+        reason in `error`; other exceptions propagate.
+    """
+    keras.utils.set_random_seed(config.seed)
+    x_train, y_train, x_val, y_val = split_validation(dataset.x_train, dataset.y_train, config.validation_split)
+    model = RowSequenceClassifier(num_classes=dataset.num_classes, **config.model_kwargs())
+    model.build((None, *dataset.image_shape))
+    compile_model(model, config.learning_rate, config.steps_per_execution)
+
+    steps = math.ceil(len(x_train) / config.batch_size)
+    monitor = _Monitor(emit, config.epochs, steps, config.target_accuracy)
+    fit_callbacks = [monitor, *(callbacks or [])]
+    if config.early_stopping is not None and x_val is not None:
+        fit_callbacks.append(
+            keras.callbacks.EarlyStopping(
+                monitor="val_accuracy", patience=config.early_stopping, restore_best_weights=True
+            )
+        )
+
+    started = _now()
+    history = model.fit(
+        x_train,
+        y_train,
+        batch_size=config.batch_size,
+        epochs=config.epochs,
+        validation_data=(x_val, y_val) if x_val is not None else None,
+        shuffle=True,
+        callbacks=fit_callbacks,
+        verbose=0,
+    )
+    epochs_run = len(monitor.epoch_times)
+    history_rows = []
+    elapsed = 0.0
+    for epoch in range(epochs_run):
+        elapsed += monitor.epoch_times[epoch]
+        entry = {
+            "epoch": monitor.epoch_numbers[epoch],
+            "epoch_time_s": monitor.epoch_times[epoch],
+            "train_time_s": elapsed,
+        }
+        for key in ("loss", "accuracy", "val_loss", "val_accuracy"):
+            values = history.history.get(key, [])
+            entry[key] = float(values[epoch]) if epoch < len(values) else None
+        history_rows.append(entry)
+
+    scored = [
+        (row["val_accuracy"], row["epoch"])
+        for row in history_rows
+        if row["val_accuracy"] is not None and math.isfinite(row["val_accuracy"])
+    ]
+    best_val_accuracy, best_epoch = max(scored, key=lambda pair: pair[0]) if scored else (None, None)
+    row = {
+        "cell": config.cell,
+        "seed": config.seed,
+        "units": config.units,
+        "layers": config.num_layers,
+        "bidirectional": config.bidirectional,
+        "dropout": config.dropout,
+        "recurrent_dropout": config.recurrent_dropout,
+        "batch_size": config.batch_size,
+        "learning_rate": config.learning_rate,
+        "params": int(model.count_params()),
+        "epochs": epochs_run,
+        "epochs_requested": config.epochs,
+        "train_samples": len(x_train),
+        "status": "failed" if monitor.failure else "ok",
+        "error": monitor.failure or "",
+        "best_val_accuracy": best_val_accuracy,
+        "best_epoch": best_epoch,
+        "epoch_time_s": steady_epoch_time(monitor.epoch_times),
+        "first_epoch_s": monitor.epoch_times[0] if monitor.epoch_times else None,
+        "train_time_s": sum(monitor.epoch_times),
+        "epochs_to_target": monitor.target_epoch,
+        "seconds_to_target": monitor.target_seconds,
+        "started_at": started,
+    }
+    steady = row["epoch_time_s"]
+    row["train_samples_per_s"] = len(x_train) / steady if steady else None
+    if monitor.failure:
+        row.update(
+            test_accuracy=None, test_loss=None, infer_samples_per_s=None, latency_ms_p50=None, latency_ms_p95=None
+        )
+    else:
+        test_loss, test_accuracy = model.evaluate(dataset.x_test, dataset.y_test, batch_size=INFERENCE_BATCH, verbose=0)
+        row.update(test_accuracy=float(test_accuracy), test_loss=float(test_loss))
+        if measure:
+            row["infer_samples_per_s"] = measure_inference(model, dataset.x_test)
+            row["latency_ms_p50"], row["latency_ms_p95"] = measure_latency(model, dataset.x_test)
+        else:
+            row.update(infer_samples_per_s=None, latency_ms_p50=None, latency_ms_p95=None)
+    row["peak_rss_mb"] = peak_rss_mb()
+    row["finished_at"] = _now()
+    return VariantResult(row=row, history=history_rows, model=model if keep_model else None)
