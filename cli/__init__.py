@@ -1,0 +1,1 @@
+"""The `recurrent-mnist` command line (installed as the package `recurrent_mnist_cli`)."""

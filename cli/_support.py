@@ -1,0 +1,149 @@
+"""Plumbing shared by the commands: quiet library import, error mapping, signals, variadic options."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import sys
+import tempfile
+from collections.abc import Iterator
+
+import typer
+from rich.console import Console
+from typer.core import TyperCommand
+
+console = Console()
+err_console = Console(stderr=True)
+
+EXIT_ERROR = 1
+EXIT_SIGINT = 130
+EXIT_SIGTERM = 143
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised in the main thread so that cleanup runs as for Ctrl-C."""
+
+
+def install_sigterm_handler() -> None:
+    def handler(signum, frame):
+        raise Terminated()
+
+    with contextlib.suppress(ValueError):  # not in the main thread (e.g. some test runners)
+        signal.signal(signal.SIGTERM, handler)
+
+
+def interrupt_code(exc: BaseException) -> int:
+    return EXIT_SIGTERM if isinstance(exc, Terminated) else EXIT_SIGINT
+
+
+def import_library():
+    """Imports `recurrent_mnist` (and so TensorFlow) with TensorFlow's start-up notices held back.
+
+    TensorFlow's C++ runtime writes oneDNN and CUDA notices straight to file
+    descriptor 2 before any logging setting applies; they are captured here and
+    shown only if the import fails.
+    """
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if "recurrent_mnist" in sys.modules and "tensorflow" in sys.modules:
+        import recurrent_mnist
+
+        return recurrent_mnist
+    saved = None
+    with tempfile.TemporaryFile() as captured:
+        try:
+            sys.stderr.flush()
+            saved = os.dup(2)
+            os.dup2(captured.fileno(), 2)
+        except (OSError, ValueError):  # no real stderr (an embedding host): import plainly
+            saved = None
+        try:
+            import recurrent_mnist
+
+            with contextlib.suppress(Exception):
+                import tensorflow as tf
+
+                tf.config.list_physical_devices()  # device probing prints its notices now
+        except BaseException:
+            if saved is not None:
+                os.dup2(saved, 2)
+                saved = None
+                captured.seek(0)
+                sys.stderr.write(captured.read().decode(errors="replace"))
+            raise
+        finally:
+            if saved is not None:
+                sys.stderr.flush()
+                os.dup2(saved, 2)
+                os.close(saved)
+    return recurrent_mnist
+
+
+def fail(message: str, code: int = EXIT_ERROR) -> typer.Exit:
+    """Prints one sentence to stderr and returns the Exit to raise."""
+    err_console.print(f"[bold red]Error:[/] {message}", highlight=False, soft_wrap=True)
+    return typer.Exit(code=code)
+
+
+def _os_error_sentence(exc: OSError) -> str:
+    target = exc.filename or "a file"
+    reason = exc.strerror or str(exc)
+    if getattr(exc, "errno", None) == 28:
+        reason = "no space left on the device"
+    return f"{target} cannot be written or read: {reason}"
+
+
+@contextlib.contextmanager
+def user_errors() -> Iterator[None]:
+    """Turns the library's user-facing errors and OS errors into one sentence and exit code 1."""
+    from recurrent_mnist.errors import RecurrentMnistError
+
+    try:
+        yield
+    except RecurrentMnistError as exc:
+        raise fail(str(exc)) from None
+    except OSError as exc:
+        raise fail(_os_error_sentence(exc)) from None
+
+
+def split_values(values: list[str] | None) -> list[str] | None:
+    """Accepts `--cells lstm gru`, `--cells lstm --cells gru` and `--cells lstm,gru`."""
+    if values is None:
+        return None
+    return [part for value in values for part in value.split(",") if part.strip()]
+
+
+class VariadicCommand(TyperCommand):
+    """A command whose repeatable options also take several values after one flag.
+
+    Click reads `--cells lstm gru` as `--cells lstm` and a stray `gru`; this
+    rewrites it to `--cells lstm --cells gru` before Click parses.
+    """
+
+    def parse_args(self, ctx, args):
+        flags = {
+            opt
+            for param in self.params
+            if getattr(param, "multiple", False)
+            for opt in getattr(param, "opts", [])
+            if opt.startswith("--")
+        }
+        rewritten, current, index = [], None, 0
+        while index < len(args):
+            token = args[index]
+            if token == "--":
+                rewritten.extend(args[index:])
+                break
+            if token in flags:
+                current = token
+                rewritten.append(token)
+                if index + 1 < len(args):
+                    rewritten.append(args[index + 1])
+                    index += 1
+            elif current is not None and not token.startswith("-"):
+                rewritten.extend([current, token])
+            else:
+                current = None
+                rewritten.append(token)
+            index += 1
+        return super().parse_args(ctx, rewritten)

@@ -1,0 +1,175 @@
+"""Rich views of the library's progress events and result frames."""
+
+from __future__ import annotations
+
+import math
+
+from rich import box
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TaskProgressColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+
+
+def _num(value, digits=4) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "–"
+    return f"{value:.{digits}f}"
+
+
+class BenchProgress:
+    """Shows a bench run: one bar over the variants, one over the current variant's
+    training steps with epoch, live accuracy and ETA, and a line per finished epoch."""
+
+    def __init__(self, console: Console):
+        self.console = console
+        self.progress = Progress(
+            SpinnerColumn(),
+            TextColumn("{task.description}"),
+            BarColumn(),
+            TaskProgressColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[status]}"),
+            TimeElapsedColumn(),
+            TextColumn("ETA"),
+            TimeRemainingColumn(),
+            console=console,
+            transient=False,
+        )
+        self.overall = None
+        self.current = None
+        self.run_dir = None
+        self.finished = 0
+        self.kept = 0
+        self._epochs = 1
+
+    def __enter__(self):
+        self.progress.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        return self.progress.__exit__(*exc)
+
+    def __call__(self, event: dict) -> None:
+        handler = getattr(self, "_on_" + event["event"], None)
+        if handler is not None:
+            handler(event)
+
+    def _label(self, event) -> str:
+        return f"{event['cell']} seed {event['seed']} ({event['index']}/{event['total']})"
+
+    def _on_run_start(self, event):
+        self.run_dir = event["run_dir"]
+        self.kept = event["kept"]
+        data = event["dataset"]
+        self.console.print(
+            f"Data set [bold]{data['name']}[/]: {data['train_size']:,} train / {data['test_size']:,} test "
+            f"images {data['image_shape'][0]}x{data['image_shape'][1]} from {data['source']}",
+            highlight=False,
+        )
+        self.console.print(
+            f"Results in [bold]{self.run_dir}[/]: {event['total']} variant(s), {event['kept']} already finished",
+            highlight=False,
+        )
+        self.overall = self.progress.add_task("variants", total=event["total"], completed=event["kept"], status="")
+
+    def _on_variant_kept(self, event):
+        self.console.print(f"[dim]kept {event['cell']} seed {event['seed']} from an earlier run[/]")
+
+    def _on_variant_start(self, event):
+        self._epochs = event["epochs"]
+        if self.current is not None:
+            self.progress.remove_task(self.current)
+        self.current = self.progress.add_task(self._label(event), total=None, status="starting")
+
+    def _on_epoch_begin(self, event):
+        total = event["epochs"] * event["steps"]
+        done = (event["epoch"] - 1) * event["steps"]
+        self.progress.update(
+            self.current, total=total, completed=done, status=f"epoch {event['epoch']}/{event['epochs']}"
+        )
+
+    def _on_batch(self, event):
+        done = (event["epoch"] - 1) * event["steps"] + event["step"]
+        self.progress.update(
+            self.current,
+            completed=done,
+            status=f"epoch {event['epoch']}/{self._epochs} acc {_num(event.get('accuracy'), 3)}",
+        )
+
+    def _on_epoch_end(self, event):
+        logs = event["logs"]
+        self.console.print(
+            f"  {event['cell']} seed {event['seed']} epoch {event['epoch']}/{event['epochs']}: "
+            f"loss {_num(logs.get('loss'))} acc {_num(logs.get('accuracy'))} "
+            f"val_acc {_num(logs.get('val_accuracy'))} ({event['epoch_time_s']:.1f} s)",
+            highlight=False,
+        )
+
+    def _on_variant_end(self, event):
+        row = event["row"]
+        self.finished += 1
+        if self.current is not None:
+            self.progress.remove_task(self.current)
+            self.current = None
+        self.progress.advance(self.overall)
+        if row.get("status") == "ok":
+            self.console.print(
+                f"[green]✓[/] {event['cell']} seed {event['seed']}: test accuracy {_num(row.get('test_accuracy'))}, "
+                f"epoch {_num(row.get('epoch_time_s'), 2)} s",
+                highlight=False,
+            )
+        else:
+            self.console.print(
+                f"[red]✗[/] {event['cell']} seed {event['seed']} failed: {row.get('error')}", highlight=False
+            )
+
+
+# The terminal shows the columns people scan first; summary.md has them all.
+TERMINAL_COLUMNS = [
+    # (header, metric, digits)
+    ("test acc", "test_accuracy", 4),
+    ("epoch s", "epoch_time_s", 2),
+    ("1st epoch s", "first_epoch_s", 2),
+    ("train/s", "train_samples_per_s", 0),
+    ("infer/s", "infer_samples_per_s", 0),
+    ("p50 ms", "latency_ms_p50", 2),
+    ("RSS MB", "peak_rss_mb", 0),
+]
+
+
+def summary_table(summary, title: str) -> Table:
+    from recurrent_mnist.reporting import mean_std
+
+    table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
+    for header in ("cell", "seeds", *(h for h, _, _ in TERMINAL_COLUMNS)):
+        table.add_column(header, justify="left" if header in ("cell", "seeds") else "right", no_wrap=True)
+    for record in summary.to_dict("records"):
+        seeds = str(record["seeds"]) + (f" ({record['failed']} failed)" if record["failed"] else "")
+        table.add_row(
+            record["cell"], seeds, *(mean_std(record, metric, digits) for _, metric, digits in TERMINAL_COLUMNS)
+        )
+    return table
+
+
+def files_line(run_dir, files) -> str:
+    names = [str(p.relative_to(run_dir)) if p.is_relative_to(run_dir) else str(p) for p in files]
+    return f"Wrote {', '.join(names)} in {run_dir}"
+
+
+def confusion_table(matrix, class_names) -> Table:
+    table = Table(title="Confusion matrix (rows: true class, columns: predicted)", title_justify="left")
+    table.add_column("true \\ pred", justify="left")
+    for name in class_names:
+        table.add_column(name[:7], justify="right")
+    for i, (name, counts) in enumerate(zip(class_names, matrix, strict=True)):
+        table.add_row(name, *(f"[bold]{c}[/]" if j == i else str(c) for j, c in enumerate(counts)))
+    return table
