@@ -1,0 +1,39 @@
+"""Shared fixtures: quiet TensorFlow, the embedded sample, small synthetic images."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras
+import numpy as np
+import pytest
+
+from recurrent_mnist import datasets
+
+
+@pytest.fixture(autouse=True)
+def _seeded():
+    keras.utils.set_random_seed(1234)
+
+
+@pytest.fixture(scope="session")
+def sample() -> datasets.Dataset:
+    """The embedded 5,000-digit MNIST sample."""
+    return datasets.load("mnist-sample")
+
+
+@pytest.fixture
+def images() -> np.ndarray:
+    """Eight random uint8 images of 28 x 28."""
+    return np.random.default_rng(0).integers(0, 256, size=(8, 28, 28), dtype=np.uint8)
+
+
+@pytest.fixture
+def keras_home(tmp_path, monkeypatch):
+    """An empty Keras cache, so that no test finds a real download."""
+    home = tmp_path / "keras-home"
+    monkeypatch.setenv("KERAS_HOME", str(home))
+    monkeypatch.setattr(datasets, "keras_cache_dirs", lambda: [home / "datasets"])
+    return home

@@ -1,0 +1,148 @@
+"""The bench: every documented file and column, resuming, configuration keys, isolation."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import pandas as pd
+import pytest
+
+from recurrent_mnist.bench import BenchConfig, default_run_name, rebuild_report, run_bench
+from recurrent_mnist.errors import ConfigError, ResultsError
+from recurrent_mnist.reporting import RUNS_COLUMNS
+
+TINY = dict(dataset="mnist-sample", units=8, epochs=2, batch_size=256)
+
+
+@pytest.fixture
+def small_sample(sample):
+    """A fifth of the sample keeps each variant to a couple of seconds."""
+    return dataclasses.replace(
+        sample,
+        x_train=sample.x_train[:800],
+        y_train=sample.y_train[:800],
+        x_test=sample.x_test[:200],
+        y_test=sample.y_test[:200],
+    )
+
+
+def run(tmp_path, config, dataset, **kwargs):
+    return run_bench(config, results_dir=tmp_path, run_name="run", isolate=False, dataset=dataset, **kwargs)
+
+
+def test_every_documented_file_and_column(tmp_path, small_sample):
+    events = []
+    config = BenchConfig(cells=("lstm", "gru", "simple_rnn"), seeds=(0, 1), **TINY)
+    result = run(tmp_path, config, small_sample, progress=events.append)
+    folder = tmp_path / "run"
+    for name in (
+        "runs.csv",
+        "summary.csv",
+        "summary.md",
+        "history.csv",
+        "environment.json",
+        "learning_curves.png",
+        "accuracy_vs_time.png",
+    ):
+        assert (folder / name).stat().st_size > 0, name
+    runs = pd.read_csv(folder / "runs.csv")
+    assert list(runs.columns[: len(RUNS_COLUMNS)]) == RUNS_COLUMNS
+    assert len(runs) == 6 and set(runs["status"]) == {"ok"}
+    assert runs.groupby("cell")["seed"].apply(sorted).to_dict() == {c: [0, 1] for c in ("gru", "lstm", "simple_rnn")}
+    assert runs.loc[runs.cell == "lstm", "params"].iloc[0] == 4 * (8 * (28 + 8) + 8) + 9 * 10
+    assert runs.loc[runs.cell == "gru", "params"].iloc[0] == 3 * 8 * (28 + 8 + 2) + 9 * 10
+    assert runs.loc[runs.cell == "simple_rnn", "params"].iloc[0] == 8 * (28 + 8) + 8 + 9 * 10
+    assert (runs["test_accuracy"].between(0, 1)).all() and (runs["epoch_time_s"] > 0).all()
+    assert (runs["dataset_sha256"] == small_sample.sha256).all()
+
+    summary = pd.read_csv(folder / "summary.csv")
+    assert list(summary["rank"]) == [1, 2, 3]
+    assert summary["test_accuracy_mean"].is_monotonic_decreasing
+    assert (summary["seeds"] == 2).all() and summary["test_accuracy_std"].notna().all()
+    assert "± " in (folder / "summary.md").read_text()
+
+    history = pd.read_csv(folder / "history.csv")
+    assert len(history) == 6 * 2
+    assert {"loss", "accuracy", "val_loss", "val_accuracy", "epoch_time_s"} <= set(history.columns)
+
+    environment = json.loads((folder / "environment.json").read_text())
+    for key in ("python", "versions", "cpu", "threads", "devices", "command", "dataset", "seeds", "git_commit"):
+        assert key in environment
+    assert environment["dataset"]["sha256"] == small_sample.sha256
+    assert environment["versions"]["keras"]
+
+    assert [e["event"] for e in events].count("variant_end") == 6
+    assert any(e["event"] == "epoch_end" for e in events)
+    assert result.trained == 6 and result.kept == 0
+
+
+def test_rerun_resumes_and_keeps_finished_rows_unchanged(tmp_path, small_sample):
+    config = BenchConfig(cells=("lstm", "gru"), **TINY)
+    run(tmp_path, BenchConfig(cells=("lstm",), **TINY), small_sample)
+    before = (tmp_path / "run" / "variants").glob("lstm-*.json")
+    lstm_file = next(before)
+    lstm_bytes = lstm_file.read_bytes()
+    result = run(tmp_path, config, small_sample)
+    assert (result.kept, result.trained) == (1, 1)
+    assert lstm_file.read_bytes() == lstm_bytes
+    again = run(tmp_path, config, small_sample)
+    assert (again.kept, again.trained) == (2, 0)
+    runs = pd.read_csv(tmp_path / "run" / "runs.csv")
+    assert sorted(runs["cell"]) == ["gru", "lstm"]
+
+
+def test_another_configuration_never_mixes_into_a_run(tmp_path, small_sample):
+    run(tmp_path, BenchConfig(cells=("gru",), **TINY), small_sample)
+    changed = BenchConfig(cells=("gru",), **{**TINY, "epochs": 1})
+    with pytest.raises(ResultsError, match=r"another configuration.*epochs: 1 now, 2 there"):
+        run(tmp_path, changed, small_sample)
+    result = run(tmp_path, changed, small_sample, fresh=True)
+    assert result.trained == 1
+    assert pd.read_csv(tmp_path / "run" / "runs.csv")["epochs"].tolist() == [1]
+
+
+def test_default_run_names_differ_by_configuration(small_sample):
+    a = default_run_name(BenchConfig(**TINY), small_sample.sha256)
+    b = default_run_name(BenchConfig(**{**TINY, "dropout": 0.1}), small_sample.sha256)
+    assert a != b and a.startswith("mnist-sample-u8-l1-b256-e2-")
+    # Cells and seeds are not part of the name: several processes can fill one run.
+    assert a == default_run_name(BenchConfig(**TINY, cells=("gru",), seeds=(4,)), small_sample.sha256)
+
+
+def test_rebuild_report_from_variant_files(tmp_path, small_sample):
+    run(tmp_path, BenchConfig(cells=("simple_rnn",), **TINY), small_sample)
+    (tmp_path / "run" / "runs.csv").unlink()
+    result = rebuild_report(tmp_path / "run")
+    assert len(result.runs) == 1 and (tmp_path / "run" / "runs.csv").exists()
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"cells": ()}, "cells is empty"),
+        ({"seeds": ()}, "seeds is empty"),
+        ({"dataset": "cifar"}, "unknown data set"),
+        ({"cells": ("lstm", "bogus")}, "Unknown cell 'bogus'"),
+        ({"epochs": 0}, "epochs"),
+    ],
+)
+def test_invalid_bench_configuration(kwargs, message):
+    with pytest.raises(ConfigError, match=message):
+        BenchConfig(**{**TINY, **kwargs})
+
+
+def test_unwritable_results_folder_is_one_sentence(tmp_path, small_sample):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    with pytest.raises(ResultsError, match=f"results folder {blocker}.*cannot be created or written"):
+        run_bench(BenchConfig(**TINY), results_dir=blocker, run_name="run", isolate=False, dataset=small_sample)
+
+
+@pytest.mark.slow
+def test_isolated_variant_runs_in_its_own_process(tmp_path):
+    result = run_bench(BenchConfig(cells=("gru",), **{**TINY, "epochs": 1}), results_dir=tmp_path, run_name="iso")
+    row = result.runs.iloc[0]
+    assert row["status"] == "ok" and bool(row["isolated"])
+    assert row["peak_rss_mb"] > 100  # a process of its own, with TensorFlow loaded
+    assert (tmp_path / "iso" / "logs").is_dir()

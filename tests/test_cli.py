@@ -1,0 +1,193 @@
+"""The recurrent-mnist command line: help, parsing, a tiny real run, and clear errors."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+from recurrent_mnist_cli.app import app
+from typer.testing import CliRunner
+
+import recurrent_mnist.bench
+
+runner = CliRunner()
+
+
+def invoke(*args: str):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+def test_help_lists_the_commands():
+    result = invoke("--help")
+    assert result.exit_code == 0
+    for command in ("bench", "report", "train", "evaluate", "datasets"):
+        assert command in result.output
+
+
+def test_version():
+    result = invoke("--version")
+    assert result.exit_code == 0
+    assert result.output.startswith("recurrent-mnist ")
+
+
+def test_bench_help_documents_the_contract_options():
+    result = invoke("bench", "--help")
+    assert result.exit_code == 0
+    for option in (
+        "--cells",
+        "--dataset",
+        "--data-dir",
+        "--epochs",
+        "--batch-size",
+        "--units",
+        "--layers",
+        "--bidirectional",
+        "--dropout",
+        "--learning-rate",
+        "--seeds",
+        "--results-dir",
+        "--run-name",
+        "--preset",
+        "--fresh",
+    ):
+        assert option in result.output
+
+
+@pytest.fixture
+def captured_bench(monkeypatch, tmp_path):
+    """Replaces the expensive run with one that records what it was given."""
+    calls = []
+
+    def fake_run_bench(config, **kwargs):
+        calls.append((config, kwargs))
+        empty = pd.DataFrame()
+        return recurrent_mnist.bench.BenchResult(
+            run_dir=tmp_path,
+            runs=empty,
+            summary=recurrent_mnist.reporting.summary_frame(empty),
+            history=empty,
+            files=[],
+        )
+
+    monkeypatch.setattr(recurrent_mnist.bench, "run_bench", fake_run_bench)
+    return calls
+
+
+@pytest.mark.parametrize(
+    "cells",
+    [
+        ["--cells", "lstm", "gru"],
+        ["--cells", "lstm", "--cells", "gru"],
+        ["--cells", "lstm,gru"],
+        ["--cells", "LSTM", "GRU"],
+    ],
+)
+def test_cells_take_several_values_in_every_spelling(captured_bench, cells):
+    result = invoke("bench", *cells, "--seeds", "0", "1", "2", "--dataset", "mnist-sample")
+    assert result.exit_code == 0, result.output
+    config, _ = captured_bench[0]
+    assert config.cells == ("lstm", "gru")
+    assert config.seeds == (0, 1, 2)
+
+
+def test_bench_defaults(captured_bench):
+    result = invoke("bench")
+    assert result.exit_code == 0, result.output
+    config, kwargs = captured_bench[0]
+    assert config.cells == ("lstm", "gru", "simple_rnn")
+    assert config.dataset == "mnist" and config.seeds == (0,)
+    assert config.epochs == 10 and config.units == 128 and config.batch_size == 128
+    assert str(kwargs["results_dir"]) == "results" and kwargs["run_name"] is None and not kwargs["fresh"]
+    assert kwargs["isolate"] is True
+
+
+def test_tutorial_preset_and_overrides(captured_bench):
+    result = invoke("bench", "--preset", "tutorial", "--epochs", "3", "--dataset", "mnist-sample")
+    assert result.exit_code == 0, result.output
+    config, _ = captured_bench[0]
+    assert (config.cells, config.units, config.batch_size, config.learning_rate, config.epochs) == (
+        ("lstm",),
+        100,
+        50,
+        1e-4,
+        3,
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--epochs", "0"], "--epochs"),
+        (["--units", "-3"], "--units"),
+        (["--batch-size", "0"], "--batch-size"),
+        (["--layers", "0"], "--layers"),
+        (["--dropout", "1.0"], "--dropout"),
+        (["--learning-rate", "0"], "--learning-rate"),
+        (["--cells", "transformer"], "Unknown cell 'transformer'"),
+        (["--dataset", "cifar"], "--dataset"),
+        (["--seeds"], "--seeds"),
+        (["--seeds", "-1"], "--seeds"),
+        (["--preset", "huge"], "--preset"),
+    ],
+)
+def test_bad_options_are_usage_errors_without_traceback(captured_bench, args, message):
+    result = invoke("bench", *args)
+    assert result.exit_code == 2, result.output
+    assert message in result.output
+    assert "Traceback" not in result.output
+    assert not captured_bench
+
+
+def test_a_missing_data_folder_is_one_sentence_and_writes_nothing(tmp_path):
+    results = tmp_path / "results"
+    result = invoke("bench", "--dataset", "mnist", "--data-dir", tmp_path / "absent", "--results-dir", results)
+    assert result.exit_code == 1
+    assert "absent does not exist" in result.output
+    assert "Traceback" not in result.output
+    assert not results.exists()
+
+
+def test_tiny_bench_on_the_embedded_sample(tmp_path):
+    result = invoke(
+        "bench",
+        "--cells",
+        "lstm",
+        "gru",
+        "--dataset",
+        "mnist-sample",
+        "--epochs",
+        "1",
+        "--units",
+        "8",
+        "--in-process",
+        "--no-measure-inference",
+        "--results-dir",
+        tmp_path,
+        "--run-name",
+        "tiny",
+    )
+    assert result.exit_code == 0, result.output
+    runs = pd.read_csv(tmp_path / "tiny" / "runs.csv")
+    assert sorted(runs["cell"]) == ["gru", "lstm"]
+    assert (runs["status"] == "ok").all()
+    assert "Summary" in result.output and "lstm" in result.output
+
+
+def test_datasets_lists_and_checks():
+    listing = invoke("datasets")
+    assert listing.exit_code == 0 and "fashion-mnist" in listing.output
+    check = invoke("datasets", "--check", "mnist-sample")
+    assert check.exit_code == 0, check.output
+    assert "sha256" in check.output and "4,000 train" in check.output
+
+
+def test_evaluate_a_missing_model_file(tmp_path):
+    result = invoke("evaluate", tmp_path / "missing.keras", "--dataset", "mnist-sample")
+    assert result.exit_code == 1
+    assert "missing.keras does not exist" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_report_on_a_folder_without_a_run(tmp_path):
+    result = invoke("report", tmp_path)
+    assert result.exit_code == 1
+    assert "holds no bench run" in result.output

@@ -1,0 +1,209 @@
+"""RowSequenceClassifier: shapes, dtypes, configuration, composition, saving."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from recurrent_mnist import RowSequenceClassifier, available_cells, register_cell
+from recurrent_mnist.cells import canonical_cell_name
+
+CELLS = ["lstm", "gru", "simple_rnn"]
+
+
+def expected_params(cell: str, units: int, features: int, classes: int = 10, bidirectional=False) -> int:
+    """Keras's parameter formulas for one recurrent layer and the dense head."""
+    recurrent = {
+        "lstm": 4 * (units * (features + units) + units),
+        "gru": 3 * units * (features + units + 2),  # reset_after=True: two bias vectors
+        "simple_rnn": units * (features + units) + units,
+    }[cell]
+    directions = 2 if bidirectional else 1
+    return directions * recurrent + (directions * units + 1) * classes
+
+
+@pytest.mark.parametrize("cell", CELLS)
+def test_every_cell_returns_logits_with_keras_parameter_count(cell, images):
+    model = RowSequenceClassifier(cell, units=16)
+    logits = model(images)
+    assert logits.shape == (8, 10)
+    assert model.count_params() == expected_params(cell, 16, 28)
+    # Logits, not probabilities: rows do not sum to one.
+    assert not np.allclose(np.sum(np.asarray(logits), axis=1), 1.0)
+
+
+def test_aliases_name_the_same_cell():
+    assert canonical_cell_name("rnn") == canonical_cell_name("SimpleRNN") == "simple_rnn"
+    assert canonical_cell_name("LSTM") == "lstm"
+    assert RowSequenceClassifier("simplernn", units=4).cell == "simple_rnn"
+
+
+def test_unknown_cell_names_the_value_and_the_valid_names():
+    with pytest.raises(ValueError, match=r"Unknown cell 'transformer'.*lstm, gru, simple_rnn"):
+        RowSequenceClassifier("transformer")
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"units": 0}, "units"),
+        ({"units": 2.5}, "units"),
+        ({"num_layers": 0}, "num_layers"),
+        ({"num_classes": 0}, "num_classes"),
+        ({"dropout": 1.0}, "dropout"),
+        ({"recurrent_dropout": -0.1}, "recurrent_dropout"),
+        ({"rescale": 0}, "rescale"),
+        ({"bidirectional": "yes"}, "bidirectional"),
+        ({"cell": 3}, "cell"),
+    ],
+)
+def test_invalid_arguments_name_the_argument_and_value(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        RowSequenceClassifier(**kwargs)
+
+
+def test_inputs_with_a_channel_axis_uint8_float_and_tensors_agree(images):
+    model = RowSequenceClassifier("gru", units=8)
+    reference = np.asarray(model(images))
+    as_float = images.astype("float32")
+    for variant in (
+        images[..., None],
+        as_float,
+        as_float.astype("float64"),
+        tf.constant(images),
+        tf.constant(as_float[..., None]),
+    ):
+        np.testing.assert_allclose(np.asarray(model(variant)), reference, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(model.predict(images, verbose=0), reference, rtol=1e-5, atol=1e-5)
+
+
+def test_rescaling_happens_inside_the_model_and_can_be_switched_off(images):
+    scaled = RowSequenceClassifier("lstm", units=8)
+    raw = RowSequenceClassifier("lstm", units=8, rescale=None)
+    raw.build(images.shape)
+    scaled.build(images.shape)
+    raw.set_weights(scaled.get_weights())
+    np.testing.assert_allclose(np.asarray(raw(images / 255.0)), np.asarray(scaled(images)), rtol=1e-5, atol=1e-6)
+
+
+def test_other_image_sizes_and_sequence_lengths():
+    model = RowSequenceClassifier("lstm", units=8, num_classes=3)
+    wide = np.zeros((2, 10, 12), dtype=np.uint8)
+    assert model(wide).shape == (2, 3)
+    assert model.count_params() == expected_params("lstm", 8, 12, classes=3)
+    # More rows (time steps) of the same width run through the same weights.
+    assert model(np.zeros((2, 40, 12), dtype=np.uint8)).shape == (2, 3)
+
+
+def test_bad_input_rank_is_a_clear_error():
+    model = RowSequenceClassifier("gru", units=4)
+    with pytest.raises(ValueError, match=r"\(N, H, W\) or \(N, H, W, 1\)"):
+        model.build((None, 784))
+
+
+def test_build_creates_the_weights():
+    model = RowSequenceClassifier("gru", units=8, num_layers=2)
+    model.build((None, 28, 28))
+    assert model.built
+    assert model.count_params() == (3 * 8 * (28 + 8 + 2)) + (3 * 8 * (8 + 8 + 2)) + (8 + 1) * 10
+
+
+def test_stacked_bidirectional_dropout_options(images):
+    model = RowSequenceClassifier("lstm", units=6, num_layers=2, bidirectional=True, dropout=0.2, recurrent_dropout=0.1)
+    assert model(images, training=True).shape == (8, 10)
+    first = 2 * 4 * (6 * (28 + 6) + 6)
+    second = 2 * 4 * (6 * (12 + 6) + 6)
+    assert model.count_params() == first + second + (12 + 1) * 10
+
+
+def test_a_layer_instance_plugs_in_and_round_trips(images):
+    model = RowSequenceClassifier(keras.layers.GRU(12, dropout=0.1, reset_after=False), num_layers=2)
+    assert model(images).shape == (8, 10)
+    config = model.get_config()
+    json.dumps(config)  # plain JSON
+    assert config["cell"]["class_name"] == "GRU"
+    clone = RowSequenceClassifier.from_config(config)
+    assert clone.get_config() == config
+    clone.build(images.shape)
+    assert clone.count_params() == model.count_params()
+
+
+def test_layer_instance_rules_are_explained():
+    with pytest.raises(ValueError, match="units"):
+        RowSequenceClassifier(keras.layers.LSTM(4), units=8)
+    with pytest.raises(ValueError, match="return_sequences"):
+        RowSequenceClassifier(keras.layers.LSTM(4, return_sequences=True))
+    with pytest.raises(ValueError, match="RNN layer"):
+        RowSequenceClassifier(keras.layers.Dense(4))
+
+
+@pytest.mark.parametrize("cell", CELLS)
+def test_config_round_trip_is_plain_json(cell):
+    model = RowSequenceClassifier(cell, units=5, num_layers=2, bidirectional=True, dropout=0.1, rescale=None)
+    config = model.get_config()
+    assert json.loads(json.dumps(config)) == config
+    assert RowSequenceClassifier.from_config(config).get_config() == config
+
+
+def test_registered_cells_are_listed_and_usable(images):
+    def tiny_lstm(units, **kwargs):
+        return keras.layers.LSTM(units // 2, **kwargs)
+
+    register_cell("half_lstm_for_test", tiny_lstm, overwrite=True)
+    assert "half_lstm_for_test" in available_cells()
+    model = RowSequenceClassifier("half_lstm_for_test", units=8)
+    assert model(images).shape == (8, 10)
+    with pytest.raises(ValueError, match="already registered"):
+        register_cell("half_lstm_for_test", tiny_lstm)
+
+
+def test_works_as_a_layer_in_a_functional_model(images):
+    inputs = keras.Input((28, 28), dtype="uint8")
+    logits = RowSequenceClassifier("gru", units=8)(inputs)
+    outputs = keras.layers.Softmax()(logits)
+    model = keras.Model(inputs, outputs)
+    probabilities = model.predict(images, verbose=0)
+    assert probabilities.shape == (8, 10)
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-5)
+
+
+def test_many_models_in_one_process_train(images):
+    """The TF1 script died on its second run: `Variable rnn/basic_lstm_cell/kernel already exists`."""
+    labels = np.arange(8) % 10
+    for _ in range(3):
+        model = RowSequenceClassifier("lstm", units=8)
+        model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+        history = model.fit(images, labels, epochs=1, verbose=0)
+        assert np.isfinite(history.history["loss"][0])
+
+
+def test_mixed_precision_keeps_float32_logits(images):
+    model = RowSequenceClassifier("gru", units=8, dtype="mixed_bfloat16")
+    assert model(images).dtype == "float32"
+
+
+def test_saved_model_loads_with_safe_mode_in_a_new_process(tmp_path, sample):
+    model = RowSequenceClassifier("gru", units=16, num_layers=2, bidirectional=True)
+    model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
+    model.fit(sample.x_train[:256], sample.y_train[:256], epochs=1, batch_size=64, verbose=0)
+    path = tmp_path / "model.keras"
+    model.save(path)
+    x = sample.x_test[:32]
+    np.save(tmp_path / "x.npy", x)
+    expected = model.predict(x, verbose=0)
+    script = textwrap.dedent(f"""
+        import numpy as np, keras
+        import recurrent_mnist  # registers the classes
+        model = keras.saving.load_model({str(path)!r})  # safe_mode=True is the default
+        assert type(model).__name__ == "RowSequenceClassifier", type(model)
+        np.save({str(tmp_path / "out.npy")!r}, model.predict(np.load({str(tmp_path / "x.npy")!r}), verbose=0))
+    """)
+    subprocess.run([sys.executable, "-c", script], check=True, capture_output=True, timeout=300)
+    np.testing.assert_allclose(np.load(tmp_path / "out.npy"), expected, rtol=1e-6, atol=1e-6)

@@ -1,0 +1,112 @@
+"""Training one variant: it learns, it is reproducible, and a diverging loss fails cleanly."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import keras
+import numpy as np
+import pytest
+
+from recurrent_mnist import register_cell
+from recurrent_mnist.errors import ConfigError
+from recurrent_mnist.training import TrainConfig, split_validation, steady_epoch_time, train_variant
+
+
+def test_training_on_the_sample_beats_chance_clearly(sample):
+    result = train_variant(sample, TrainConfig(cell="gru", units=64, epochs=3, batch_size=64, seed=0), measure=False)
+    row = result.row
+    assert row["status"] == "ok"
+    # Ten balanced classes: chance is 0.10.
+    assert row["test_accuracy"] > 0.6, row
+    assert [h["epoch"] for h in result.history] == [1, 2, 3]
+    assert result.history[-1]["loss"] < result.history[0]["loss"]
+
+
+def test_same_seed_same_numbers(sample):
+    config = TrainConfig(cell="lstm", units=8, epochs=1, batch_size=128, seed=3)
+    first = train_variant(sample, config, measure=False)
+    second = train_variant(sample, config, measure=False)
+    assert first.row["test_accuracy"] == second.row["test_accuracy"]
+    assert first.history[0]["loss"] == second.history[0]["loss"]
+
+
+def test_validation_split_comes_from_training_data_only(sample):
+    x_train, _, x_val, _ = split_validation(sample.x_train, sample.y_train, 0.1)
+    assert len(x_val) == 400 and len(x_train) == 3600
+    # No test image is used for validation; train and validation do not overlap.
+    flat = {bytes(img) for img in sample.x_test.reshape(len(sample.x_test), -1)}
+    assert not any(bytes(img) in flat for img in x_val.reshape(len(x_val), -1)[:50])
+    assert split_validation(sample.x_train, sample.y_train, 0.1)[2].tobytes() == x_val.tobytes()
+
+
+def test_measurements_are_reported(sample):
+    small = dataclasses.replace(sample, x_train=sample.x_train[:512], y_train=sample.y_train[:512])
+    row = train_variant(small, TrainConfig(cell="simple_rnn", units=8, epochs=2, batch_size=128)).row
+    for column in (
+        "epoch_time_s",
+        "first_epoch_s",
+        "train_samples_per_s",
+        "infer_samples_per_s",
+        "latency_ms_p50",
+        "latency_ms_p95",
+        "peak_rss_mb",
+        "params",
+        "best_val_accuracy",
+    ):
+        assert row[column] is not None and row[column] > 0, column
+    assert row["latency_ms_p95"] >= row["latency_ms_p50"]
+
+
+def test_steady_epoch_time_excludes_the_first_epoch():
+    assert steady_epoch_time([10.0, 2.0, 4.0, 3.0]) == 3.0
+    assert steady_epoch_time([5.0]) == 5.0
+    assert steady_epoch_time([]) is None
+
+
+class _Exploding(keras.layers.Layer):
+    """A recurrent stand-in whose output turns into NaN: a diverging training."""
+
+    def __init__(self, units, return_sequences=False, **kwargs):
+        kwargs.pop("dropout", None)
+        kwargs.pop("recurrent_dropout", None)
+        super().__init__(name=kwargs.get("name"))
+        self.return_sequences = return_sequences
+        self.inner = keras.layers.SimpleRNN(units, return_sequences=return_sequences)
+
+    def call(self, x, training=False):
+        return self.inner(x) * keras.ops.cast(np.nan, "float32")
+
+    def compute_output_shape(self, shape):
+        return self.inner.compute_output_shape(shape)
+
+    def build(self, shape):
+        self.inner.build(shape)
+
+
+def test_a_nan_loss_fails_the_variant_with_the_reason(sample):
+    register_cell("exploding_for_test", lambda units, **kw: _Exploding(units, **kw), overwrite=True)
+    result = train_variant(sample, TrainConfig(cell="exploding_for_test", units=4, epochs=3), measure=False)
+    assert result.row["status"] == "failed"
+    assert "loss became nan in epoch 1" in result.row["error"]
+    assert result.row["test_accuracy"] is None
+    assert result.row["epochs"] == 1
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("epochs", 0),
+        ("units", -1),
+        ("batch_size", 0),
+        ("num_layers", 0),
+        ("dropout", 1.0),
+        ("learning_rate", 0.0),
+        ("seed", -1),
+        ("cell", "nope"),
+        ("validation_split", 1.0),
+    ],
+)
+def test_invalid_training_configuration(field, value):
+    with pytest.raises(ConfigError, match=field if field != "cell" else "Unknown cell"):
+        TrainConfig(**{field: value})
