@@ -7,9 +7,9 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import keras  # noqa: E402
+import keras
 
-from recurrent_mnist import RowSequenceClassifier, datasets, register_cell  # noqa: E402
+from recurrent_mnist import RowSequenceClassifier, datasets, register_cell
 
 data = datasets.load("mnist-sample")
 

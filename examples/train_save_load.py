@@ -10,10 +10,10 @@ import tempfile
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
+import keras
+import numpy as np
 
-from recurrent_mnist import RowSequenceClassifier, datasets  # noqa: E402
+from recurrent_mnist import RowSequenceClassifier, datasets
 
 parser = argparse.ArgumentParser()
 parser.add_argument("--epochs", type=int, default=2)
