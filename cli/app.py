@@ -41,6 +41,11 @@ class DatasetName(StrEnum):
     mnist_sample = "mnist-sample"
 
 
+class StrategyName(StrEnum):
+    default = "default"
+    mirrored = "mirrored"
+
+
 class PresetName(StrEnum):
     tutorial = "tutorial"
     quick = "quick"
@@ -156,6 +161,23 @@ ValidationOpt = Annotated[
         show_default=False,
     ),
 ]
+StrategyOpt = Annotated[
+    StrategyName,
+    typer.Option(
+        help="tf.distribute strategy: 'mirrored' splits each batch over every GPU (or logical CPU device).",
+        rich_help_panel=TRAINING,
+    ),
+]
+ImportOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--import",
+        help="Python module(s) to import first, e.g. one that registers custom cells with "
+        "recurrent_mnist.register_cell (imported in every training process too).",
+        rich_help_panel=MODEL,
+        show_default=False,
+    ),
+]
 EarlyStoppingOpt = Annotated[
     int | None,
     typer.Option(
@@ -166,6 +188,18 @@ EarlyStoppingOpt = Annotated[
         show_default=False,
     ),
 ]
+
+
+def _import_modules(modules: list[str] | None) -> tuple[str, ...]:
+    from recurrent_mnist.cells import import_cell_modules
+    from recurrent_mnist.errors import ConfigError
+
+    modules = tuple(split_values(modules) or ())
+    try:
+        import_cell_modules(modules)
+    except ConfigError as exc:
+        raise typer.BadParameter(str(exc), param_hint="'--import'") from None
+    return modules
 
 
 def _cell_names(values: list[str] | None) -> list[str] | None:
@@ -225,6 +259,8 @@ def bench(
             show_default=False,
         ),
     ] = None,
+    strategy: StrategyOpt = StrategyName.default,
+    imports: ImportOpt = None,
     preset: Annotated[
         PresetName | None,
         typer.Option(
@@ -285,6 +321,7 @@ def bench(
 
     from recurrent_mnist.bench import BenchConfig, run_bench
 
+    modules = _import_modules(imports)
     cell_names = _cell_names(cells)
     with user_errors():
         config = BenchConfig.from_preset(
@@ -303,6 +340,7 @@ def bench(
             validation_split=validation_split,
             early_stopping=early_stopping,
             target_accuracy=target_accuracy,
+            strategy=strategy.value,
         )
         view = BenchProgress(console)
         try:
@@ -318,6 +356,7 @@ def bench(
                     measure=measure_inference,
                     progress=view,
                     command=["recurrent-mnist", *sys.argv[1:]],
+                    imports=modules,
                 )
         except KeyboardInterrupt as exc:
             where = view.run_dir or "the results folder"
@@ -412,6 +451,8 @@ def train(
     seed: Annotated[
         int, typer.Option(min=0, help="Seed for weights, shuffling and dropout.", rich_help_panel=TRAINING)
     ] = 0,
+    strategy: StrategyOpt = StrategyName.default,
+    imports: ImportOpt = None,
     output: Annotated[
         Path, typer.Option(help="Where to save the trained model (.keras).", rich_help_panel=OUTPUT)
     ] = Path("model.keras"),
@@ -425,6 +466,7 @@ def train(
     from recurrent_mnist.single import train_and_save
     from recurrent_mnist.training import TrainConfig
 
+    _import_modules(imports)
     (cell_name,) = _cell_names([cell]) or ["lstm"]
     overrides = {
         k: v
@@ -443,7 +485,7 @@ def train(
         if v is not None
     }
     with user_errors():
-        config = TrainConfig(cell=cell_name, seed=seed, **overrides)
+        config = TrainConfig(cell=cell_name, seed=seed, strategy=strategy.value, **overrides)
         if output.suffix != ".keras":
             raise fail(f"--output {output} must end in .keras")
 
@@ -506,6 +548,8 @@ def evaluate(
         highlight=False,
     )
     console.print(confusion_table(result.confusion, result.class_names))
+
+
 
 
 def main() -> None:

@@ -13,6 +13,7 @@ import os
 import sys
 import traceback
 
+from recurrent_mnist.cells import import_cell_modules
 from recurrent_mnist.datasets import Dataset, load
 from recurrent_mnist.environment import provenance
 from recurrent_mnist.errors import DatasetError
@@ -21,6 +22,7 @@ from recurrent_mnist.training import TrainConfig, train_variant
 
 def execute(spec: dict, emit, dataset: Dataset | None = None) -> dict:
     """Trains the variant `spec` describes; a Python error fails the variant, not the run."""
+    import_cell_modules(spec.get("imports", ()))
     config = TrainConfig(**spec["train_config"])
     try:
         if dataset is None:

@@ -83,6 +83,7 @@ class BenchConfig:
     early_stopping: int | None = None
     target_accuracy: float | None = None
     steps_per_execution: int = 1
+    strategy: str = "default"
     preset: str | None = None
 
     def __post_init__(self):
@@ -348,6 +349,7 @@ def run_bench(
     progress: Progress | None = None,
     command: list[str] | None = None,
     dataset: Dataset | None = None,
+    imports: tuple[str, ...] = (),
 ) -> BenchResult:
     """Trains every variant of `config` that the run folder does not hold yet, and builds the tables.
 
@@ -363,6 +365,8 @@ def run_bench(
         progress: receives progress events (dicts with an `"event"` key).
         command: the command line recorded in environment.json.
         dataset: an already loaded data set (it must be `config.dataset`).
+        imports: modules that register custom cells, imported in every
+            training process too (see `cells.import_cell_modules`).
 
     Returns:
         A `BenchResult` with the tables of every variant in the run folder.
@@ -430,6 +434,7 @@ def run_bench(
             "dataset_sha256": dataset.sha256,
             "train_config": variant.to_dict(),
             "measure": measure,
+            "imports": list(imports),
         }
 
         def forward(event, label=label):

@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable
 
 import keras
 
-__all__ = ["available_cells", "canonical_cell_name", "get_cell_factory", "register_cell"]
+__all__ = ["available_cells", "canonical_cell_name", "get_cell_factory", "import_cell_modules", "register_cell"]
 
 CellFactory = Callable[..., keras.layers.Layer]
 
@@ -88,6 +88,26 @@ def get_cell_factory(name: str) -> CellFactory:
 def available_cells() -> tuple[str, ...]:
     """The registered cell names, without aliases, in registration order."""
     return tuple(_FACTORIES)
+
+
+def import_cell_modules(modules: Iterable[str]) -> None:
+    """Imports modules that register cells (`register_cell`) as a side effect.
+
+    The CLI's `--import` option uses this, in the main process and in every
+    isolated training process, so that named custom cells resolve everywhere.
+
+    Raises:
+        ConfigError: a module cannot be imported.
+    """
+    import importlib
+
+    from recurrent_mnist.errors import ConfigError
+
+    for module in modules:
+        try:
+            importlib.import_module(module)
+        except Exception as exc:  # noqa: BLE001 - any failure of user code becomes one sentence
+            raise ConfigError(f"--import {module} failed: {type(exc).__name__}: {exc}") from None
 
 
 def _keras_layer(layer_class: type[keras.layers.Layer]) -> CellFactory:

@@ -183,6 +183,9 @@ def history_frame(rows: Iterable[dict]) -> pd.DataFrame:
     frame = pd.DataFrame(list(rows))
     if frame.empty:
         return pd.DataFrame(columns=HISTORY_COLUMNS)
+    for column in ("loss", "accuracy", "val_loss", "val_accuracy", "epoch_time_s", "train_time_s"):
+        if column in frame:
+            frame[column] = pd.to_numeric(frame[column], errors="coerce")
     ordered = [c for c in HISTORY_COLUMNS if c in frame] + [c for c in frame.columns if c not in HISTORY_COLUMNS]
     return frame[ordered].sort_values(["cell", "seed", "epoch"], kind="stable").reset_index(drop=True)
 

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import shutil
 from pathlib import Path
 
-import keras
 import numpy as np
 
 from recurrent_mnist import reporting
@@ -43,8 +43,9 @@ def train_and_save(
     """Trains one model and saves it with its history.
 
     Writes `output` (`.keras`), `<stem>.history.csv` and `<stem>.metrics.json`
-    beside it. While training, `<output>.backup/` holds the last finished epoch;
-    rerunning the same call after an interruption resumes from it.
+    beside it. While training, `<output>.backup/` holds a checkpoint of the
+    last finished epoch (weights, optimizer state, history); rerunning the
+    same call after an interruption resumes from it.
 
     Raises:
         DatasetError, ConfigError: nothing was trained.
@@ -56,8 +57,8 @@ def train_and_save(
         output.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise ResultsError(f"the output folder {output.parent} cannot be created: {exc.strerror or exc}") from None
-    backup = keras.callbacks.BackupAndRestore(str(output.with_name(output.name + ".backup")), delete_checkpoint=True)
-    result = train_variant(dataset, config, emit=emit, measure=False, callbacks=[backup], keep_model=True)
+    checkpoint = output.with_name(output.name + ".backup")
+    result = train_variant(dataset, config, emit=emit, measure=False, keep_model=True, checkpoint_dir=checkpoint)
     history_path = output.with_name(output.stem + ".history.csv")
     reporting.write_csv(
         reporting.history_frame({**entry, "cell": config.cell, "seed": config.seed} for entry in result.history),
@@ -68,8 +69,10 @@ def train_and_save(
         {"dataset": dataset.describe(), "config": config.to_dict(), "metrics": result.row},
     )
     if result.row["status"] != "ok":
+        shutil.rmtree(checkpoint, ignore_errors=True)
         return TrainOutcome(result.row, result.history, None, history_path)
     save_model(result.model, output)
+    shutil.rmtree(checkpoint, ignore_errors=True)
     return TrainOutcome(result.row, result.history, output, history_path)
 
 

@@ -10,19 +10,24 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import json
 import math
+import os
 import resource
 import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import keras
 import numpy as np
 
 from recurrent_mnist.cells import canonical_cell_name
 from recurrent_mnist.datasets import Dataset
-from recurrent_mnist.errors import ConfigError
+from recurrent_mnist.distribute import STRATEGIES, get_strategy, strategy_scope
+from recurrent_mnist.errors import ConfigError, ResultsError
 from recurrent_mnist.model import RowSequenceClassifier
+from recurrent_mnist.reporting import atomic_path, atomic_write_json
 
 __all__ = ["TrainConfig", "VariantResult", "compile_model", "split_validation", "train_variant"]
 
@@ -51,6 +56,8 @@ class TrainConfig:
         target_accuracy: a validation accuracy whose first epoch and time are reported.
         seed: seeds weights, shuffling and dropout.
         steps_per_execution: training steps run per call into the compiled graph.
+        strategy: `"default"` (one device) or `"mirrored"` (every GPU, or the
+            logical CPU devices; see `recurrent_mnist.distribute`).
     """
 
     cell: str = "lstm"
@@ -67,6 +74,7 @@ class TrainConfig:
     target_accuracy: float | None = None
     seed: int = 0
     steps_per_execution: int = 1
+    strategy: str = "default"
 
     def __post_init__(self):
         def positive_int(name):
@@ -92,6 +100,8 @@ class TrainConfig:
             positive_int("early_stopping")
         if self.target_accuracy is not None and not 0.0 < self.target_accuracy <= 1.0:
             raise ConfigError(f"target_accuracy must be in (0, 1]; received {self.target_accuracy!r}")
+        if self.strategy not in STRATEGIES:
+            raise ConfigError(f"strategy must be one of {', '.join(STRATEGIES)}; received {self.strategy!r}")
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
             raise ConfigError(f"seed must be a non-negative integer; received {self.seed!r}")
         try:
@@ -154,7 +164,7 @@ class _Monitor(keras.callbacks.Callback):
         self.steps = steps
         self.target = target
         self.epoch_times: list[float] = []
-        self.epoch_numbers: list[int] = []  # 1-based; not 1, 2, ... when a training resumes
+        self.history: list[dict] = []  # one entry per epoch trained in this process
         self.failure: str | None = None
         self.target_epoch: int | None = None
         self.target_seconds: float | None = None
@@ -199,8 +209,14 @@ class _Monitor(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         train_time = self._train_time if self._train_time is not None else time.perf_counter() - self._epoch_start
         self.epoch_times.append(train_time)
-        self.epoch_numbers.append(epoch + 1)
         logs = {k: _float(v) for k, v in (logs or {}).items()}
+        self.history.append(
+            {
+                "epoch": epoch + 1,
+                "epoch_time_s": train_time,
+                **{key: logs.get(key) for key in ("loss", "accuracy", "val_loss", "val_accuracy")},
+            }
+        )
         val_acc = logs.get("val_accuracy")
         if self.target is not None and self.target_epoch is None and val_acc is not None and val_acc >= self.target:
             self.target_epoch = epoch + 1
@@ -260,6 +276,55 @@ def peak_rss_mb() -> float:
     return peak / (1024.0 * 1024.0) if sys.platform == "darwin" else peak / 1024.0
 
 
+class _Checkpoint(keras.callbacks.Callback):
+    """After every epoch, saves the weights (with the optimizer's state) and the history so far.
+
+    The weights go to a new file named by the epoch, then `state.json`, which
+    names it, replaces the old one: a kill at any moment leaves the previous
+    checkpoint or the new one, whole.
+    """
+
+    def __init__(self, folder: Path, config: TrainConfig, monitor: _Monitor, earlier: list[dict]):
+        super().__init__()
+        self.folder, self.config, self.monitor, self.earlier = folder, config, monitor, earlier
+
+    def on_epoch_end(self, epoch, logs=None):
+        weights = self.folder / f"epoch-{epoch + 1:04d}.weights.h5"
+        with atomic_path(weights, suffix=".weights.h5") as tmp:
+            self.model.save_weights(tmp)
+        state = {
+            "config": self.config.to_dict(),
+            "epoch": epoch + 1,
+            "weights": weights.name,
+            "history": self.earlier + self.monitor.history,
+        }
+        atomic_write_json(self.folder / "state.json", state)
+        for old in self.folder.glob("epoch-*.weights.h5"):
+            if old != weights:
+                old.unlink(missing_ok=True)
+
+
+def _restore(model: keras.Model, folder: Path, config: TrainConfig) -> tuple[int, list[dict]]:
+    """Loads a checkpoint written by `_Checkpoint`; returns (epochs done, their history)."""
+    try:
+        state = json.loads((folder / "state.json").read_text())
+    except FileNotFoundError:
+        return 0, []
+    except (OSError, ValueError) as exc:
+        raise ResultsError(f"the checkpoint {folder / 'state.json'} cannot be read ({exc}); delete {folder}") from None
+    if state.get("config") != config.to_dict():
+        raise ResultsError(
+            f"the checkpoint in {folder} belongs to another configuration; delete it to start over, "
+            "or give another output path"
+        )
+    model.optimizer.build(model.trainable_variables)
+    try:
+        model.load_weights(folder / state["weights"])
+    except (OSError, ValueError, KeyError) as exc:
+        raise ResultsError(f"the checkpoint in {folder} is damaged ({exc}); delete it to start over") from None
+    return int(state["epoch"]), list(state.get("history", []))
+
+
 def train_variant(
     dataset: Dataset,
     config: TrainConfig,
@@ -268,6 +333,7 @@ def train_variant(
     measure: bool = True,
     callbacks: list[keras.callbacks.Callback] | None = None,
     keep_model: bool = False,
+    checkpoint_dir: str | os.PathLike | None = None,
 ) -> VariantResult:
     """Trains and measures one variant.
 
@@ -278,20 +344,33 @@ def train_variant(
         measure: also time inference and latency.
         callbacks: more Keras callbacks for `fit`.
         keep_model: return the trained model in the result.
+        checkpoint_dir: save a checkpoint there after every epoch, and resume
+            from the one found there. The caller removes it when done.
 
     Returns:
         A `VariantResult`. A non-finite loss gives `status="failed"` with the
         reason in `error`; other exceptions propagate.
+
+    Raises:
+        ResultsError: the checkpoint is unreadable or of another configuration.
     """
     keras.utils.set_random_seed(config.seed)
     x_train, y_train, x_val, y_val = split_validation(dataset.x_train, dataset.y_train, config.validation_split)
-    model = RowSequenceClassifier(num_classes=dataset.num_classes, **config.model_kwargs())
-    model.build((None, *dataset.image_shape))
-    compile_model(model, config.learning_rate, config.steps_per_execution)
+    strategy = get_strategy(config.strategy)
+    with strategy_scope(strategy):
+        model = RowSequenceClassifier(num_classes=dataset.num_classes, **config.model_kwargs())
+        model.build((None, *dataset.image_shape))
+        compile_model(model, config.learning_rate, config.steps_per_execution)
 
     steps = math.ceil(len(x_train) / config.batch_size)
     monitor = _Monitor(emit, config.epochs, steps, config.target_accuracy)
     fit_callbacks = [monitor, *(callbacks or [])]
+    initial_epoch, earlier = 0, []
+    if checkpoint_dir is not None:
+        folder = Path(checkpoint_dir)
+        initial_epoch, earlier = _restore(model, folder, config)
+        folder.mkdir(parents=True, exist_ok=True)
+        fit_callbacks.append(_Checkpoint(folder, config, monitor, earlier))
     if config.early_stopping is not None and x_val is not None:
         fit_callbacks.append(
             keras.callbacks.EarlyStopping(
@@ -300,35 +379,29 @@ def train_variant(
         )
 
     started = _now()
-    history = model.fit(
-        x_train,
-        y_train,
-        batch_size=config.batch_size,
-        epochs=config.epochs,
-        validation_data=(x_val, y_val) if x_val is not None else None,
-        shuffle=True,
-        callbacks=fit_callbacks,
-        verbose=0,
-    )
-    epochs_run = len(monitor.epoch_times)
-    history_rows = []
+    if initial_epoch < config.epochs:
+        model.fit(
+            x_train,
+            y_train,
+            batch_size=config.batch_size,
+            epochs=config.epochs,
+            initial_epoch=initial_epoch,
+            validation_data=(x_val, y_val) if x_val is not None else None,
+            shuffle=True,
+            callbacks=fit_callbacks,
+            verbose=0,
+        )
+    history_rows = earlier + monitor.history
+    epoch_times = [entry["epoch_time_s"] for entry in history_rows]
     elapsed = 0.0
-    for epoch in range(epochs_run):
-        elapsed += monitor.epoch_times[epoch]
-        entry = {
-            "epoch": monitor.epoch_numbers[epoch],
-            "epoch_time_s": monitor.epoch_times[epoch],
-            "train_time_s": elapsed,
-        }
-        for key in ("loss", "accuracy", "val_loss", "val_accuracy"):
-            values = history.history.get(key, [])
-            entry[key] = float(values[epoch]) if epoch < len(values) else None
-        history_rows.append(entry)
+    for entry in history_rows:
+        elapsed += entry["epoch_time_s"]
+        entry["train_time_s"] = elapsed
 
     scored = [
-        (row["val_accuracy"], row["epoch"])
-        for row in history_rows
-        if row["val_accuracy"] is not None and math.isfinite(row["val_accuracy"])
+        (entry["val_accuracy"], entry["epoch"])
+        for entry in history_rows
+        if entry.get("val_accuracy") is not None and math.isfinite(entry["val_accuracy"])
     ]
     best_val_accuracy, best_epoch = max(scored, key=lambda pair: pair[0]) if scored else (None, None)
     row = {
@@ -342,16 +415,16 @@ def train_variant(
         "batch_size": config.batch_size,
         "learning_rate": config.learning_rate,
         "params": int(model.count_params()),
-        "epochs": epochs_run,
+        "epochs": len(history_rows),
         "epochs_requested": config.epochs,
         "train_samples": len(x_train),
         "status": "failed" if monitor.failure else "ok",
         "error": monitor.failure or "",
         "best_val_accuracy": best_val_accuracy,
         "best_epoch": best_epoch,
-        "epoch_time_s": steady_epoch_time(monitor.epoch_times),
-        "first_epoch_s": monitor.epoch_times[0] if monitor.epoch_times else None,
-        "train_time_s": sum(monitor.epoch_times),
+        "epoch_time_s": steady_epoch_time(epoch_times),
+        "first_epoch_s": epoch_times[0] if epoch_times else None,
+        "train_time_s": sum(epoch_times),
         "epochs_to_target": monitor.target_epoch,
         "seconds_to_target": monitor.target_seconds,
         "started_at": started,

@@ -1,0 +1,82 @@
+"""Running the real `recurrent-mnist` command in a child process, to interrupt or kill it."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+PLUGINS = Path(__file__).resolve().parent / "plugins"
+
+
+def cli_env() -> dict:
+    env = dict(os.environ)
+    env["PYTHONUNBUFFERED"] = "1"
+    env["TF_CPP_MIN_LOG_LEVEL"] = "2"
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PLUGINS), env.get("PYTHONPATH")]))
+    env["COLUMNS"] = "200"
+    return env
+
+
+def start(*args, cwd: Path) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "recurrent_mnist_cli", *map(str, args)],
+        cwd=cwd,
+        env=cli_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def run(*args, cwd: Path, timeout: float = 600) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "recurrent_mnist_cli", *map(str, args)],
+        cwd=cwd,
+        env=cli_env(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def wait_for(condition, timeout: float = 180, interval: float = 0.2, process: subprocess.Popen | None = None):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        if process is not None and process.poll() is not None:
+            raise AssertionError(f"the command ended early with {process.returncode}: {process.stderr.read()}")
+        time.sleep(interval)
+    raise AssertionError("timed out waiting")
+
+
+def read_line_containing(process: subprocess.Popen, text: str, timeout: float = 180) -> str:
+    """Reads the child's stdout until a line contains `text` (stdout must be unbuffered)."""
+    deadline = time.monotonic() + timeout
+    for line in process.stdout:
+        if text in line:
+            return line
+        if time.monotonic() > deadline:
+            break
+    raise AssertionError(f"no line with {text!r}; exit {process.poll()}: {process.stderr.read()}")
+
+
+def children(pid: int) -> list[int]:
+    found = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            found += [int(p) for p in (task / "children").read_text().split()]
+        except OSError:
+            pass
+    return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
