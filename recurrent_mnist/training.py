@@ -418,6 +418,7 @@ def train_variant(
         "epochs": len(history_rows),
         "epochs_requested": config.epochs,
         "train_samples": len(x_train),
+        "replicas": strategy.num_replicas_in_sync if strategy is not None else 1,
         "status": "failed" if monitor.failure else "ok",
         "error": monitor.failure or "",
         "best_val_accuracy": best_val_accuracy,

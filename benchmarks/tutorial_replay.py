@@ -1,0 +1,180 @@
+"""What the original TensorFlow 1 tutorial would have printed, next to the same model trained correctly.
+
+The tutorial (`../shared/seed/`) trained BasicLSTMCell(100) on MNIST rows with
+Adam 1e-4, batch 50, 21 epochs, but fed softmax outputs to
+`softmax_cross_entropy_with_logits` (softmax applied twice) and evaluated the
+whole test set after every batch. This script trains, with the same seeds and
+data:
+
+- "as written": the same model with the softmax applied twice (a Softmax layer
+  on the logits, then a loss that applies softmax again);
+- "corrected": `RowSequenceClassifier` returning logits, loss on logits, as
+  `recurrent-mnist bench --preset tutorial` does;
+
+and records the test accuracy after each epoch (what the script printed). It
+also times one evaluation of the whole test set and reports what evaluating it
+after every batch, as the script did, would add to each epoch (projected from
+that measured time: the evaluation itself is not repeated per batch here).
+
+    python benchmarks/tutorial_replay.py                         # embedded sample, offline
+    python benchmarks/tutorial_replay.py --dataset mnist --seeds 0 1 2
+
+Writes `epochs.csv`, `summary.md` and `environment.json` under
+`--results-dir/tutorial-replay-<dataset>/`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras
+import numpy as np
+import pandas as pd
+
+from recurrent_mnist import RowSequenceClassifier, datasets, reporting
+from recurrent_mnist.bench import PRESETS
+from recurrent_mnist.environment import environment_info
+
+TUTORIAL = PRESETS["tutorial"]
+
+
+class TestAccuracyPerEpoch(keras.callbacks.Callback):
+    """Evaluates the test set once at the end of each epoch (the corrected behaviour)."""
+
+    def __init__(self, x, y, record):
+        super().__init__()
+        self.x, self.y, self.record = x, y, record
+
+    def on_epoch_end(self, epoch, logs=None):
+        outputs = self.model.predict(self.x, batch_size=1000, verbose=0)
+        self.record.append(float((outputs.argmax(axis=1) == self.y).mean()))
+
+
+def build(as_written: bool) -> keras.Model:
+    classifier = RowSequenceClassifier("lstm", units=TUTORIAL["units"])
+    if not as_written:
+        return classifier
+    inputs = keras.Input((28, 28))
+    return keras.Model(inputs, keras.layers.Softmax()(classifier(inputs)))  # the script's tf.nn.softmax
+
+
+def train(data, seed: int, as_written: bool, epochs: int) -> tuple[list[float], list[float], keras.Model]:
+    keras.utils.set_random_seed(seed)
+    model = build(as_written)
+    # The loss applies softmax itself; on the "as written" model's probabilities that is the second softmax.
+    model.compile(
+        optimizer=keras.optimizers.Adam(TUTORIAL["learning_rate"]),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+    )
+    accuracies, times = [], []
+    timer = keras.callbacks.LambdaCallback(
+        on_epoch_begin=lambda epoch, logs: times.append(-time.perf_counter()),
+        on_epoch_end=lambda epoch, logs: times.__setitem__(-1, times[-1] + time.perf_counter()),
+    )
+    model.fit(
+        data.x_train,
+        data.y_train,
+        batch_size=TUTORIAL["batch_size"],
+        epochs=epochs,
+        shuffle=True,
+        verbose=0,
+        callbacks=[timer, TestAccuracyPerEpoch(data.x_test, data.y_test, accuracies)],
+    )
+    return accuracies, times, model
+
+
+def time_full_evaluation(model: keras.Model, x: np.ndarray, repeats: int = 5) -> float:
+    model.predict(x, batch_size=len(x), verbose=0)
+    samples = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        model.predict(x, batch_size=len(x), verbose=0)
+        samples.append(time.perf_counter() - start)
+    return float(np.median(samples))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dataset", default="mnist-sample", choices=list(datasets.DATASETS))
+    parser.add_argument("--data-dir", default=None)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--epochs", type=int, default=TUTORIAL["epochs"])
+    parser.add_argument("--results-dir", type=Path, default=Path("results/reference"))
+    args = parser.parse_args()
+
+    data = datasets.load(args.dataset, args.data_dir)
+    folder = args.results_dir / f"tutorial-replay-{args.dataset}"
+    rows, evaluation_s = [], []
+    batches = int(np.ceil(len(data.x_train) / TUTORIAL["batch_size"]))
+    for seed in args.seeds:
+        for as_written in (True, False):
+            label = "as written (softmax twice)" if as_written else "corrected (logits)"
+            accuracies, times, model = train(data, seed, as_written, args.epochs)
+            for epoch, (accuracy, seconds) in enumerate(zip(accuracies, times, strict=True), start=1):
+                rows.append(
+                    {"version": label, "seed": seed, "epoch": epoch, "test_accuracy": accuracy, "epoch_time_s": seconds}
+                )
+            print(f"seed {seed} {label}: test accuracy after epoch {args.epochs}: {accuracies[-1]:.4f}", flush=True)
+            if as_written:
+                evaluation_s.append(time_full_evaluation(model, data.x_test))
+
+    epochs = pd.DataFrame(rows)
+    reporting.write_csv(epochs, folder / "epochs.csv")
+    final = epochs[epochs["epoch"] == args.epochs].groupby("version")["test_accuracy"].agg(["mean", "std", "count"])
+    marks = [e for e in (1, 2, 5, 10, args.epochs) if e <= args.epochs]
+    per_epoch = epochs[epochs["epoch"].isin(marks)].pivot_table(
+        index="epoch", columns="version", values="test_accuracy", aggfunc="mean"
+    )
+    train_epoch_s = float(
+        epochs.groupby(["version", "seed"])["epoch_time_s"].apply(lambda s: s.iloc[1:].median()).median()
+    )
+    full_eval_s = float(np.median(evaluation_s))
+    text = f"# The tutorial replayed on {data.name}\n\n"
+    text += (
+        f"LSTM 100 units, Adam 1e-4, batch 50, {args.epochs} epochs, seeds {args.seeds}; "
+        f"{len(data.x_train):,} training and {len(data.x_test):,} test images.\n\n"
+    )
+    text += "Test accuracy after the last epoch (mean ± standard deviation over seeds):\n\n"
+    text += reporting.markdown_table(
+        ["version", "test accuracy", "seeds"],
+        [
+            [v, f"{r['mean']:.4f} ± {r['std']:.4f}" if r["count"] > 1 else f"{r['mean']:.4f}", str(int(r["count"]))]
+            for v, r in final.iterrows()
+        ],
+        ["l", "r", "r"],
+    )
+    text += "\nMean test accuracy by epoch:\n\n"
+    text += reporting.markdown_table(
+        ["epoch", *per_epoch.columns],
+        [[str(epoch), *(f"{v:.4f}" for v in values)] for epoch, values in per_epoch.iterrows()],
+        ["r"] * (1 + len(per_epoch.columns)),
+    )
+    text += (
+        f"\nOne evaluation of the {len(data.x_test):,} test images took {full_eval_s:.3f} s (median of 5). "
+        f"The script evaluated them after each of the {batches} batches of an epoch: about "
+        f"{full_eval_s * batches:.0f} s per epoch on top of {train_epoch_s:.1f} s of training "
+        "(projected from the measured evaluation time). Evaluating once per epoch costs "
+        f"{full_eval_s:.3f} s.\n"
+    )
+    reporting.atomic_write_text(folder / "summary.md", text)
+    reporting.atomic_write_json(
+        folder / "environment.json",
+        environment_info(
+            dataset=data.describe(),
+            seeds=args.seeds,
+            epochs=args.epochs,
+            full_test_evaluation_s=full_eval_s,
+            batches_per_epoch=batches,
+        ),
+    )
+    print(text)
+    print(f"Wrote {folder}/epochs.csv, summary.md, environment.json")
+
+
+if __name__ == "__main__":
+    main()
