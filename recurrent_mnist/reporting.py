@@ -307,10 +307,14 @@ def plot_learning_curves(history: pd.DataFrame, path: str | os.PathLike) -> bool
             axis.fill_between(per_epoch.index, per_epoch["min"], per_epoch["max"], alpha=0.2, color=line.get_color())
     acc_axis.set(xlabel="epoch", ylabel=acc_metric.replace("_", " "), title="Accuracy per epoch")
     loss_axis.set(xlabel="epoch", ylabel="training loss", title="Training loss per epoch")
+    from matplotlib.ticker import MaxNLocator
+
     for axis in (acc_axis, loss_axis):
+        axis.xaxis.set_major_locator(MaxNLocator(integer=True))
         axis.grid(alpha=0.3)
         axis.legend()
-    figure.tight_layout()
+    figure.suptitle("Mean over seeds; the band spans the lowest and highest seed", fontsize=9)
+    figure.tight_layout(rect=(0, 0, 1, 0.96))
     with atomic_path(path, suffix=".png") as tmp:
         figure.savefig(tmp, dpi=110, format="png")
     plt.close(figure)
@@ -325,8 +329,21 @@ def plot_accuracy_vs_time(runs: pd.DataFrame, path: str | os.PathLike) -> bool:
     plt = _pyplot()
     figure, axis = plt.subplots(figsize=(6.5, 4.5))
     for cell, group in ok.groupby("cell"):
-        axis.scatter(group["train_time_s"], group["test_accuracy"], label=cell, alpha=0.8)
-    axis.set(xlabel="training time (s)", ylabel="test accuracy", title="Accuracy against training time")
+        points = axis.scatter(group["train_time_s"], group["test_accuracy"], label=cell, alpha=0.6)
+        axis.scatter(
+            group["train_time_s"].mean(),
+            group["test_accuracy"].mean(),
+            marker="D",
+            s=80,
+            color=points.get_facecolor()[0],
+            edgecolor="black",
+            zorder=3,
+        )
+    axis.set(
+        xlabel="training time (s)",
+        ylabel="test accuracy",
+        title="Accuracy against training time (dots: seeds, diamonds: means)",
+    )
     axis.grid(alpha=0.3)
     axis.legend()
     figure.tight_layout()
