@@ -550,6 +550,9 @@ def evaluate(
     console.print(confusion_table(result.confusion, result.class_names))
 
 
+from recurrent_mnist_cli.tune_command import tune  # noqa: E402 - a command of its own module
+
+app.command(cls=VariadicCommand)(tune)
 
 
 def main() -> None:
