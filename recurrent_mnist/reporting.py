@@ -109,6 +109,8 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix or ".tmp")
     os.close(fd)
+    # mkstemp creates 0600; results are shared, so give the file the mode a plain open() would.
+    os.chmod(tmp_name, 0o666 & ~_umask())
     tmp = Path(tmp_name)
     try:
         yield tmp
@@ -120,6 +122,12 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
             tmp.unlink()
         raise
     _fsync_dir(path.parent)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def _fsync_dir(folder: Path) -> None:

@@ -146,3 +146,15 @@ def test_isolated_variant_runs_in_its_own_process(tmp_path):
     assert row["status"] == "ok" and bool(row["isolated"])
     assert row["peak_rss_mb"] > 100  # a process of its own, with TensorFlow loaded
     assert (tmp_path / "iso" / "logs").is_dir()
+
+
+def test_results_are_readable_by_others_as_with_a_plain_open(tmp_path, small_sample):
+    import os
+    import stat
+
+    run(tmp_path, BenchConfig(cells=("simple_rnn",), **TINY), small_sample)
+    mask = os.umask(0)
+    os.umask(mask)
+    for name in ("runs.csv", "summary.md", "environment.json"):
+        mode = stat.S_IMODE((tmp_path / "run" / name).stat().st_mode)
+        assert mode == 0o666 & ~mask, (name, oct(mode))
