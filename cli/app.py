@@ -24,6 +24,7 @@ from recurrent_mnist_cli._support import (
     split_values,
     user_errors,
 )
+from recurrent_mnist_cli.options import DatasetName, StrategyName, fraction, positive
 
 app = typer.Typer(
     name="recurrent-mnist",
@@ -35,17 +36,6 @@ app = typer.Typer(
 )
 
 
-class DatasetName(StrEnum):
-    mnist = "mnist"
-    fashion_mnist = "fashion-mnist"
-    mnist_sample = "mnist-sample"
-
-
-class StrategyName(StrEnum):
-    default = "default"
-    mirrored = "mirrored"
-
-
 class PresetName(StrEnum):
     tutorial = "tutorial"
     quick = "quick"
@@ -55,18 +45,6 @@ MODEL = "Model"
 TRAINING = "Training"
 DATA = "Data"
 OUTPUT = "Output"
-
-
-def _fraction(value: float | None) -> float | None:
-    if value is not None and not 0.0 <= value < 1.0:
-        raise typer.BadParameter(f"{value} is not in [0, 1)")
-    return value
-
-
-def _positive(value: float | None) -> float | None:
-    if value is not None and not value > 0:
-        raise typer.BadParameter(f"{value} is not a positive number")
-    return value
 
 
 def _version_callback(value: bool) -> None:
@@ -124,7 +102,7 @@ BidirectionalOpt = Annotated[
 DropoutOpt = Annotated[
     float | None,
     typer.Option(
-        callback=_fraction,
+        callback=fraction,
         help="Input dropout of each recurrent layer, in [0, 1) (default: 0).",
         rich_help_panel=MODEL,
         show_default=False,
@@ -133,7 +111,7 @@ DropoutOpt = Annotated[
 RecurrentDropoutOpt = Annotated[
     float | None,
     typer.Option(
-        callback=_fraction,
+        callback=fraction,
         help="Dropout of the recurrent state, in [0, 1) (default: 0). Slower: it disables the fast kernels.",
         rich_help_panel=MODEL,
         show_default=False,
@@ -149,13 +127,13 @@ BatchOpt = Annotated[
 LearningRateOpt = Annotated[
     float | None,
     typer.Option(
-        callback=_positive, help="Adam's learning rate (default: 0.001).", rich_help_panel=TRAINING, show_default=False
+        callback=positive, help="Adam's learning rate (default: 0.001).", rich_help_panel=TRAINING, show_default=False
     ),
 ]
 ValidationOpt = Annotated[
     float | None,
     typer.Option(
-        callback=_fraction,
+        callback=fraction,
         help="Fraction of the training images held out for validation (default: 0.1).",
         rich_help_panel=TRAINING,
         show_default=False,
@@ -243,7 +221,7 @@ def bench(
     target_accuracy: Annotated[
         float | None,
         typer.Option(
-            callback=_positive,
+            callback=positive,
             help="Report the epoch and time at which each variant first reaches this validation accuracy.",
             rich_help_panel=TRAINING,
             show_default=False,

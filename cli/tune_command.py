@@ -1,21 +1,18 @@
 """`recurrent-mnist tune`: a keras-tuner search over cells and hyperparameters, resumable and distributed.
 
 The command parses its options, calls `recurrent_mnist.tuning.run_search` and
-renders its progress events and result tables with rich.
+renders its progress events and result tables with rich (the views are in `tune_render`).
 """
 
 from __future__ import annotations
 
-import math
 import os
 import re
 import sys
-import time
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
-import pandas as pd
 import typer
 from recurrent_mnist_cli._support import (
     console,
@@ -27,10 +24,9 @@ from recurrent_mnist_cli._support import (
     split_values,
     user_errors,
 )
-from rich import box
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
-from rich.table import Table
+from recurrent_mnist_cli.options import DatasetName, StrategyName, fraction, positive
+from recurrent_mnist_cli.render import files_line
+from recurrent_mnist_cli.tune_render import TuneProgress, _describe, top_trials_table
 
 SEARCH = "Search"
 SPACE = "Search space (narrows the defaults)"
@@ -47,12 +43,6 @@ DEFAULT_RANGES = {
     "learning_rate": (1e-4, 1e-2),
     "batch_size": (32, 256),
 }
-
-
-class DatasetName(StrEnum):
-    mnist = "mnist"
-    fashion_mnist = "fashion-mnist"
-    mnist_sample = "mnist-sample"
 
 
 class TunerName(StrEnum):
@@ -72,26 +62,9 @@ class RoleName(StrEnum):
     worker = "worker"
 
 
-class StrategyName(StrEnum):
-    default = "default"
-    mirrored = "mirrored"
-
-
-def _fraction(value: float | None) -> float | None:
-    if value is not None and not 0.0 <= value < 1.0:
-        raise typer.BadParameter(f"{value} is not in [0, 1)")
-    return value
-
-
 def _open_fraction(value: float) -> float:
     if not 0.0 < value < 1.0:
         raise typer.BadParameter(f"{value} is not in (0, 1)")
-    return value
-
-
-def _positive(value: float | None) -> float | None:
-    if value is not None and not (math.isfinite(value) and value > 0):
-        raise typer.BadParameter(f"{value} is not a positive number")
     return value
 
 
@@ -196,7 +169,7 @@ def tune(
     time_budget: Annotated[
         float | None,
         typer.Option(
-            callback=_positive,
+            callback=positive,
             help="Minutes after which no new trial starts; running trials finish, then the search ends.",
             rich_help_panel=SEARCH,
             show_default=False,
@@ -215,10 +188,10 @@ def tune(
             show_default=False,
         ),
     ] = None,
-    dropout_min: _bound(float, "Least dropout, in [0, 1) (default 0).", _fraction) = None,
-    dropout_max: _bound(float, "Most dropout, in [0, 1) (default 0.5).", _fraction) = None,
-    learning_rate_min: _bound(float, "Least learning rate, searched on a log scale (default 1e-4).", _positive) = None,
-    learning_rate_max: _bound(float, "Most learning rate (default 1e-2).", _positive) = None,
+    dropout_min: _bound(float, "Least dropout, in [0, 1) (default 0).", fraction) = None,
+    dropout_max: _bound(float, "Most dropout, in [0, 1) (default 0.5).", fraction) = None,
+    learning_rate_min: _bound(float, "Least learning rate, searched on a log scale (default 1e-4).", positive) = None,
+    learning_rate_max: _bound(float, "Most learning rate (default 1e-2).", positive) = None,
     batch_size_min: _bound(int, "Smallest batch size (default 32); searched in powers of two from it.") = None,
     batch_size_max: _bound(int, "Largest batch size (default 256).") = None,
     results_dir: Annotated[
@@ -400,8 +373,7 @@ def tune(
             f"saved {result.run_dir / best['model']}",
             highlight=False,
         )
-    names = [str(p.relative_to(result.run_dir)) if p.is_relative_to(result.run_dir) else str(p) for p in result.files]
-    console.print(f"Wrote {', '.join(names)} in {result.run_dir}", highlight=False)
+    console.print(files_line(result.run_dir, result.files), highlight=False)
 
 
 def _quiet_retracing() -> None:
@@ -411,228 +383,3 @@ def _quiet_retracing() -> None:
     logging.getLogger("tensorflow").addFilter(
         lambda record: "triggered tf.function retracing" not in record.getMessage()
     )
-
-
-# --------------------------------------------------------------------------- rendering
-
-
-def _describe(values: dict) -> str:
-    """A configuration in a few words: `gru, 64 units, 2 layers, bidirectional, dropout 0.2, lr 1.2e-03, batch 128`."""
-    parts = [str(values["cell"])] if "cell" in values else []
-    if "units" in values:
-        parts.append(f"{values['units']} units")
-    if "layers" in values:
-        parts.append(f"{values['layers']} layer" + ("s" if values["layers"] != 1 else ""))
-    if values.get("bidirectional"):
-        parts.append("bidirectional")
-    if values.get("dropout"):
-        parts.append(f"dropout {values['dropout']:g}")
-    if "learning_rate" in values:
-        parts.append(f"lr {values['learning_rate']:.1e}")
-    if "batch_size" in values:
-        parts.append(f"batch {values['batch_size']}")
-    return ", ".join(parts)
-
-
-def _minutes(seconds: float) -> str:
-    return f"{seconds / 60:.1f} min" if seconds >= 60 else f"{seconds:.0f} s"
-
-
-class TuneProgress:
-    """Shows a search: a bar over the trials, one over the running trial's epochs, a line per trial."""
-
-    def __init__(self, console: Console):
-        self.console = console
-        self.progress = Progress(
-            SpinnerColumn(),
-            TextColumn("{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("{task.fields[status]}"),
-            TimeElapsedColumn(),
-            console=console,
-            transient=False,
-        )
-        self.overall = None
-        self.current = None
-        self.run_dir = None
-        self.role = "local"
-        self.finished = 0
-        self.kept = 0
-        self.deadline = None
-        self.best = None
-        self.worker_id = None
-        self._epochs = 1
-
-    def __enter__(self):
-        self.progress.__enter__()
-        return self
-
-    def __exit__(self, *exc):
-        return self.progress.__exit__(*exc)
-
-    def __call__(self, event: dict) -> None:
-        handler = getattr(self, "_on_" + event["event"], None)
-        if handler is not None:
-            handler(event)
-
-    def interrupted_message(self) -> str:
-        if self.role == "worker":
-            return (
-                "Interrupted: the chief keeps this worker's finished trials; start the same command again "
-                "(same --worker-id) to resume its interrupted trial."
-            )
-        where = self.run_dir or "the results folder"
-        return (
-            f"Interrupted: {self.finished} finished trial(s) are kept in {where}; run the same command again "
-            "to resume (an interrupted trial runs again)."
-        )
-
-    def _status(self) -> str:
-        parts = []
-        if self.best is not None:
-            parts.append(f"best {self.best['score']:.4f} (trial {self.best['trial_id']})")
-        if self.deadline is not None:
-            parts.append(f"{_minutes(max(0.0, self.deadline - time.time()))} left")
-        return " · ".join(parts)
-
-    def _on_search_start(self, event):
-        self.run_dir, self.role, self.kept = event["run_dir"], event["role"], event["kept"]
-        self.finished = event["kept"]
-        self.deadline, self.worker_id = event.get("deadline"), event.get("worker_id")
-        data = event["dataset"]
-        self.console.print(
-            f"Data set [bold]{data['name']}[/]: {data['train_size']:,} train / {data['test_size']:,} test "
-            f"images from {data['source']}",
-            highlight=False,
-        )
-        if self.role == "worker":
-            self.console.print(
-                f"Worker [bold]{self.worker_id}[/] runs trials for the chief at {event['address']}", highlight=False
-            )
-        else:
-            self.console.print(
-                f"Search in [bold]{self.run_dir}[/]: {event['tuner']} tuner, up to {event['total']} trial(s), "
-                f"{event['kept']} finished earlier",
-                highlight=False,
-            )
-        if self.role == "chief":
-            self.console.print(
-                f"Chief oracle listening on {event['address']}; start workers with the same command and "
-                f"--distributed worker --oracle {event['address']} --worker-id NAME",
-                highlight=False,
-            )
-        total = event["total"] if self.role != "worker" else None
-        self.overall = self.progress.add_task("trials", total=total, completed=event["kept"], status=self._status())
-
-    def _on_trial_start(self, event):
-        self._epochs = event.get("epochs") or 1
-        count = f" ({event['number']} of {event['total']})" if event.get("number") else ""
-        label = f"trial {event['trial_id']}{count}: {_describe(event['hyperparameters'])}"
-        if self.role == "chief":
-            self.console.print(f"  started {label} on {event.get('worker')}", highlight=False)
-            return
-        if self.current is not None:
-            self.progress.remove_task(self.current)
-        self.current = self.progress.add_task(f"trial {event['trial_id']}", total=None, status="starting")
-        self.console.print(f"  {label}", highlight=False)
-
-    def _on_batch(self, event):
-        if self.current is None:
-            return
-        steps = event["steps"]
-        self.progress.update(
-            self.current,
-            total=self._epochs * steps,
-            completed=(event["epoch"] - 1) * steps + event["step"],
-            status=f"epoch {event['epoch']}",
-        )
-
-    def _on_epoch_end(self, event):
-        if self.current is None:
-            return
-        logs = event["logs"]
-        accuracy = logs.get("val_accuracy")
-        self.progress.update(
-            self.current,
-            status=f"epoch {event['epoch']} val_acc {accuracy:.4f}" if accuracy is not None else "",
-        )
-
-    def _on_trial_end(self, event):
-        self.finished += 1
-        if event.get("best"):
-            self.best = event["best"]
-        if self.current is not None:
-            self.progress.remove_task(self.current)
-            self.current = None
-        if self.overall is not None:
-            self.progress.advance(self.overall)
-            self.progress.update(self.overall, status=self._status())
-        number = event["trial_id"]
-        where = f" on {event['worker']}" if self.role == "chief" and event.get("worker") else ""
-        took = f" ({event['duration_s']:.1f} s)" if event.get("duration_s") is not None else ""
-        if event["status"] == "completed":
-            score = "–" if event.get("score") is None else f"{event['score']:.4f}"
-            self.console.print(f"[green]✓[/] trial {number}{where}: score {score}{took}", highlight=False)
-        else:
-            self.console.print(f"[red]✗[/] trial {number}{where} failed: {event.get('error')}", highlight=False)
-
-    def _on_search_end(self, event):
-        self.console.print(f"Search over: {event['reason']}.", highlight=False)
-
-    def _on_retrain_start(self, event):
-        self.current = self.progress.add_task(f"best (trial {event['trial_id']}) retrained", total=None, status="")
-        self.console.print(
-            f"Retraining the best configuration (trial {event['trial_id']}) for up to {event['epochs']} epoch(s)",
-            highlight=False,
-        )
-
-    def _on_retrain_end(self, event):
-        if self.current is not None:
-            self.progress.remove_task(self.current)
-            self.current = None
-        if event.get("error"):
-            self.console.print(f"[red]✗[/] retraining the best configuration failed: {event['error']}", highlight=False)
-        elif event.get("kept"):
-            self.console.print(f"[dim]kept the best model from an earlier run: {event['path']}[/]", highlight=False)
-
-
-def top_trials_table(result, title: str, rows: int = 10) -> Table:
-    """The best completed trials, narrow enough for an 80-column terminal (summary.md has every column)."""
-    from recurrent_mnist.tuning import ranked
-
-    table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False, padding=(0, 0))
-    columns = [
-        # (header, column, format)
-        ("#", "rank", "d"),
-        ("trial", "trial_id", "s"),
-        ("cell", "cell", "s"),
-        ("units", "units", "d"),
-        ("layers", "layers", "d"),
-        ("bidir", "bidirectional", "yes/no"),
-        ("drop", "dropout", "g"),
-        ("lr", "learning_rate", ".1e"),
-        ("batch", "batch_size", "d"),
-        ("score", "score", ".4f"),
-        ("time", "duration_s", ".0f"),
-    ]
-    for header, _, _ in columns:
-        table.add_column(header, justify="left" if header in ("trial", "cell") else "right", no_wrap=True)
-    for record in ranked(result.trials).head(rows).to_dict("records"):
-        cells = []
-        for _, key, form in columns:
-            value = record.get(key)
-            if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
-                cells.append("–")
-            elif key == "duration_s":
-                cells.append(f"{value:.0f} s")
-            elif form == "yes/no":
-                cells.append("yes" if value else "no")
-            elif form == "d":
-                cells.append(str(int(value)))
-            elif form == "s":
-                cells.append(str(value))
-            else:
-                cells.append(format(value, form))
-        table.add_row(*cells)
-    return table

@@ -375,11 +375,12 @@ def test_a_run_folder_resumes_only_the_same_search(tmp_path, small):
 def test_a_chief_hands_a_dead_workers_trial_on_and_ends_when_no_live_worker_is_left(tmp_path):
     import fcntl
 
-    from recurrent_mnist import tuning
+    from recurrent_mnist.tuning import distributed, oracles
+    from recurrent_mnist.tuning.folder import _SearchFolder
 
-    folder = tuning._SearchFolder(tmp_path / "run")
+    folder = _SearchFolder(tmp_path / "run")
     folder.prepare()
-    oracle = tuning._RandomOracle(objective=keras_tuner.Objective("val_accuracy", "max"), max_trials=1, seed=0)
+    oracle = oracles._RandomOracle(objective=keras_tuner.Objective("val_accuracy", "max"), max_trials=1, seed=0)
     oracle._init_bookkeeping()
     oracle._set_project_dir(str(folder.path), "search")
     hp = keras_tuner.HyperParameters()
@@ -390,17 +391,17 @@ def test_a_chief_hands_a_dead_workers_trial_on_and_ends_when_no_live_worker_is_l
         fcntl.flock(w1_lock, fcntl.LOCK_EX)
         fcntl.flock(w0_lock, fcntl.LOCK_EX)
         trial = oracle.create_trial("w0")
-        assert tuning._workers_busy(oracle, folder)
+        assert distributed._workers_busy(oracle, folder)
         fcntl.flock(w0_lock, fcntl.LOCK_UN)
-        tuning._requeue_dead_workers(oracle, folder)
+        distributed._requeue_dead_workers(oracle, folder)
         handed_on = oracle.create_trial("w1")
-        assert handed_on.trial_id == trial.trial_id and tuning._workers_busy(oracle, folder)
+        assert handed_on.trial_id == trial.trial_id and distributed._workers_busy(oracle, folder)
         oracle.update_trial(handed_on.trial_id, {"val_accuracy": 0.5})
         handed_on.status = "COMPLETED"
         oracle.end_trial(handed_on)
-        assert oracle.snapshot()["exhausted"] and tuning._workers_busy(oracle, folder)  # w1 is yet to be told
+        assert oracle.snapshot()["exhausted"] and distributed._workers_busy(oracle, folder)  # w1 is yet to be told
         assert oracle.create_trial("w1").status == "STOPPED"
-        assert not tuning._workers_busy(oracle, folder)
+        assert not distributed._workers_busy(oracle, folder)
     saved = json.loads((folder.project / "oracle.json").read_text())
     assert saved["ongoing_trials"] == {} and saved["end_order"] == [trial.trial_id]
 
@@ -473,9 +474,10 @@ MIRRORED = """
     from recurrent_mnist.distribute import split_cpu
     split_cpu(2)  # before TensorFlow starts: two logical CPU devices
     from recurrent_mnist import datasets, tuning
+    from recurrent_mnist.tuning import oracles  # where the search's tuner takes its strategy from
     used = []
-    get_strategy = tuning.get_strategy
-    tuning.get_strategy = lambda name: used.append(get_strategy(name)) or used[-1]
+    get_strategy = oracles.get_strategy
+    oracles.get_strategy = lambda name: used.append(get_strategy(name)) or used[-1]
     sample = datasets.load("mnist-sample")
     small = dataclasses.replace(sample, x_train=sample.x_train[:400], y_train=sample.y_train[:400],
                                 x_test=sample.x_test[:100], y_test=sample.y_test[:100])

@@ -1,0 +1,262 @@
+"""The search space: `RowSequenceHyperModel`, a keras-tuner HyperModel of `RowSequenceClassifier` models.
+
+Also the space's defaults and ranges, the objectives a search may optimise, and how one trial trains:
+a loss that turns NaN fails the trial with its reason, and a trial reports the metrics of its best epoch.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+
+import keras
+import keras_tuner
+
+from recurrent_mnist.cells import canonical_cell_name
+from recurrent_mnist.errors import ConfigError
+from recurrent_mnist.model import RowSequenceClassifier
+from recurrent_mnist.training import compile_model
+
+# The component's own defaults: the first configuration a search tries.
+DEFAULTS = {"units": 128, "layers": 1, "bidirectional": False, "dropout": 0.0, "learning_rate": 1e-3, "batch_size": 128}
+# The search space when no option narrows it: (min, max), both included.
+RANGES = {
+    "units": (16, 256),
+    "layers": (1, 3),
+    "dropout": (0.0, 0.5),
+    "learning_rate": (1e-4, 1e-2),
+    "batch_size": (32, 256),
+}
+SEARCH_SPACE = ["cell", "units", "layers", "bidirectional", "dropout", "learning_rate", "batch_size"]
+OBJECTIVES = {"val_accuracy": "max", "val_loss": "min"}
+
+
+def _check_range(name: str, bounds, integer: bool, minimum: float, below: float | None = None) -> tuple:
+    try:
+        low, high = bounds
+    except (TypeError, ValueError):
+        raise ConfigError(f"`{name}` must be a (min, max) pair. Received: {name}={bounds!r}") from None
+    for value in (low, high):
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral if integer else numbers.Real):
+            kind = "integers" if integer else "numbers"
+            raise ConfigError(f"`{name}` bounds must be {kind}. Received: {name}={bounds!r}")
+        if not math.isfinite(value) or value < minimum or (below is not None and value >= below):
+            limit = f"in [{minimum}, {below})" if below is not None else f">= {minimum}"
+            raise ConfigError(f"`{name}` bounds must be {limit}. Received: {name}={bounds!r}")
+    if low > high:
+        raise ConfigError(f"`{name}`: the minimum {low} is above the maximum {high}")
+    cast = int if integer else float
+    return cast(low), cast(high)
+
+
+def _powers_of_two(low: int, high: int) -> list[int]:
+    values = [low]
+    while values[-1] * 2 <= high:
+        values.append(values[-1] * 2)
+    return values
+
+
+class RowSequenceHyperModel(keras_tuner.HyperModel):
+    """The search space of `RowSequenceClassifier` models, as a keras-tuner HyperModel.
+
+    `build(hp)` declares, with the component's defaults as the first values tried:
+
+    | name | kind | range | default |
+    | --- | --- | --- | --- |
+    | `cell` | choice | `cells` | the first cell |
+    | `units` | int, powers of two times the minimum | 16 to 256 | 128 |
+    | `layers` | int | 1 to 3 | 1 |
+    | `bidirectional` | boolean | | False |
+    | `dropout` | float, steps of 0.1 | 0 to 0.5 | 0 |
+    | `learning_rate` | float, log scale | 1e-4 to 1e-2 | 1e-3 |
+    | `batch_size` | int, powers of two times the minimum (in `fit`) | 32 to 256 | 128 |
+
+    A range whose minimum equals its maximum, and a single cell, are fixed
+    rather than searched; a default outside a narrowed range becomes the
+    nearest value inside it. `fit(hp, model, ...)` trains with the searched
+    batch size, stops early when the objective stops improving, fails the
+    trial (`keras_tuner.errors.FailedTrialError`) when the loss becomes NaN or
+    infinite, and returns the metrics of the best epoch with `best_epoch` and
+    `epochs`.
+
+    Args:
+        cells: the cell names to choose from. Defaults to `("lstm",)`.
+        num_classes: number of output logits. Defaults to 10.
+        input_shape: `(H, W)` of the images; when given, models are built
+            at once (keras-tuner can then count their parameters).
+        units, layers, dropout, learning_rate, batch_size: `(min, max)`
+            ranges; see the table for the defaults.
+        bidirectional: None searches both; True or False fixes it.
+        objective: `"val_accuracy"` (default) or `"val_loss"`: what early
+            stopping watches and what picks the best epoch.
+        early_stopping: stop a trial after this many epochs without a better
+            objective. Defaults to 3; None trains every epoch.
+        **kwargs: passed to `keras_tuner.HyperModel` (`name`, `tunable`).
+
+    Example:
+
+    >>> import keras_tuner
+    >>> hypermodel = RowSequenceHyperModel(cells=("lstm", "gru"), units=(32, 64))
+    >>> model = hypermodel.build(keras_tuner.HyperParameters())
+    >>> (model.cell, model.units, model.num_layers)
+    ('lstm', 64, 1)
+    """
+
+    def __init__(
+        self,
+        cells=("lstm",),
+        num_classes=10,
+        input_shape=None,
+        units=RANGES["units"],
+        layers=RANGES["layers"],
+        bidirectional=None,
+        dropout=RANGES["dropout"],
+        learning_rate=RANGES["learning_rate"],
+        batch_size=RANGES["batch_size"],
+        objective="val_accuracy",
+        early_stopping=3,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        if isinstance(cells, str) or not cells:
+            raise ConfigError(f"`cells` must be a non-empty list of cell names. Received: cells={cells!r}")
+        try:
+            self.cells = tuple(dict.fromkeys(canonical_cell_name(c) for c in cells))
+        except (ValueError, TypeError) as exc:
+            raise ConfigError(str(exc)) from None
+        if isinstance(num_classes, bool) or not isinstance(num_classes, numbers.Integral) or num_classes < 2:
+            raise ConfigError(f"`num_classes` must be an integer >= 2. Received: num_classes={num_classes!r}")
+        self.num_classes = int(num_classes)
+        if input_shape is not None and (len(tuple(input_shape)) != 2 or not all(int(d) > 0 for d in input_shape)):
+            raise ConfigError(f"`input_shape` must be (height, width). Received: input_shape={input_shape!r}")
+        self.input_shape = None if input_shape is None else tuple(int(d) for d in input_shape)
+        self.units = _check_range("units", units, True, 1)
+        self.layers = _check_range("layers", layers, True, 1)
+        self.dropout = _check_range("dropout", dropout, False, 0.0, below=1.0)
+        self.learning_rate = _check_range("learning_rate", learning_rate, False, 0.0)
+        if self.learning_rate[0] <= 0:
+            raise ConfigError(f"`learning_rate` bounds must be positive. Received: learning_rate={learning_rate!r}")
+        self.batch_size = _check_range("batch_size", batch_size, True, 1)
+        if bidirectional is not None and not isinstance(bidirectional, bool):
+            raise ConfigError(f"`bidirectional` must be None, True or False. Received: bidirectional={bidirectional!r}")
+        self.bidirectional = bidirectional
+        if objective not in OBJECTIVES:
+            raise ConfigError(f"`objective` must be one of {', '.join(OBJECTIVES)}. Received: objective={objective!r}")
+        self.objective = objective
+        if early_stopping is not None and (
+            isinstance(early_stopping, bool) or not isinstance(early_stopping, numbers.Integral) or early_stopping < 1
+        ):
+            raise ConfigError(f"`early_stopping` must be None or an integer >= 1. Received: {early_stopping!r}")
+        self.early_stopping = early_stopping
+
+    # -- one declaration per hyperparameter -------------------------------------------
+
+    @staticmethod
+    def _int(hp, name, bounds, default, powers=False) -> int:
+        low, high = bounds
+        if low == high:
+            return int(hp.Fixed(name, low))
+        if powers:
+            values = _powers_of_two(low, high)
+            if len(values) == 1:
+                return int(hp.Fixed(name, low))
+            nearest = min(values, key=lambda v: abs(math.log(v / default)))
+            # int(): keras-tuner's grid hands out log-sampled Int values as floats (8.0).
+            return int(hp.Int(name, low, values[-1], step=2, sampling="log", default=nearest))
+        return int(hp.Int(name, low, high, default=min(max(default, low), high)))
+
+    @staticmethod
+    def _float(hp, name, bounds, default, log=False):
+        low, high = bounds
+        if low == high:
+            return hp.Fixed(name, low)
+        default = min(max(default, low), high)
+        if log:
+            return hp.Float(name, low, high, sampling="log", default=default)
+        step = min(0.1, high - low)
+        return hp.Float(name, low, high, step=step, default=round(low + round((default - low) / step) * step, 10))
+
+    def declare_hyperparameters(self, hp):
+        # The batch size is used in `fit`; declared here too, so the oracle knows it before the first trial.
+        self.batch_size_value(hp)
+
+    def batch_size_value(self, hp) -> int:
+        """Declares (or reads) the batch size."""
+        return self._int(hp, "batch_size", self.batch_size, DEFAULTS["batch_size"], powers=True)
+
+    def build(self, hp):
+        if len(self.cells) == 1:
+            cell = hp.Fixed("cell", self.cells[0])
+        else:
+            cell = hp.Choice("cell", list(self.cells), default=self.cells[0])
+        if self.bidirectional is None:
+            bidirectional = hp.Boolean("bidirectional", default=DEFAULTS["bidirectional"])
+        else:
+            bidirectional = hp.Fixed("bidirectional", self.bidirectional)
+        model = RowSequenceClassifier(
+            cell=cell,
+            units=self._int(hp, "units", self.units, DEFAULTS["units"], powers=True),
+            num_classes=self.num_classes,
+            num_layers=self._int(hp, "layers", self.layers, DEFAULTS["layers"]),
+            bidirectional=bool(bidirectional),
+            dropout=self._float(hp, "dropout", self.dropout, DEFAULTS["dropout"]),
+        )
+        if self.input_shape is not None:
+            model.build((None, *self.input_shape))
+        learning_rate = self._float(hp, "learning_rate", self.learning_rate, DEFAULTS["learning_rate"], log=True)
+        return compile_model(model, learning_rate)
+
+    def fit(self, hp, model, *args, callbacks=None, **kwargs):
+        guard = _StopOnNonFiniteLoss()
+        callbacks = [guard, *(callbacks or [])]
+        if self.early_stopping is not None:
+            callbacks.append(
+                keras.callbacks.EarlyStopping(
+                    monitor=self.objective, mode=OBJECTIVES[self.objective], patience=self.early_stopping
+                )
+            )
+        kwargs.setdefault("verbose", 0)
+        history = model.fit(*args, batch_size=self.batch_size_value(hp), callbacks=callbacks, **kwargs)
+        if guard.failure:
+            raise keras_tuner.errors.FailedTrialError(guard.failure)
+        return _best_epoch_metrics(history, self.objective)
+
+
+class _StopOnNonFiniteLoss(keras.callbacks.Callback):
+    """Stops training when the training or validation loss is NaN or infinite, keeping the reason."""
+
+    def __init__(self):
+        super().__init__()
+        self.failure = None
+        self._epoch = 1
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch + 1
+
+    def on_train_batch_end(self, batch, logs=None):
+        loss = (logs or {}).get("loss")
+        if loss is not None and not math.isfinite(float(loss)):
+            self.failure = f"the loss became {float(loss)} in epoch {self._epoch}"
+            self.model.stop_training = True
+
+    def on_epoch_end(self, epoch, logs=None):
+        for key in ("loss", "val_loss"):
+            value = (logs or {}).get(key)
+            if self.failure is None and value is not None and not math.isfinite(float(value)):
+                self.failure = f"the {key.replace('_', ' ')} became {float(value)} in epoch {epoch + 1}"
+                self.model.stop_training = True
+
+
+def _best_epoch_metrics(history, objective: str) -> dict:
+    values = history.history.get(objective)
+    if not values:
+        raise keras_tuner.errors.FailedTrialError(f"{objective} was not reported (no validation data?)")
+    scored = [(float(v), i) for i, v in enumerate(values) if math.isfinite(float(v))]
+    if not scored:
+        raise keras_tuner.errors.FailedTrialError(f"{objective} was never a finite number")
+    pick = max if OBJECTIVES[objective] == "max" else min
+    best = pick(scored, key=lambda pair: pair[0])[1]
+    metrics = {name: float(series[best]) for name, series in history.history.items() if len(series) > best}
+    metrics["best_epoch"] = history.epoch[best] + 1
+    metrics["epochs"] = history.epoch[-1] + 1
+    return metrics

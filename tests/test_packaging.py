@@ -1,0 +1,20 @@
+"""Packaging: every package of the source tree is listed for the wheel; data files ship with it."""
+
+import tomllib
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_every_package_is_listed_in_pyproject():
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    listed = set(config["packages"])
+    on_disk = {".".join(p.parent.relative_to(ROOT).parts) for p in (ROOT / "recurrent_mnist").rglob("__init__.py")}
+    assert on_disk <= listed, f"add {sorted(on_disk - listed)} to [tool.setuptools] packages"
+    assert config["package-dir"]["recurrent_mnist_cli"] == "cli"
+
+
+def test_the_embedded_sample_is_package_data():
+    patterns = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]
+    assert "data/mnist-sample/*" in patterns["recurrent_mnist"]
+    assert (ROOT / "recurrent_mnist" / "data" / "mnist-sample" / "manifest.json").exists()
