@@ -146,6 +146,25 @@ StrategyOpt = Annotated[
         rich_help_panel=TRAINING,
     ),
 ]
+StepsPerExecutionOpt = Annotated[
+    int | None,
+    typer.Option(
+        min=1,
+        help="Training steps per call into the compiled graph (default: 50; fewer Python round trips).",
+        rich_help_panel=TRAINING,
+        show_default=False,
+    ),
+]
+JitOpt = Annotated[
+    bool | None,
+    typer.Option(
+        "--jit-compile/--no-jit-compile",
+        help="Compile each training step with XLA (default: off; on CPUs it adds 10-30 s of "
+        "compilation per variant and was no faster in steady state, see docs/speed.md).",
+        rich_help_panel=TRAINING,
+        show_default=False,
+    ),
+]
 ImportOpt = Annotated[
     list[str] | None,
     typer.Option(
@@ -238,6 +257,8 @@ def bench(
         ),
     ] = None,
     strategy: StrategyOpt = StrategyName.default,
+    steps_per_execution: StepsPerExecutionOpt = None,
+    jit_compile: JitOpt = None,
     imports: ImportOpt = None,
     preset: Annotated[
         PresetName | None,
@@ -318,6 +339,8 @@ def bench(
             validation_split=validation_split,
             early_stopping=early_stopping,
             target_accuracy=target_accuracy,
+            steps_per_execution=steps_per_execution,
+            jit_compile=jit_compile,
             strategy=strategy.value,
         )
         view = BenchProgress(console)
@@ -430,6 +453,8 @@ def train(
         int, typer.Option(min=0, help="Seed for weights, shuffling and dropout.", rich_help_panel=TRAINING)
     ] = 0,
     strategy: StrategyOpt = StrategyName.default,
+    steps_per_execution: StepsPerExecutionOpt = None,
+    jit_compile: JitOpt = None,
     imports: ImportOpt = None,
     output: Annotated[
         Path, typer.Option(help="Where to save the trained model (.keras).", rich_help_panel=OUTPUT)
@@ -459,6 +484,8 @@ def train(
             learning_rate=learning_rate,
             validation_split=validation_split,
             early_stopping=early_stopping,
+            steps_per_execution=steps_per_execution,
+            jit_compile=jit_compile,
         ).items()
         if v is not None
     }

@@ -82,7 +82,8 @@ class BenchConfig:
     validation_split: float = 0.1
     early_stopping: int | None = None
     target_accuracy: float | None = None
-    steps_per_execution: int = 1
+    steps_per_execution: int = 50
+    jit_compile: bool = False
     strategy: str = "default"
     preset: str | None = None
 

@@ -4,6 +4,11 @@ A cell name maps to a factory that builds one Keras RNN layer:
 `factory(units, *, return_sequences, dropout, recurrent_dropout, name)`.
 `"lstm"`, `"gru"` and `"simple_rnn"` are built in; `register_cell` adds more.
 Names are matched case-insensitively, with `-` read as `_`.
+
+The built-in names build `recurrent_mnist.fast_rnn` layers: the stock Keras
+layers (same weights, config and behaviour) with a faster TensorFlow CPU path.
+`"keras_lstm"`, `"keras_gru"` and `"keras_simple_rnn"` build the plain Keras
+layers, so that a comparison can show what the fast path buys.
 """
 
 from __future__ import annotations
@@ -11,6 +16,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 
 import keras
+
+from recurrent_mnist.fast_rnn import FastGRU, FastLSTM, FastSimpleRNN
 
 __all__ = ["available_cells", "canonical_cell_name", "get_cell_factory", "import_cell_modules", "register_cell"]
 
@@ -125,6 +132,9 @@ def _keras_layer(layer_class: type[keras.layers.Layer]) -> CellFactory:
     return factory
 
 
-register_cell("lstm", _keras_layer(keras.layers.LSTM))
-register_cell("gru", _keras_layer(keras.layers.GRU))
-register_cell("simple_rnn", _keras_layer(keras.layers.SimpleRNN), aliases=("rnn", "simplernn"))
+register_cell("lstm", _keras_layer(FastLSTM))
+register_cell("gru", _keras_layer(FastGRU))
+register_cell("simple_rnn", _keras_layer(FastSimpleRNN), aliases=("rnn", "simplernn"))
+register_cell("keras_lstm", _keras_layer(keras.layers.LSTM))
+register_cell("keras_gru", _keras_layer(keras.layers.GRU))
+register_cell("keras_simple_rnn", _keras_layer(keras.layers.SimpleRNN), aliases=("keras_rnn", "keras_simplernn"))

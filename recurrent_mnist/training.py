@@ -29,7 +29,14 @@ from recurrent_mnist.errors import ConfigError, ResultsError
 from recurrent_mnist.model import RowSequenceClassifier
 from recurrent_mnist.reporting import atomic_path, atomic_write_json
 
-__all__ = ["TrainConfig", "VariantResult", "compile_model", "split_validation", "train_variant"]
+__all__ = [
+    "TrainConfig",
+    "VariantResult",
+    "compile_model",
+    "input_pipeline",
+    "split_validation",
+    "train_variant",
+]
 
 # The validation split is the same for every variant and seed, so that validation
 # figures compare models, not splits.
@@ -55,7 +62,11 @@ class TrainConfig:
             accuracy and keep the best weights; None trains every epoch.
         target_accuracy: a validation accuracy whose first epoch and time are reported.
         seed: seeds weights, shuffling and dropout.
-        steps_per_execution: training steps run per call into the compiled graph.
+        steps_per_execution: training steps run per call into the compiled
+            graph (fewer Python round trips; see docs/speed.md).
+        jit_compile: compile the whole training step with XLA. Off by default:
+            on CPUs it was no faster in steady state than the fast cells
+            without it, and it adds 10-30 s of compilation per variant.
         strategy: `"default"` (one device) or `"mirrored"` (every GPU, or the
             logical CPU devices; see `recurrent_mnist.distribute`).
     """
@@ -73,7 +84,8 @@ class TrainConfig:
     early_stopping: int | None = None
     target_accuracy: float | None = None
     seed: int = 0
-    steps_per_execution: int = 1
+    steps_per_execution: int = 50
+    jit_compile: bool = False
     strategy: str = "default"
 
     def __post_init__(self):
@@ -142,15 +154,41 @@ def split_validation(x: np.ndarray, y: np.ndarray, fraction: float):
     return x[train], y[train], x[val], y[val]
 
 
-def compile_model(model: keras.Model, learning_rate: float, steps_per_execution: int = 1) -> keras.Model:
+def compile_model(
+    model: keras.Model, learning_rate: float, steps_per_execution: int = 1, jit_compile: bool = False
+) -> keras.Model:
     """Compiles with Adam, cross-entropy on logits (no softmax twice) and accuracy."""
     model.compile(
         optimizer=keras.optimizers.Adam(learning_rate),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
         steps_per_execution=steps_per_execution,
+        jit_compile=jit_compile,
     )
     return model
+
+
+def input_pipeline(x: np.ndarray, y: np.ndarray, batch_size: int, *, shuffle_seed: int | None = None):
+    """A `tf.data` pipeline over in-memory arrays, or None on other Keras backends.
+
+    The images stay uint8 (the model scales them). tf.data's autotuning is off
+    and the prefetch depth fixed: with `prefetch(AUTOTUNE)`, which is also what
+    Keras builds for numpy input, tearing down each epoch's iterator waits for
+    the autotune thread and stalled every epoch by 1-3 s on a 2-core machine
+    (docs/speed.md).
+    """
+    if keras.backend.backend() != "tensorflow":
+        return None
+    import tensorflow as tf
+
+    data = tf.data.Dataset.from_tensor_slices((x, y.astype(np.int32))).cache()
+    if shuffle_seed is not None:
+        data = data.shuffle(len(x), seed=shuffle_seed, reshuffle_each_iteration=True)
+    data = data.batch(batch_size).prefetch(2)
+    options = tf.data.Options()
+    options.autotune.enabled = False
+    options.deterministic = True
+    return data.with_options(options)
 
 
 class _Monitor(keras.callbacks.Callback):
@@ -360,7 +398,7 @@ def train_variant(
     with strategy_scope(strategy):
         model = RowSequenceClassifier(num_classes=dataset.num_classes, **config.model_kwargs())
         model.build((None, *dataset.image_shape))
-        compile_model(model, config.learning_rate, config.steps_per_execution)
+        compile_model(model, config.learning_rate, config.steps_per_execution, config.jit_compile)
 
     steps = math.ceil(len(x_train) / config.batch_size)
     monitor = _Monitor(emit, config.epochs, steps, config.target_accuracy)
@@ -380,17 +418,30 @@ def train_variant(
 
     started = _now()
     if initial_epoch < config.epochs:
-        model.fit(
-            x_train,
-            y_train,
-            batch_size=config.batch_size,
-            epochs=config.epochs,
-            initial_epoch=initial_epoch,
-            validation_data=(x_val, y_val) if x_val is not None else None,
-            shuffle=True,
-            callbacks=fit_callbacks,
-            verbose=0,
-        )
+        train_data = input_pipeline(x_train, y_train, config.batch_size, shuffle_seed=config.seed)
+        if train_data is not None:
+            val_data = input_pipeline(x_val, y_val, INFERENCE_BATCH) if x_val is not None else None
+            model.fit(
+                train_data,
+                epochs=config.epochs,
+                initial_epoch=initial_epoch,
+                validation_data=val_data,
+                shuffle=False,  # the pipeline shuffles, seeded, every epoch
+                callbacks=fit_callbacks,
+                verbose=0,
+            )
+        else:
+            model.fit(
+                x_train,
+                y_train,
+                batch_size=config.batch_size,
+                epochs=config.epochs,
+                initial_epoch=initial_epoch,
+                validation_data=(x_val, y_val) if x_val is not None else None,
+                shuffle=True,
+                callbacks=fit_callbacks,
+                verbose=0,
+            )
     history_rows = earlier + monitor.history
     epoch_times = [entry["epoch_time_s"] for entry in history_rows]
     elapsed = 0.0

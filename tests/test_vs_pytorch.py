@@ -1,0 +1,157 @@
+"""benchmarks/vs_pytorch.py: the FLOP count, failed workers, the summary, and one tiny side-by-side run."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "vs_pytorch.py"
+
+
+@pytest.fixture(scope="module")
+def vs():
+    """The script, imported as a module."""
+    spec = importlib.util.spec_from_file_location("vs_pytorch", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_training_flops_per_step(vs):
+    # LSTM 100/50: recurrent 112 MFLOP x 3, input projection 31.4 MFLOP x 2 (speedlab NOTES section 10)
+    assert vs.train_flops_per_step("lstm", 100, 50) == 3 * 28 * 2 * 50 * 100 * 400 + 2 * 28 * 2 * 50 * 28 * 400
+    assert vs.train_flops_per_epoch("lstm", 100, 50, 60_000) == 1200 * vs.train_flops_per_step("lstm", 100, 50)
+    assert vs.train_flops_per_step("lstm", 128, 256) == pytest.approx(3.22e9, rel=0.01)
+    assert vs.train_flops_per_epoch("gru", 128, 256, 60_000) == 235 * vs.train_flops_per_step("gru", 128, 256)
+    assert vs.train_flops_per_step("simple_rnn", 16, 50) * 4 == vs.train_flops_per_step("lstm", 16, 50)
+
+
+def test_a_failed_worker_is_recorded_with_its_stderr(vs):
+    crash = vs.run_worker([sys.executable, "-c", "import sys; print('boom', file=sys.stderr); sys.exit(3)"], 60)
+    assert crash["status"] == "failed" and "exited with 3" in crash["error"] and "boom" in crash["stderr_tail"]
+    ok = vs.run_worker([sys.executable, "-c", 'print(\'noise\'); print(\'{"status": "ok", "x": 1}\')'], 60)
+    assert ok["status"] == "ok" and ok["x"] == 1 and ok["worker_wall_s"] > 0
+    slow = vs.run_worker([sys.executable, "-c", "import time; time.sleep(30)"], 1)
+    assert slow["status"] == "failed" and "timed out" in slow["error"]
+
+
+def test_summary_medians_ratios_and_failures(vs, tmp_path):
+    args = vs.parse_args(["--cells", "gru", "--shapes", "8x50", "--impls", "keras", "torch", "--rounds", "3"])
+    args.results_dir = tmp_path
+    results = vs.Results(args, tmp_path, "test")
+    results.peak_gflops = 100.0
+
+    def run(impl, round_index, seconds, status="ok"):
+        return {
+            "kind": "train",
+            "impl": impl,
+            "cell": "gru",
+            "units": 8,
+            "batch_size": 50,
+            "round": round_index,
+            "status": status,
+            "error": "" if status == "ok" else "it broke",
+            "epoch_time_s": seconds,
+            "first_epoch_s": 5.0,
+            "test_accuracy": 0.5,
+            "train_samples": 1000,
+            "foreign_cpu_share": 0.0,
+        }
+
+    for record in (
+        run("keras", 1, 1.0),
+        run("torch", 1, 2.0),
+        run("keras", 2, 3.0),
+        run("torch", 2, 2.0),
+        run("keras", 3, 2.0),
+        run("torch", 3, None, status="failed"),
+    ):
+        results.append(record)
+    summary = results.summary().set_index("impl")
+    assert summary.loc["keras", "epoch_time_s"] == 2.0 and summary.loc["keras", "epoch_time_min_s"] == 1.0
+    assert summary.loc["torch", "runs"] == 2 and summary.loc["torch", "failed"] == 1
+    assert summary.loc["torch", "error"] == "it broke"
+    assert summary.loc["keras", "keras_over_torch"] == 1.0 and summary.loc["keras", "keras_le_torch_rounds"] == "1/2"
+    assert summary.loc["keras", "train_samples_per_s"] == 500.0
+    flops = vs.train_flops_per_epoch("gru", 8, 50, 1000)
+    assert summary.loc["keras", "peak_fraction"] == pytest.approx(flops / 2.0 / 100e9)
+    text = results.write()
+    assert (tmp_path / "vs_pytorch.csv").exists() and "2 (1 failed)" in text
+    assert "## Failed runs" in text and "it broke" in text
+    assert len((tmp_path / "vs_pytorch.jsonl").read_text().splitlines()) == 6
+
+
+@pytest.mark.slow
+def test_side_by_side_run_writes_every_file(tmp_path):
+    pytest.importorskip("torch")
+    results = tmp_path / "speed"
+    command = [
+        sys.executable,
+        str(SCRIPT),
+        "--dataset",
+        "mnist-sample",
+        "--n-train",
+        "300",
+        "--n-test",
+        "100",
+        "--epochs",
+        "2",
+        "--rounds",
+        "1",
+        "--cells",
+        "simple_rnn",
+        "--shapes",
+        "16x50",
+        "--impls",
+        "keras",
+        "torch",
+        "--results-dir",
+        str(results),
+        "--name",
+        "smoke",
+    ]
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONUNBUFFERED="1")
+    done = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+    for name in ("smoke.csv", "smoke.md", "smoke.jsonl", "environment.json"):
+        assert (results / name).stat().st_size > 0, name
+
+    table = pd.read_csv(results / "smoke.csv")
+    assert sorted(table["impl"]) == ["keras", "torch"]
+    assert (table["cell"] == "simple_rnn").all()
+    assert (table["units"] == 16).all() and (table["batch_size"] == 50).all()
+    assert (table["runs"] == 1).all() and (table["failed"] == 0).all()
+    assert (table["epoch_time_s"] > 0).all() and (table["first_epoch_s"] > 0).all()
+    assert table["test_accuracy"].between(0, 1).all()
+    assert (table["train_samples"] == 300).all()
+    assert (table["peak_fraction"] > 0).all()
+    keras_row = table[table["impl"] == "keras"].iloc[0]
+    torch_row = table[table["impl"] == "torch"].iloc[0]
+    assert keras_row["keras_over_torch"] == pytest.approx(keras_row["epoch_time_s"] / torch_row["epoch_time_s"])
+    assert torch_row["vs_torch"] == pytest.approx(1.0)
+
+    runs = [json.loads(line) for line in (results / "smoke.jsonl").read_text().splitlines()]
+    trained = [r for r in runs if r["kind"] == "train"]
+    assert sorted(r["impl"] for r in trained) == ["keras", "torch"]
+    assert all(len(r["epoch_times"]) == 2 and r["status"] == "ok" for r in trained)
+    assert len({r["data_digest"] for r in trained}) == 1  # both sides trained on the same arrays
+    assert [r["kind"] for r in runs].count("peak") == 1
+
+    environment = json.loads((results / "environment.json").read_text())
+    assert environment["benchmark"]["threads"] == environment["torch"]["num_threads"]
+    assert environment["benchmark"]["tensorflow_threads"]["inter_op"] == 1
+    assert environment["torch"]["num_interop_threads"] == 1
+    assert environment["dataset"]["train_size"] == 300
+
+    markdown = (results / "smoke.md").read_text()
+    assert "keras / torch" in markdown and "| simple_rnn |" in markdown
+    assert "keras / torch" in done.stdout  # the table goes to stdout, progress to stderr
+    assert "round 1/1" in done.stderr
