@@ -11,6 +11,8 @@ script trains
   the same images, batch size and seed, shuffled every epoch;
 - `keras-stock`: the plain Keras layer (registered cells `keras_lstm`,
   `keras_gru`, `keras_simple_rnn`) through the same training path;
+- `keras-xla` (not run by default): `keras` with `jit_compile=True` (XLA), a
+  lever measured against the default;
 
 and writes, per cell, shape and implementation, the median steady-state epoch
 time over the rounds, the first (compile) epoch, throughput, test accuracy,
@@ -91,13 +93,17 @@ import numpy as np
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # the orchestrator imports TensorFlow with recurrent_mnist
 
 CELLS = ("lstm", "gru", "simple_rnn")
-IMPLS = ("keras", "torch", "keras-stock")
-KERAS_IMPLS = ("keras", "keras-stock")
+IMPLS = ("keras", "torch", "keras-stock", "keras-xla")
+DEFAULT_IMPLS = ("keras", "torch", "keras-stock")
+KERAS_IMPLS = ("keras", "keras-stock", "keras-xla")
+# Options of each Keras implementation beyond the defaults (a lever to measure).
+KERAS_OPTIONS = {"keras-xla": {"jit_compile": True}}
 WORKERS = ("prepare", "peak", *IMPLS)
 # The registered cell names each Keras implementation trains.
 KERAS_CELL_NAMES = {
     "keras": {cell: cell for cell in CELLS},
     "keras-stock": {cell: f"keras_{cell}" for cell in CELLS},
+    "keras-xla": {cell: cell for cell in CELLS},
 }
 GATES = {"lstm": 4, "gru": 3, "simple_rnn": 1}
 TIME_STEPS = 28
@@ -150,8 +156,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--impls",
         nargs="+",
         choices=IMPLS,
-        default=list(IMPLS),
-        help="keras: the project's default cell; torch: the PyTorch peer; keras-stock: the plain Keras layer",
+        default=list(DEFAULT_IMPLS),
+        help="keras: the project's default cell; torch: the PyTorch peer; keras-stock: the plain Keras layer; "
+        "keras-xla: keras with jit_compile=True (default: keras torch keras-stock)",
     )
     parser.add_argument("--epochs", type=positive_int, default=3, help="epochs per run (epoch 1 reported apart)")
     parser.add_argument("--rounds", type=positive_int, default=2, help="interleaved rounds")
@@ -382,6 +389,7 @@ def keras_worker(args: argparse.Namespace, impl: str) -> dict:
         learning_rate=LEARNING_RATE,
         validation_split=0.0,
         seed=args.seed,
+        **KERAS_OPTIONS.get(impl, {}),
     )
     result = train_variant(data, config, measure=True, keep_model=True)
     row = result.row

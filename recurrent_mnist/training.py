@@ -168,7 +168,7 @@ def compile_model(
     return model
 
 
-def input_pipeline(x: np.ndarray, y: np.ndarray, batch_size: int, *, shuffle_seed: int | None = None):
+def input_pipeline(x: np.ndarray, y: np.ndarray | None, batch_size: int, *, shuffle_seed: int | None = None):
     """A `tf.data` pipeline over in-memory arrays, or None on other Keras backends.
 
     The images stay uint8 (the model scales them). tf.data's autotuning is off
@@ -181,7 +181,7 @@ def input_pipeline(x: np.ndarray, y: np.ndarray, batch_size: int, *, shuffle_see
         return None
     import tensorflow as tf
 
-    data = tf.data.Dataset.from_tensor_slices((x, y.astype(np.int32))).cache()
+    data = tf.data.Dataset.from_tensor_slices(x if y is None else (x, y.astype(np.int32))).cache()
     if shuffle_seed is not None:
         data = data.shuffle(len(x), seed=shuffle_seed, reshuffle_each_iteration=True)
     data = data.batch(batch_size).prefetch(2)
@@ -285,12 +285,20 @@ def steady_epoch_time(epoch_times: list[float]) -> float | None:
 
 
 def measure_inference(model: keras.Model, x: np.ndarray, repeats: int = 3) -> float:
-    """Samples per second of `model.predict` at a large batch (median of repeats, after a warm-up)."""
+    """Samples per second of `model.predict` at a large batch (median of repeats, after a warm-up).
+
+    The images go through `input_pipeline` (no autotune stall when the iterator is
+    torn down, which otherwise adds seconds at random to a one-second measurement).
+    """
+    data = input_pipeline(x, None, INFERENCE_BATCH)
     model.predict(x[:INFERENCE_BATCH], batch_size=INFERENCE_BATCH, verbose=0)
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
-        model.predict(x, batch_size=INFERENCE_BATCH, verbose=0)
+        if data is not None:
+            model.predict(data, verbose=0)
+        else:
+            model.predict(x, batch_size=INFERENCE_BATCH, verbose=0)
         times.append(time.perf_counter() - start)
     return len(x) / float(np.median(times))
 

@@ -39,6 +39,28 @@ def test_every_cell_returns_logits_with_keras_parameter_count(cell, images):
     assert not np.allclose(np.sum(np.asarray(logits), axis=1), 1.0)
 
 
+@pytest.mark.parametrize(
+    ("name", "fast", "stock"),
+    [
+        ("lstm", "FastLSTM", keras.layers.LSTM),
+        ("gru", "FastGRU", keras.layers.GRU),
+        ("simple_rnn", "FastSimpleRNN", keras.layers.SimpleRNN),
+    ],
+)
+def test_named_cells_are_the_fast_layers_and_keras_names_the_plain_ones(name, fast, stock, images):
+    fast_model = RowSequenceClassifier(name, units=8)
+    plain_model = RowSequenceClassifier(f"keras_{name}", units=8)
+    (fast_layer,) = fast_model.recurrent_layers
+    (plain_layer,) = plain_model.recurrent_layers
+    assert type(fast_layer).__name__ == fast and isinstance(fast_layer, stock)
+    assert type(plain_layer) is stock
+    # Same weights in, same logits out: the fast path is the stock computation.
+    fast_model(images)
+    plain_model(images)
+    plain_model.set_weights(fast_model.get_weights())
+    np.testing.assert_allclose(plain_model(images), fast_model(images), atol=1e-5)
+
+
 def test_aliases_name_the_same_cell():
     assert canonical_cell_name("rnn") == canonical_cell_name("SimpleRNN") == "simple_rnn"
     assert canonical_cell_name("LSTM") == "lstm"

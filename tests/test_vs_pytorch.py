@@ -112,6 +112,7 @@ def test_side_by_side_run_writes_every_file(tmp_path):
         "--impls",
         "keras",
         "torch",
+        "keras-stock",
         "--results-dir",
         str(results),
         "--name",
@@ -125,7 +126,7 @@ def test_side_by_side_run_writes_every_file(tmp_path):
         assert (results / name).stat().st_size > 0, name
 
     table = pd.read_csv(results / "smoke.csv")
-    assert sorted(table["impl"]) == ["keras", "torch"]
+    assert sorted(table["impl"]) == ["keras", "keras-stock", "torch"]
     assert (table["cell"] == "simple_rnn").all()
     assert (table["units"] == 16).all() and (table["batch_size"] == 50).all()
     assert (table["runs"] == 1).all() and (table["failed"] == 0).all()
@@ -140,7 +141,10 @@ def test_side_by_side_run_writes_every_file(tmp_path):
 
     runs = [json.loads(line) for line in (results / "smoke.jsonl").read_text().splitlines()]
     trained = [r for r in runs if r["kind"] == "train"]
-    assert sorted(r["impl"] for r in trained) == ["keras", "torch"]
+    assert sorted(r["impl"] for r in trained) == ["keras", "keras-stock", "torch"]
+    layers = {r["impl"]: r["layer"] for r in trained}
+    assert layers["keras"] == "recurrent_mnist.fast_rnn.FastSimpleRNN"
+    assert layers["keras-stock"].endswith(".SimpleRNN") and layers["torch"] == "torch.nn.RNN"
     assert all(len(r["epoch_times"]) == 2 and r["status"] == "ok" for r in trained)
     assert len({r["data_digest"] for r in trained}) == 1  # both sides trained on the same arrays
     assert [r["kind"] for r in runs].count("peak") == 1
