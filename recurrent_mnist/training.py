@@ -406,7 +406,11 @@ def train_variant(
     with strategy_scope(strategy):
         model = RowSequenceClassifier(num_classes=dataset.num_classes, **config.model_kwargs())
         model.build((None, *dataset.image_shape))
-        compile_model(model, config.learning_rate, config.steps_per_execution, config.jit_compile)
+        # Keras 3.15 / TF 2.21 fail on a multi-step execution under MirroredStrategy
+        # ("You must feed a value for placeholder tensor ... while/cond/Placeholder_1"):
+        # one step per execution there.
+        steps_per_execution = config.steps_per_execution if config.strategy == "default" else 1
+        compile_model(model, config.learning_rate, steps_per_execution, config.jit_compile)
 
     steps = math.ceil(len(x_train) / config.batch_size)
     monitor = _Monitor(emit, config.epochs, steps, config.target_accuracy)

@@ -5,6 +5,9 @@ from __future__ import annotations
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# The CLI's rich consoles read the width once, when the CLI is first imported, in
+# whichever test (or pytest-xdist worker) that happens: make it the same everywhere.
+os.environ["COLUMNS"] = "200"
 
 import keras
 import numpy as np
