@@ -98,6 +98,16 @@ def test_bench_defaults(captured_bench):
     assert config.epochs == 10 and config.units == 128 and config.batch_size == 128
     assert str(kwargs["results_dir"]) == "results" and kwargs["run_name"] is None and not kwargs["fresh"]
     assert kwargs["isolate"] is True
+    assert config.steps_per_execution == 50 and config.jit_compile is False
+
+
+def test_bench_speed_options_reach_the_configuration(captured_bench):
+    result = invoke("bench", "--steps-per-execution", "5", "--jit-compile", "--cells", "keras_lstm")
+    assert result.exit_code == 0, result.output
+    config, _ = captured_bench[0]
+    assert config.steps_per_execution == 5 and config.jit_compile is True
+    assert config.cells == ("keras_lstm",)
+    assert config.variant("keras_lstm", 0).jit_compile is True
 
 
 def test_tutorial_preset_and_overrides(captured_bench):
