@@ -56,9 +56,6 @@ _CONFIG = {
     # sigmoid(z) = 0.5 + 0.5 * tanh(z / 2) (same speed, 30-50 % shorter XLA
     # compile); "native" = sigmoid / tanh ops.
     "gate_act": "tanh",
-    # With "tanh" gates: the gate values as one multiply-add over all four
-    # gates (3 ops per step) instead of three per gate (7 ops per step).
-    "gate_affine": True,
     # fold the bias gradient into the kernel-gradient matmul (ones column).
     "fold_bias": True,
     # LSTM / GRU recurrent matmul: "fused" (one (U, G*U) matmul + gate split),
@@ -169,23 +166,18 @@ def _lstm_forward(x_tm, h0, c0, kernel, rk, bias, saves):
     """
     T = x_tm.shape[0]
     tanh_gates = _CONFIG["gate_act"] == "tanh"
-    affine = None
     if tanh_gates:
         # sigmoid(z) = 0.5 + 0.5 * tanh(z / 2): one tanh for all four gates.
         U = rk.shape[0]
         half = tf.constant([0.5] * (2 * U) + [1.0] * U + [0.5] * U, rk.dtype)
         kernel, rk = kernel * half, rk * half
         bias = None if bias is None else bias * half
-        affine = tf.constant([0.5] * (2 * U) + [0.0] * U + [0.5] * U, rk.dtype) if _CONFIG["gate_affine"] else None
     xps = tf.unstack(_project(x_tm, kernel, bias), num=T)
     h, c = h0, c0
     hs, cs, ms, qs, fs = [], [c0], [], [], []
     for t in range(T):
         z = xps[t] + tf.matmul(h, rk)
-        if tanh_gates and affine is not None:
-            # i, f, o = 0.5 * tanh + 0.5 and g = tanh, as one multiply-add over all gates.
-            i, f, g, o = tf.split(tf.tanh(z) * half + affine, 4, axis=1)
-        elif tanh_gates:
+        if tanh_gates:
             ti, tf_, g, to = tf.split(tf.tanh(z), 4, axis=1)
             i = 0.5 + 0.5 * ti
             f = 0.5 + 0.5 * tf_
