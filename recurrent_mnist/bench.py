@@ -83,7 +83,7 @@ class BenchConfig:
     early_stopping: int | None = None
     target_accuracy: float | None = None
     steps_per_execution: int = 50
-    jit_compile: bool = False
+    jit_compile: bool | None = None
     strategy: str = "default"
     preset: str | None = None
 

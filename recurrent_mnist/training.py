@@ -42,6 +42,9 @@ __all__ = [
 # figures compare models, not splits.
 VALIDATION_SPLIT_SEED = 0
 INFERENCE_BATCH = 1024
+# jit_compile=None turns XLA on for the fast LSTM up to this batch size, where it
+# was measured faster (benchmarks/vs_pytorch.py --impls keras-xla; docs/speed.md).
+AUTO_XLA_MAX_BATCH = 64
 LATENCY_CALLS = 100
 
 Emit = Callable[[dict], None]
@@ -64,9 +67,11 @@ class TrainConfig:
         seed: seeds weights, shuffling and dropout.
         steps_per_execution: training steps run per call into the compiled
             graph (fewer Python round trips; see docs/speed.md).
-        jit_compile: compile the whole training step with XLA. Off by default:
-            on CPUs it was no faster in steady state than the fast cells
-            without it, and it adds 10-30 s of compilation per variant.
+        jit_compile: compile the whole training step with XLA. None (the
+            default) decides by measurement: on for the fast `lstm` cell at
+            batch sizes up to 64 (15-20 % faster epochs on CPUs, at a few
+            seconds of compilation), off otherwise (no faster, and 10-30 s of
+            compilation per variant); see docs/speed.md.
         strategy: `"default"` (one device) or `"mirrored"` (every GPU, or the
             logical CPU devices; see `recurrent_mnist.distribute`).
     """
@@ -85,7 +90,7 @@ class TrainConfig:
     target_accuracy: float | None = None
     seed: int = 0
     steps_per_execution: int = 50
-    jit_compile: bool = False
+    jit_compile: bool | None = None
     strategy: str = "default"
 
     def __post_init__(self):
@@ -114,12 +119,26 @@ class TrainConfig:
             raise ConfigError(f"target_accuracy must be in (0, 1]; received {self.target_accuracy!r}")
         if self.strategy not in STRATEGIES:
             raise ConfigError(f"strategy must be one of {', '.join(STRATEGIES)}; received {self.strategy!r}")
+        if self.jit_compile not in (None, True, False):
+            raise ConfigError(f"jit_compile must be True, False or None (automatic); received {self.jit_compile!r}")
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
             raise ConfigError(f"seed must be a non-negative integer; received {self.seed!r}")
         try:
             object.__setattr__(self, "cell", canonical_cell_name(self.cell))
         except ValueError as exc:
             raise ConfigError(str(exc)) from None
+
+    def uses_xla(self) -> bool:
+        """Whether training compiles with XLA: `jit_compile`, or the automatic choice when it is None."""
+        if self.jit_compile is not None:
+            return self.jit_compile
+        return (
+            self.cell == "lstm"
+            and self.batch_size <= AUTO_XLA_MAX_BATCH
+            and not self.recurrent_dropout  # the stock layer, which XLA slows down
+            and self.strategy == "default"
+            and keras.backend.backend() == "tensorflow"
+        )
 
     def model_kwargs(self) -> dict:
         return {
@@ -410,7 +429,7 @@ def train_variant(
         # ("You must feed a value for placeholder tensor ... while/cond/Placeholder_1"):
         # one step per execution there.
         steps_per_execution = config.steps_per_execution if config.strategy == "default" else 1
-        compile_model(model, config.learning_rate, steps_per_execution, config.jit_compile)
+        compile_model(model, config.learning_rate, steps_per_execution, config.uses_xla())
 
     steps = math.ceil(len(x_train) / config.batch_size)
     monitor = _Monitor(emit, config.epochs, steps, config.target_accuracy)
@@ -482,6 +501,7 @@ def train_variant(
         "epochs_requested": config.epochs,
         "train_samples": len(x_train),
         "replicas": strategy.num_replicas_in_sync if strategy is not None else 1,
+        "xla": config.uses_xla(),
         "status": "failed" if monitor.failure else "ok",
         "error": monitor.failure or "",
         "best_val_accuracy": best_val_accuracy,

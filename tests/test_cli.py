@@ -98,7 +98,7 @@ def test_bench_defaults(captured_bench):
     assert config.epochs == 10 and config.units == 128 and config.batch_size == 128
     assert str(kwargs["results_dir"]) == "results" and kwargs["run_name"] is None and not kwargs["fresh"]
     assert kwargs["isolate"] is True
-    assert config.steps_per_execution == 50 and config.jit_compile is False
+    assert config.steps_per_execution == 50 and config.jit_compile is None  # automatic
 
 
 def test_bench_speed_options_reach_the_configuration(captured_bench):

@@ -110,3 +110,32 @@ def test_a_nan_loss_fails_the_variant_with_the_reason(sample):
 def test_invalid_training_configuration(field, value):
     with pytest.raises(ConfigError, match=field if field != "cell" else "Unknown cell"):
         TrainConfig(**{field: value})
+
+
+@pytest.mark.parametrize(
+    ("overrides", "expected"),
+    [
+        ({"cell": "lstm", "batch_size": 50}, True),  # measured faster with XLA
+        ({"cell": "lstm", "batch_size": 64}, True),
+        ({"cell": "lstm", "batch_size": 128}, False),
+        ({"cell": "gru", "batch_size": 50}, False),
+        ({"cell": "keras_lstm", "batch_size": 50}, False),
+        ({"cell": "lstm", "batch_size": 50, "recurrent_dropout": 0.1}, False),
+        ({"cell": "lstm", "batch_size": 50, "strategy": "mirrored"}, False),
+        ({"cell": "lstm", "batch_size": 50, "jit_compile": False}, False),
+        ({"cell": "gru", "batch_size": 256, "jit_compile": True}, True),
+    ],
+)
+def test_xla_is_chosen_where_it_was_measured_faster_unless_told(overrides, expected):
+    assert TrainConfig(**overrides).uses_xla() is expected
+
+
+def test_jit_compile_must_be_a_choice():
+    with pytest.raises(ConfigError, match="jit_compile"):
+        TrainConfig(jit_compile="yes")
+
+
+def test_an_automatic_xla_variant_trains_and_says_so(sample):
+    small = dataclasses.replace(sample, x_train=sample.x_train[:300], y_train=sample.y_train[:300])
+    row = train_variant(small, TrainConfig(cell="lstm", units=8, epochs=2, batch_size=50), measure=False).row
+    assert row["xla"] is True and row["status"] == "ok" and 0.0 <= row["test_accuracy"] <= 1.0
