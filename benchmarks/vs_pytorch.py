@@ -47,7 +47,8 @@ How it measures:
 
 Outputs under `--results-dir` (default `results/speed`), named by `--name`:
 `<name>.jsonl` (every raw run, appended as it finishes), `<name>.csv`,
-`<name>.md` (both rewritten after every run) and `environment.json`.
+`<name>.md` (both rewritten after every run) and `<name>.environment.json`
+(one per name, so that several runs share a folder).
 
 Examples::
 
@@ -1025,7 +1026,7 @@ def orchestrate(args: argparse.Namespace) -> int:
             "benchmark": settings,
         }
         atomic_write_json = reporting().atomic_write_json
-        atomic_write_json(folder / "environment.json", environment)
+        atomic_write_json(folder / f"{args.name}.environment.json", environment)
         subset = f" (first {args.n_train or 'all'} / {args.n_test or 'all'})" if args.n_train or args.n_test else ""
         peak_text = "failed" if results.peak_gflops is None else f"{results.peak_gflops:,.1f} GFLOP/s"
         results.header = [
@@ -1079,7 +1080,7 @@ def orchestrate(args: argparse.Namespace) -> int:
 
     environment["finished_at"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     environment["benchmark"]["failed_runs"] = failed
-    atomic_write_json(folder / "environment.json", environment)
+    atomic_write_json(folder / f"{args.name}.environment.json", environment)
     print(text, end="")
     progress(f"wrote {results.jsonl}, {folder / (args.name + '.csv')}, {folder / (args.name + '.md')}")
     return 1 if failed else 0

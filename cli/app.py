@@ -165,6 +165,16 @@ JitOpt = Annotated[
         show_default=False,
     ),
 ]
+ThreadsOpt = Annotated[
+    int | None,
+    typer.Option(
+        min=1,
+        help="TensorFlow threads per training process (intra-op; inter-op 1). Default: TensorFlow's, "
+        "one per core. Small models on small or virtual machines often train faster on 1 (docs/speed.md).",
+        rich_help_panel=TRAINING,
+        show_default=False,
+    ),
+]
 ImportOpt = Annotated[
     list[str] | None,
     typer.Option(
@@ -214,6 +224,13 @@ def _cell_names(values: list[str] | None) -> list[str] | None:
 # bench --------------------------------------------------------------------------------------
 
 
+def _limit_threads(threads: int | None) -> None:
+    if threads is not None:
+        from recurrent_mnist.environment import limit_threads
+
+        limit_threads(threads)
+
+
 @app.command(cls=VariadicCommand)
 def bench(
     cells: Annotated[
@@ -259,6 +276,7 @@ def bench(
     strategy: StrategyOpt = StrategyName.default,
     steps_per_execution: StepsPerExecutionOpt = None,
     jit_compile: JitOpt = None,
+    threads: ThreadsOpt = None,
     imports: ImportOpt = None,
     preset: Annotated[
         PresetName | None,
@@ -316,6 +334,7 @@ def bench(
     """
     install_sigterm_handler()
     import_library()
+    _limit_threads(threads)
     from recurrent_mnist_cli.render import BenchProgress, files_line, summary_table
 
     from recurrent_mnist.bench import BenchConfig, run_bench
@@ -455,6 +474,7 @@ def train(
     strategy: StrategyOpt = StrategyName.default,
     steps_per_execution: StepsPerExecutionOpt = None,
     jit_compile: JitOpt = None,
+    threads: ThreadsOpt = None,
     imports: ImportOpt = None,
     output: Annotated[
         Path, typer.Option(help="Where to save the trained model (.keras).", rich_help_panel=OUTPUT)
@@ -466,6 +486,7 @@ def train(
     """
     install_sigterm_handler()
     import_library()
+    _limit_threads(threads)
     from recurrent_mnist.single import train_and_save
     from recurrent_mnist.training import TrainConfig
 

@@ -92,16 +92,38 @@ def _devices() -> list[str]:
         return []
 
 
-def _threads() -> dict:
+def limit_threads(threads: int) -> None:
+    """Runs TensorFlow on `threads` intra-op threads and one inter-op thread.
+
+    Applies to this process, if TensorFlow has not run an operation yet, and to
+    every process it starts (through `TF_NUM_INTRAOP_THREADS` and
+    `TF_NUM_INTEROP_THREADS`), such as bench's isolated training processes.
+    """
+    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
+        raise ValueError(f"threads must be a positive integer; received {threads!r}")
+    os.environ["TF_NUM_INTRAOP_THREADS"] = str(threads)
+    os.environ["TF_NUM_INTEROP_THREADS"] = "1"
     try:
         import tensorflow as tf
 
-        return {
-            "intra_op": tf.config.threading.get_intra_op_parallelism_threads(),
-            "inter_op": tf.config.threading.get_inter_op_parallelism_threads(),
-        }
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(1)
+    except (ImportError, RuntimeError):  # another backend, or TensorFlow already running here
+        pass
+
+
+def _threads() -> dict:
+    found = {
+        name: os.environ[name] for name in ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS") if name in os.environ
+    }
+    try:
+        import tensorflow as tf
+
+        found["intra_op"] = tf.config.threading.get_intra_op_parallelism_threads()
+        found["inter_op"] = tf.config.threading.get_inter_op_parallelism_threads()
     except Exception:  # noqa: BLE001
-        return {}
+        pass
+    return found
 
 
 def provenance() -> dict:

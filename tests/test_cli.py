@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pandas as pd
 import pytest
 from recurrent_mnist_cli.app import app
@@ -201,3 +203,23 @@ def test_report_on_a_folder_without_a_run(tmp_path):
     result = invoke("report", tmp_path)
     assert result.exit_code == 1
     assert "holds no bench run" in result.output
+
+
+def test_threads_reach_tensorflow_and_the_training_processes(captured_bench, monkeypatch):
+    # Registered with monkeypatch so that the values the command sets are undone afterwards.
+    monkeypatch.setenv("TF_NUM_INTRAOP_THREADS", "")
+    monkeypatch.setenv("TF_NUM_INTEROP_THREADS", "")
+    import tensorflow as tf
+
+    calls = []  # and this test process keeps its own thread settings
+    monkeypatch.setattr(tf.config.threading, "set_intra_op_parallelism_threads", lambda n: calls.append(("intra", n)))
+    monkeypatch.setattr(tf.config.threading, "set_inter_op_parallelism_threads", lambda n: calls.append(("inter", n)))
+    result = invoke("bench", "--threads", "1", "--dataset", "mnist-sample")
+    assert result.exit_code == 0, result.output
+    assert os.environ["TF_NUM_INTRAOP_THREADS"] == "1" and os.environ["TF_NUM_INTEROP_THREADS"] == "1"
+    assert calls == [("intra", 1), ("inter", 1)]
+
+
+def test_threads_must_be_positive():
+    result = invoke("bench", "--threads", "0")
+    assert result.exit_code == 2 and "--threads" in result.output

@@ -122,7 +122,7 @@ def test_side_by_side_run_writes_every_file(tmp_path):
     done = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout + done.stderr
 
-    for name in ("smoke.csv", "smoke.md", "smoke.jsonl", "environment.json"):
+    for name in ("smoke.csv", "smoke.md", "smoke.jsonl", "smoke.environment.json"):
         assert (results / name).stat().st_size > 0, name
 
     table = pd.read_csv(results / "smoke.csv")
@@ -149,7 +149,7 @@ def test_side_by_side_run_writes_every_file(tmp_path):
     assert len({r["data_digest"] for r in trained}) == 1  # both sides trained on the same arrays
     assert [r["kind"] for r in runs].count("peak") == 1
 
-    environment = json.loads((results / "environment.json").read_text())
+    environment = json.loads((results / "smoke.environment.json").read_text())
     assert environment["benchmark"]["threads"] == environment["torch"]["num_threads"]
     assert environment["benchmark"]["tensorflow_threads"]["inter_op"] == 1
     assert environment["torch"]["num_interop_threads"] == 1
