@@ -1,0 +1,57 @@
+"""Inference throughput of the fast layers with fused vs per-gate recurrent matmuls, against plain Keras.
+
+One process, one TensorFlow thread, 10,000 random uint8 images, `predict` at
+batch 1024 through `recurrent_mnist.training.input_pipeline`; the three models
+are timed in interleaved repetitions and the best of 4 is printed.
+
+    taskset -c 1 python benchmarks/gate_matmul_inference.py gru
+    taskset -c 1 python benchmarks/gate_matmul_inference.py lstm --units 100
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np
+import tensorflow as tf
+
+from recurrent_mnist import RowSequenceClassifier, fast_rnn
+from recurrent_mnist.training import INFERENCE_BATCH, input_pipeline
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("cell", choices=["lstm", "gru"])
+    parser.add_argument("--units", type=int, default=100)
+    parser.add_argument("--repeats", type=int, default=4)
+    args = parser.parse_args()
+    tf.config.threading.set_intra_op_parallelism_threads(1)  # before TensorFlow's first operation
+    tf.config.threading.set_inter_op_parallelism_threads(1)
+
+    images = np.random.default_rng(0).integers(0, 256, (10_000, 28, 28), dtype=np.uint8)
+    data = input_pipeline(images, None, INFERENCE_BATCH)
+    models = {}
+    for mode in ("fused", "per_gate", "plain Keras"):
+        # The choice is read when the predict function is traced, on its first call.
+        fast_rnn._CONFIG["gate_matmul"] = "fused" if mode == "plain Keras" else mode
+        name = f"keras_{args.cell}" if mode == "plain Keras" else args.cell
+        model = RowSequenceClassifier(name, units=args.units)
+        model.build((None, 28, 28))
+        model.predict(data, verbose=0)
+        models[mode] = model
+    seconds = {mode: [] for mode in models}
+    for _ in range(args.repeats):
+        for mode, model in models.items():
+            start = time.perf_counter()
+            model.predict(data, verbose=0)
+            seconds[mode].append(time.perf_counter() - start)
+    for mode, times in seconds.items():
+        print(f"{args.cell} {args.units} units, {mode}: {len(images) / min(times):,.0f} images/s")
+
+
+if __name__ == "__main__":
+    main()
