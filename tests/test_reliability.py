@@ -63,7 +63,7 @@ def test_interrupting_bench_stops_quickly_and_says_how_to_resume(tmp_path, sig, 
         "gru",
         *TINY,
         "--epochs",
-        "3",
+        "100",  # far longer than the test: it must be the signal that ends it
         "--in-process",
         "--results-dir",
         tmp_path,
@@ -86,10 +86,11 @@ def test_interrupting_bench_stops_quickly_and_says_how_to_resume(tmp_path, sig, 
 
 def test_interrupted_train_resumes_from_its_last_epoch(tmp_path):
     output = tmp_path / "model.keras"
-    args = ["train", "--cell", "gru", "--dataset", "mnist-sample", "--epochs", "3", "--units", "8", "--output", output]
+    # Enough epochs that the signal, handled when a 50-step execution returns, arrives mid-training.
+    args = ["train", "--cell", "gru", "--dataset", "mnist-sample", "--epochs", "12", "--units", "8", "--output", output]
     backup = tmp_path / "model.keras.backup"
     with start(*args, cwd=tmp_path) as process:
-        read_line_containing(process, "epoch 1/3")
+        read_line_containing(process, "epoch 1/12")
         wait_for(lambda: (backup / "state.json").exists(), process=process)  # the checkpoint of epoch 1
         process.send_signal(signal.SIGINT)
         process.wait(timeout=60)
@@ -102,9 +103,9 @@ def test_interrupted_train_resumes_from_its_last_epoch(tmp_path):
 
     rerun = run(*args, cwd=tmp_path)
     assert rerun.returncode == 0, rerun.stderr
-    assert "epoch 1/3" not in rerun.stdout  # resumed: the first epoch was not trained again
+    assert "epoch 1/12" not in rerun.stdout  # resumed: the first epoch was not trained again
     history = pd.read_csv(tmp_path / "model.history.csv")
-    assert history["epoch"].tolist()[-1] == 3 and history["epoch"].is_unique
+    assert history["epoch"].tolist()[-1] == 12 and history["epoch"].is_unique
     assert output.exists() and not (tmp_path / "model.keras.backup").exists()
 
 
