@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -20,6 +21,13 @@ def cli_env() -> dict:
     return env
 
 
+def _default_sigint() -> None:
+    # A test run started in the background by a non-interactive shell (nohup, CI
+    # runners) inherits SIGINT ignored, and Python keeps it ignored: give the
+    # child the terminal's default, as a user pressing Ctrl-C has.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def start(*args, cwd: Path) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, "-m", "recurrent_mnist_cli", *map(str, args)],
@@ -28,6 +36,7 @@ def start(*args, cwd: Path) -> subprocess.Popen:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=_default_sigint,
     )
 
 
