@@ -26,9 +26,11 @@ How it measures:
 - rounds are interleaved: in each round, for each (cell, shape), every
   implementation runs once, its order rotated by one each round, so that the
   machine's drift hits every implementation alike;
-- both frameworks get the same thread count: TensorFlow intra-op = `--threads`
-  and inter-op = 1; `torch.set_num_threads(--threads)` and
-  `torch.set_num_interop_threads(1)`;
+- both frameworks get the same thread count, each used the way it trains
+  fastest: TensorFlow as `recurrent-mnist bench --threads N` sets it
+  (`environment.limit_threads`: inter-op = `--threads`, intra-op = 1, and the
+  fast recurrent layers run that many batch chains side by side); torch
+  `set_num_threads(--threads)` (intra-op) and `set_num_interop_threads(1)`;
 - epoch 1 (tracing, compilation) is reported apart; the steady-state epoch time
   of a run is the median of its later epochs, as in `train_variant`;
 - inference throughput (batch 1024 over the test set, median of 3 after a
@@ -167,7 +169,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--threads",
         type=positive_int,
         default=os.cpu_count() or 1,
-        help="threads for both frameworks (TensorFlow intra-op and torch; inter-op 1 in both)",
+        help="threads for both frameworks (TensorFlow: inter-op, as bench --threads; torch: intra-op)",
     )
     parser.add_argument("--dataset", default="fashion-mnist", help="mnist, fashion-mnist or mnist-sample")
     parser.add_argument("--data-dir", default=None, help="folder with the data set's files (see datasets.load)")
@@ -248,12 +250,11 @@ def finite(value: Any) -> Any:
 
 
 def configure_tensorflow(threads: int) -> dict:
-    """Sets TensorFlow's thread pools; must run before any TensorFlow op (so before importing recurrent_mnist)."""
+    """Sets TensorFlow's thread pools as bench does; must run before any TensorFlow op."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    import tensorflow as tf
+    from recurrent_mnist.environment import limit_threads
 
-    tf.config.threading.set_intra_op_parallelism_threads(threads)
-    tf.config.threading.set_inter_op_parallelism_threads(1)
+    limit_threads(threads)
     return tensorflow_threads()
 
 
@@ -1034,8 +1035,9 @@ def orchestrate(args: argparse.Namespace) -> int:
             "",
             f"- dataset: {dataset['name']}, {dataset['train_size']:,} train / {dataset['test_size']:,} test images"
             f"{subset}; files sha256 {dataset['sha256'][:16]}…, arrays sha256 {digest[:16]}…",
-            f"- threads: {args.threads} in both frameworks (TensorFlow intra-op {args.threads}, inter-op 1; "
-            f"torch set_num_threads({args.threads}), set_num_interop_threads(1))",
+            f"- threads: {args.threads} in both frameworks (TensorFlow as bench sets it: inter-op {args.threads}, "
+            f"intra-op 1, {args.threads} parallel batch chains; torch set_num_threads({args.threads}), "
+            "set_num_interop_threads(1))",
             f"- rounds: {args.rounds} (interleaved; implementation order rotated each round), epochs per run: "
             f"{args.epochs} (epoch 1 reported apart, steady state = median of epochs 2..{args.epochs})",
             f"- fp32 matmul peak: {peak_text} (torch matmul, same threads)",

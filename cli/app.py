@@ -169,8 +169,9 @@ ThreadsOpt = Annotated[
     int | None,
     typer.Option(
         min=1,
-        help="TensorFlow threads per training process (intra-op; inter-op 1). Default: TensorFlow's, "
-        "one per core. Small models on small or virtual machines often train faster on 1 (docs/speed.md).",
+        help="CPU threads per training process: TensorFlow runs this many operations side by side, each "
+        "on one thread, and the recurrent layers split every batch into this many parallel chains "
+        "(docs/speed.md). Default: the cores this process may use.",
         rich_help_panel=TRAINING,
         show_default=False,
     ),
@@ -225,10 +226,9 @@ def _cell_names(values: list[str] | None) -> list[str] | None:
 
 
 def _limit_threads(threads: int | None) -> None:
-    if threads is not None:
-        from recurrent_mnist.environment import limit_threads
+    from recurrent_mnist.environment import available_cores, limit_threads
 
-        limit_threads(threads)
+    limit_threads(threads if threads is not None else available_cores())
 
 
 @app.command(cls=VariadicCommand)

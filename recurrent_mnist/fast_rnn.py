@@ -38,6 +38,9 @@ the stock layers.
 
 from __future__ import annotations
 
+import itertools
+import os
+
 import keras
 
 try:  # The fast path is TensorFlow code; other backends get the stock layers.
@@ -65,7 +68,75 @@ _CONFIG = {
     # units >= 128 (the split / concat copies then cost more than the extra
     # matmul calls).
     "gate_matmul": "auto",
+    # Independent recurrences over slices of the batch, one per inter-op
+    # thread: an int, or "auto" = the inter-op thread count when intra-op is
+    # one thread (`recurrent_mnist.environment.limit_threads`), else 1.  The
+    # slices share nothing until the weight gradients are summed, so
+    # TensorFlow's inter-op threads run them side by side with two hand-offs
+    # per step, where intra-op threads would split every small matmul.  Never
+    # under XLA, which runs one cluster on one thread.
+    "batch_chains": "auto",
 }
+
+# Chains are not cut thinner than this many rows when the batch size is static.
+_MIN_CHAIN_ROWS = 8
+_MAX_CHAINS = 16
+
+
+def _thread_setting(kind):
+    """TensorFlow's intra- or inter-op thread count as configured: 0 = its default (all cores)."""
+    getter = getattr(tf.config.threading, f"get_{kind}_op_parallelism_threads")
+    value = getter()
+    if value:
+        return value
+    try:
+        return max(0, int(os.environ.get(f"TF_NUM_{kind.upper()}OP_THREADS", "0")))
+    except ValueError:
+        return 0
+
+
+def parallel_chains():
+    """How many batch slices the fast layers run side by side in this process (1 = none)."""
+    if tf is None:
+        return 1
+    setting = _CONFIG["batch_chains"]
+    if setting != "auto":
+        return max(1, int(setting))
+    inter = _thread_setting("inter")
+    if _thread_setting("intra") == 1 and inter > 1:
+        return min(inter, _MAX_CHAINS)
+    return 1
+
+
+def _chains_for(batch):
+    if _in_xla():
+        return 1
+    k = parallel_chains()
+    if batch is not None:
+        k = max(1, min(k, batch // _MIN_CHAIN_ROWS))
+    return k
+
+
+def _chained(fn, x_tm, states, weights, n_states):
+    """fn over `parallel_chains()` slices of the batch, outputs concatenated.
+
+    `fn(x_tm, *states, *weights)` returns the states, preceded by the
+    time-major output sequence when it returns more than `n_states` tensors.
+    """
+    k = _chains_for(x_tm.shape[1])
+    if k == 1:
+        return fn(x_tm, *states, *weights)
+    b = tf.shape(x_tm)[1]
+    cuts = [b * i // k for i in range(k + 1)]
+    outs = []
+    for lo, hi in itertools.pairwise(cuts):
+        out = fn(x_tm[:, lo:hi], *[s[lo:hi] for s in states], *weights)
+        outs.append(list(out) if isinstance(out, (list, tuple)) else [out])
+    with_sequence = len(outs[0]) > n_states
+    joined = [
+        tf.concat([out[j] for out in outs], axis=1 if (with_sequence and j == 0) else 0) for j in range(len(outs[0]))
+    ]
+    return joined if len(joined) > 1 else joined[0]
 
 
 def _is_tanh(fn):
@@ -752,7 +823,7 @@ class FastLSTM(_FastMixin, keras.layers.LSTM):
             fn = _make_lstm_pg_fn(self.return_sequences, cell.use_bias)
         else:
             fn = _make_lstm_fn(self.return_sequences, cell.use_bias)
-        out = fn(x_tm, h0, c0, kernel, rk, *extra)
+        out = _chained(fn, x_tm, [h0, c0], [kernel, rk, *extra], 2)
         if self.return_sequences:
             seq_tm, h, c = out
             outputs = tf.transpose(seq_tm, [1, 0, 2])
@@ -787,7 +858,7 @@ class FastGRU(_FastMixin, keras.layers.GRU):
             fn = _make_gru_pg_fn(self.return_sequences, cell.use_bias)
         else:
             fn = _make_gru_fn(self.return_sequences, cell.use_bias, cell.reset_after)
-        out = fn(x_tm, h0, kernel, rk, *extra)
+        out = _chained(fn, x_tm, [h0], [kernel, rk, *extra], 1)
         if self.return_sequences:
             seq_tm, h = out
             outputs = tf.transpose(seq_tm, [1, 0, 2])
@@ -814,7 +885,7 @@ class FastSimpleRNN(_FastMixin, keras.layers.SimpleRNN):
         kernel, rk, extra = self._weights(x_tm.dtype)
         h0 = tf.cast(state, x_tm.dtype)
         fn = _make_simple_fn(self.return_sequences, cell.use_bias)
-        out = fn(x_tm, h0, kernel, rk, *extra)
+        out = _chained(fn, x_tm, [h0], [kernel, rk, *extra], 1)
         if self.return_sequences:
             seq_tm, h = out
             outputs = tf.transpose(seq_tm, [1, 0, 2])

@@ -22,6 +22,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from recurrent_mnist import fast_rnn
 from recurrent_mnist.cells import canonical_cell_name
 from recurrent_mnist.datasets import Dataset
 from recurrent_mnist.distribute import STRATEGIES, get_strategy, strategy_scope
@@ -43,7 +44,8 @@ __all__ = [
 VALIDATION_SPLIT_SEED = 0
 INFERENCE_BATCH = 1024
 # jit_compile=None turns XLA on for the fast LSTM up to this batch size, where it
-# was measured faster (benchmarks/vs_pytorch.py --impls keras-xla; docs/speed.md).
+# was measured faster on one thread (benchmarks/vs_pytorch.py --impls keras-xla;
+# docs/speed.md); with parallel batch chains (several inter-op threads) it stays off.
 AUTO_XLA_MAX_BATCH = 64
 LATENCY_CALLS = 100
 
@@ -138,6 +140,8 @@ class TrainConfig:
             and not self.recurrent_dropout  # the stock layer, which XLA slows down
             and self.strategy == "default"
             and keras.backend.backend() == "tensorflow"
+            # XLA runs the step on one thread: it loses to parallel batch chains.
+            and fast_rnn.parallel_chains() == 1
         )
 
     def model_kwargs(self) -> dict:

@@ -21,6 +21,21 @@ def _seeded():
     keras.utils.set_random_seed(1234)
 
 
+@pytest.fixture(autouse=True)
+def _thread_settings(monkeypatch):
+    """Commands run in-process set TensorFlow's thread variables (bench --threads): undo that after each test.
+
+    Tests that need parallel batch chains ask for them (fast_rnn._CONFIG).
+    """
+    import tensorflow as tf
+
+    for name in ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS"):
+        monkeypatch.delenv(name, raising=False)
+    for kind in ("intra", "inter"):
+        name = f"set_{kind}_op_parallelism_threads"
+        monkeypatch.setattr(tf.config.threading, name, lambda n: None)
+
+
 @pytest.fixture(scope="session")
 def sample() -> datasets.Dataset:
     """The embedded 5,000-digit MNIST sample."""

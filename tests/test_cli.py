@@ -205,19 +205,22 @@ def test_report_on_a_folder_without_a_run(tmp_path):
     assert "holds no bench run" in result.output
 
 
-def test_threads_reach_tensorflow_and_the_training_processes(captured_bench, monkeypatch):
-    # Registered with monkeypatch so that the values the command sets are undone afterwards.
-    monkeypatch.setenv("TF_NUM_INTRAOP_THREADS", "")
-    monkeypatch.setenv("TF_NUM_INTEROP_THREADS", "")
+@pytest.mark.parametrize(("given", "expected"), [(["--threads", "3"], 3), ([], None)])
+def test_threads_reach_tensorflow_and_the_training_processes(captured_bench, monkeypatch, given, expected):
     import tensorflow as tf
 
-    calls = []  # and this test process keeps its own thread settings
+    from recurrent_mnist.environment import available_cores
+
+    expected = expected or available_cores()  # the default: every core this process may use
+    calls = []  # this test process keeps its own thread settings (conftest undoes the variables)
     monkeypatch.setattr(tf.config.threading, "set_intra_op_parallelism_threads", lambda n: calls.append(("intra", n)))
     monkeypatch.setattr(tf.config.threading, "set_inter_op_parallelism_threads", lambda n: calls.append(("inter", n)))
-    result = invoke("bench", "--threads", "1", "--dataset", "mnist-sample")
+    result = invoke("bench", *given, "--dataset", "mnist-sample")
     assert result.exit_code == 0, result.output
-    assert os.environ["TF_NUM_INTRAOP_THREADS"] == "1" and os.environ["TF_NUM_INTEROP_THREADS"] == "1"
-    assert calls == [("intra", 1), ("inter", 1)]
+    # One thread per operation, `expected` operations side by side (inherited by the training processes).
+    assert os.environ["TF_NUM_INTRAOP_THREADS"] == "1"
+    assert os.environ["TF_NUM_INTEROP_THREADS"] == str(expected)
+    assert calls == [("intra", 1), ("inter", expected)]
 
 
 def test_threads_must_be_positive():

@@ -444,3 +444,85 @@ def test_mixed_bfloat16_runs_close_to_stock():
         )
     finally:
         keras.mixed_precision.set_global_policy(policy)
+
+
+# --------------------------------------------------------------------------
+# parallel batch chains (several inter-op threads)
+# --------------------------------------------------------------------------
+
+
+@pytest.fixture
+def chains(monkeypatch):
+    """Runs the fast layers in `n` batch chains, however small the batch."""
+
+    def use(n):
+        monkeypatch.setitem(fast_rnn._CONFIG, "batch_chains", n)
+        monkeypatch.setattr(fast_rnn, "_MIN_CHAIN_ROWS", 1)
+
+    return use
+
+
+@pytest.mark.parametrize("kind", list(PAIRS))
+@pytest.mark.parametrize(
+    "kw",
+    [{}, {"return_sequences": True, "go_backwards": True}, {"return_sequences": True, "return_state": True}],
+    ids=["default", "sequences,backwards", "sequences,state"],
+)
+@pytest.mark.parametrize("gate_matmul", ["fused", "per_gate"])
+def test_chains_equivalence(kind, kw, gate_matmul, chains, monkeypatch):
+    # Batch 5 in 3 chains of 1, 2 and 2 rows: outputs and every gradient as the stock layer's.
+    chains(3)
+    test_layer_equivalence(kind, kw, gate_matmul, monkeypatch)
+
+
+@pytest.mark.parametrize("kind", list(PAIRS))
+def test_chains_split_the_batch(kind, chains, monkeypatch):
+    chains(2)
+    seen = []
+    real = fast_rnn._chained
+
+    def spy(fn, x_tm, *args):
+        seen.append(fast_rnn._chains_for(x_tm.shape[1]))
+        return real(fn, x_tm, *args)
+
+    monkeypatch.setattr(fast_rnn, "_chained", spy)
+    fast = _twin(kind)[1]
+    fast(_data(batch=4))
+    assert seen == [2]
+
+
+@pytest.mark.parametrize("kind", list(PAIRS))
+def test_chains_with_dynamic_batch_size(kind, chains):
+    # Batch 1 in two chains leaves one chain empty.
+    chains(2)
+    test_dynamic_batch_size(kind)
+
+
+@pytest.mark.parametrize("kind", list(PAIRS))
+def test_fit_matches_stock_in_chains(kind, chains):
+    chains(2)
+    test_fit_matches_stock(kind, False, 12)
+
+
+def test_chain_count_follows_the_thread_settings(monkeypatch):
+    monkeypatch.setenv("TF_NUM_INTRAOP_THREADS", "1")
+    monkeypatch.setenv("TF_NUM_INTEROP_THREADS", "4")
+    assert fast_rnn.parallel_chains() == 4
+    assert fast_rnn._chains_for(50) == 4
+    assert fast_rnn._chains_for(20) == 2  # no chain thinner than _MIN_CHAIN_ROWS rows
+    assert fast_rnn._chains_for(3) == 1
+    assert fast_rnn._chains_for(None) == 4  # batch size unknown while tracing
+    monkeypatch.setenv("TF_NUM_INTRAOP_THREADS", "2")  # intra-op threads split the matmuls instead
+    assert fast_rnn.parallel_chains() == 1
+    monkeypatch.delenv("TF_NUM_INTRAOP_THREADS")  # TensorFlow's default: every core for both
+    assert fast_rnn.parallel_chains() == 1
+    monkeypatch.setitem(fast_rnn._CONFIG, "batch_chains", 3)
+    assert fast_rnn.parallel_chains() == 3
+
+
+def test_no_chains_under_xla(monkeypatch):
+    monkeypatch.setitem(fast_rnn._CONFIG, "batch_chains", 2)
+    seen = []
+    f = tf.function(lambda: seen.append(fast_rnn._chains_for(50)) or tf.constant(0), jit_compile=True)
+    f()
+    assert seen == [1]

@@ -8,7 +8,7 @@ import keras
 import numpy as np
 import pytest
 
-from recurrent_mnist import register_cell
+from recurrent_mnist import fast_rnn, register_cell
 from recurrent_mnist.errors import ConfigError
 from recurrent_mnist.training import TrainConfig, split_validation, steady_epoch_time, train_variant
 
@@ -126,8 +126,18 @@ def test_invalid_training_configuration(field, value):
         ({"cell": "gru", "batch_size": 256, "jit_compile": True}, True),
     ],
 )
-def test_xla_is_chosen_where_it_was_measured_faster_unless_told(overrides, expected):
+def test_xla_is_chosen_where_it_was_measured_faster_unless_told(overrides, expected, monkeypatch):
+    monkeypatch.setitem(fast_rnn._CONFIG, "batch_chains", 1)  # one thread
     assert TrainConfig(**overrides).uses_xla() is expected
+
+
+def test_no_automatic_xla_with_parallel_batch_chains(monkeypatch):
+    # XLA runs the step on one thread; the parallel chains were measured faster.
+    monkeypatch.setenv("TF_NUM_INTRAOP_THREADS", "1")
+    monkeypatch.setenv("TF_NUM_INTEROP_THREADS", "2")
+    assert fast_rnn.parallel_chains() == 2
+    assert TrainConfig(cell="lstm", batch_size=50).uses_xla() is False
+    assert TrainConfig(cell="lstm", batch_size=50, jit_compile=True).uses_xla() is True
 
 
 def test_jit_compile_must_be_a_choice():

@@ -151,7 +151,11 @@ def test_side_by_side_run_writes_every_file(tmp_path):
 
     environment = json.loads((results / "smoke.environment.json").read_text())
     assert environment["benchmark"]["threads"] == environment["torch"]["num_threads"]
-    assert environment["benchmark"]["tensorflow_threads"]["inter_op"] == 1
+    # TensorFlow as bench sets it: one thread per op, `threads` ops (batch chains) side by side.
+    assert environment["benchmark"]["tensorflow_threads"] == {
+        "intra_op": 1,
+        "inter_op": environment["benchmark"]["threads"],
+    }
     assert environment["torch"]["num_interop_threads"] == 1
     assert environment["dataset"]["train_size"] == 300
 
