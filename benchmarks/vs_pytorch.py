@@ -27,10 +27,12 @@ How it measures:
   implementation runs once, its order rotated by one each round, so that the
   machine's drift hits every implementation alike;
 - both frameworks get the same thread count, each used the way it trains
-  fastest: TensorFlow as `recurrent-mnist bench --threads N` sets it
+  fastest: the project's model as `recurrent-mnist bench --threads N` sets it
   (`environment.limit_threads`: inter-op = `--threads`, intra-op = 1, and the
-  fast recurrent layers run that many batch chains side by side); torch
-  `set_num_threads(--threads)` (intra-op) and `set_num_interop_threads(1)`;
+  fast recurrent layers run that many batch chains side by side); the plain
+  Keras layer with TensorFlow's default pool shape (intra-op = inter-op =
+  `--threads`); torch `set_num_threads(--threads)` (intra-op) and
+  `set_num_interop_threads(1)`;
 - epoch 1 (tracing, compilation) is reported apart; the steady-state epoch time
   of a run is the median of its later epochs, as in `train_variant`;
 - inference throughput (batch 1024 over the test set, median of 3 after a
@@ -249,12 +251,24 @@ def finite(value: Any) -> Any:
 # --------------------------------------------------------------------------- workers
 
 
-def configure_tensorflow(threads: int) -> dict:
-    """Sets TensorFlow's thread pools as bench does; must run before any TensorFlow op."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    from recurrent_mnist.environment import limit_threads
+def configure_tensorflow(threads: int, impl: str = "keras") -> dict:
+    """Sets TensorFlow's thread pools; must run before any TensorFlow op.
 
-    limit_threads(threads)
+    The project's model runs as bench sets it (`environment.limit_threads`);
+    the plain Keras layer as TensorFlow sizes its pools by default (intra-op
+    and inter-op both one thread per core), here `threads` each.
+    """
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if impl == "keras-stock":
+        import tensorflow as tf
+
+        for kind in ("intra", "inter"):
+            os.environ[f"TF_NUM_{kind.upper()}OP_THREADS"] = str(threads)
+            getattr(tf.config.threading, f"set_{kind}_op_parallelism_threads")(threads)
+    else:
+        from recurrent_mnist.environment import limit_threads
+
+        limit_threads(threads)
     return tensorflow_threads()
 
 
@@ -377,7 +391,7 @@ def run_record(args: argparse.Namespace, impl: str) -> dict:
 
 def keras_worker(args: argparse.Namespace, impl: str) -> dict:
     """Trains through `recurrent_mnist.training.train_variant`: the figure the bench reports."""
-    configure_tensorflow(args.threads)
+    configure_tensorflow(args.threads, impl)
     import keras
 
     from recurrent_mnist.training import TrainConfig, train_variant
@@ -1035,9 +1049,9 @@ def orchestrate(args: argparse.Namespace) -> int:
             "",
             f"- dataset: {dataset['name']}, {dataset['train_size']:,} train / {dataset['test_size']:,} test images"
             f"{subset}; files sha256 {dataset['sha256'][:16]}…, arrays sha256 {digest[:16]}…",
-            f"- threads: {args.threads} in both frameworks (TensorFlow as bench sets it: inter-op {args.threads}, "
-            f"intra-op 1, {args.threads} parallel batch chains; torch set_num_threads({args.threads}), "
-            "set_num_interop_threads(1))",
+            f"- threads: {args.threads} in both frameworks (keras: as bench sets it, inter-op {args.threads}, "
+            f"intra-op 1, {args.threads} parallel batch chains; keras-stock: intra-op and inter-op {args.threads}; "
+            f"torch: set_num_threads({args.threads}), set_num_interop_threads(1))",
             f"- rounds: {args.rounds} (interleaved; implementation order rotated each round), epochs per run: "
             f"{args.epochs} (epoch 1 reported apart, steady state = median of epochs 2..{args.epochs})",
             f"- fp32 matmul peak: {peak_text} (torch matmul, same threads)",

@@ -148,6 +148,10 @@ def test_side_by_side_run_writes_every_file(tmp_path):
     assert all(len(r["epoch_times"]) == 2 and r["status"] == "ok" for r in trained)
     assert len({r["data_digest"] for r in trained}) == 1  # both sides trained on the same arrays
     assert [r["kind"] for r in runs].count("peak") == 1
+    threads = {r["impl"]: r["thread_settings"] for r in trained if r["impl"] != "torch"}
+    n = trained[0]["threads"]
+    assert threads["keras"] == {"intra_op": 1, "inter_op": n}  # as bench sets it
+    assert threads["keras-stock"] == {"intra_op": n, "inter_op": n}  # TensorFlow's default shape
 
     environment = json.loads((results / "smoke.environment.json").read_text())
     assert environment["benchmark"]["threads"] == environment["torch"]["num_threads"]
