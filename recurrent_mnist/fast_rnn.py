@@ -66,7 +66,8 @@ _CONFIG = {
     # "auto": fused under XLA (XLA fuses the split for free, and the per-gate
     # form compiles to much slower code), per_gate without XLA when
     # units >= 128 (the split / concat copies then cost more than the extra
-    # matmul calls).
+    # matmul calls), except for batches known to be smaller than 16 rows
+    # (single-image prediction: there the extra calls cost more).
     "gate_matmul": "auto",
     # Independent recurrences over slices of the batch, one per inter-op
     # thread: an int, or "auto" = the inter-op thread count when intra-op is
@@ -214,10 +215,13 @@ def _in_xla():
     return get is not None and get() is not None
 
 
-def _per_gate(units):
+_PER_GATE_MIN_BATCH = 16
+
+
+def _per_gate(units, batch=None):
     mode = _CONFIG["gate_matmul"]
     if mode == "auto":
-        return units >= 128 and not _in_xla()
+        return units >= 128 and not _in_xla() and (batch is None or batch >= _PER_GATE_MIN_BATCH)
     return mode == "per_gate"
 
 
@@ -819,7 +823,7 @@ class FastLSTM(_FastMixin, keras.layers.LSTM):
         kernel, rk, extra = self._weights(x_tm.dtype)
         h0 = tf.cast(initial_state[0], x_tm.dtype)
         c0 = tf.cast(initial_state[1], x_tm.dtype)
-        if _per_gate(cell.units):
+        if _per_gate(cell.units, sequences.shape[0]):
             fn = _make_lstm_pg_fn(self.return_sequences, cell.use_bias)
         else:
             fn = _make_lstm_fn(self.return_sequences, cell.use_bias)
@@ -854,7 +858,7 @@ class FastGRU(_FastMixin, keras.layers.GRU):
             state = state[0]
         kernel, rk, extra = self._weights(x_tm.dtype)
         h0 = tf.cast(state, x_tm.dtype)
-        if cell.reset_after and _per_gate(cell.units):
+        if cell.reset_after and _per_gate(cell.units, sequences.shape[0]):
             fn = _make_gru_pg_fn(self.return_sequences, cell.use_bias)
         else:
             fn = _make_gru_fn(self.return_sequences, cell.use_bias, cell.reset_after)

@@ -526,3 +526,10 @@ def test_no_chains_under_xla(monkeypatch):
     f = tf.function(lambda: seen.append(fast_rnn._chains_for(50)) or tf.constant(0), jit_compile=True)
     f()
     assert seen == [1]
+
+
+def test_automatic_gate_matmul_form():
+    # Per gate from 128 units (training, large batches); one fused product for
+    # small units and for single-image prediction, where the extra calls cost more.
+    assert fast_rnn._per_gate(128) and fast_rnn._per_gate(128, 1024) and fast_rnn._per_gate(256, 16)
+    assert not fast_rnn._per_gate(100) and not fast_rnn._per_gate(128, 1) and not fast_rnn._per_gate(128, 15)
