@@ -24,7 +24,7 @@ from recurrent_mnist_cli._support import (
     split_values,
     user_errors,
 )
-from recurrent_mnist_cli.options import DatasetName, StrategyName, fraction, positive
+from recurrent_mnist_cli.options import THREADS_HELP, DatasetName, StrategyName, apply_threads, fraction, positive
 
 app = typer.Typer(
     name="recurrent-mnist",
@@ -160,7 +160,7 @@ JitOpt = Annotated[
     typer.Option(
         "--jit-compile/--no-jit-compile",
         help="Compile each training step with XLA (default: automatic: on for the lstm cell at batch "
-        "sizes up to 64, where it was measured faster on CPUs, off otherwise; see docs/speed.md).",
+        "sizes up to 64 with --threads 1, where it was measured faster on CPUs, off otherwise; see docs/speed.md).",
         rich_help_panel=TRAINING,
         show_default=False,
     ),
@@ -169,9 +169,7 @@ ThreadsOpt = Annotated[
     int | None,
     typer.Option(
         min=1,
-        help="CPU threads per training process: TensorFlow runs this many operations side by side, each "
-        "on one thread, and the recurrent layers split every batch into this many parallel chains "
-        "(docs/speed.md). Default: the cores this process may use.",
+        help=THREADS_HELP,
         rich_help_panel=TRAINING,
         show_default=False,
     ),
@@ -223,12 +221,6 @@ def _cell_names(values: list[str] | None) -> list[str] | None:
 
 
 # bench --------------------------------------------------------------------------------------
-
-
-def _limit_threads(threads: int | None) -> None:
-    from recurrent_mnist.environment import available_cores, limit_threads
-
-    limit_threads(threads if threads is not None else available_cores())
 
 
 @app.command(cls=VariadicCommand)
@@ -334,7 +326,7 @@ def bench(
     """
     install_sigterm_handler()
     import_library()
-    _limit_threads(threads)
+    apply_threads(threads)
     from recurrent_mnist_cli.render import BenchProgress, files_line, summary_table
 
     from recurrent_mnist.bench import BenchConfig, run_bench
@@ -486,7 +478,7 @@ def train(
     """
     install_sigterm_handler()
     import_library()
-    _limit_threads(threads)
+    apply_threads(threads)
     from recurrent_mnist.single import train_and_save
     from recurrent_mnist.training import TrainConfig
 

@@ -8,6 +8,20 @@ from enum import StrEnum
 import typer
 
 
+THREADS_HELP = (
+    "CPU threads per training process: TensorFlow runs this many operations side by side, each on one "
+    "thread, and the recurrent layers split every batch into this many parallel chains (docs/speed.md). "
+    "Default: the cores this process may use."
+)
+
+
+def apply_threads(threads: int | None) -> None:
+    """Sets TensorFlow's threads for this process and the ones it starts: `threads`, or every usable core."""
+    from recurrent_mnist.environment import available_cores, limit_threads
+
+    limit_threads(threads if threads is not None else available_cores())
+
+
 class DatasetName(StrEnum):
     mnist = "mnist"
     fashion_mnist = "fashion-mnist"

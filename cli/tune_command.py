@@ -24,7 +24,7 @@ from recurrent_mnist_cli._support import (
     split_values,
     user_errors,
 )
-from recurrent_mnist_cli.options import DatasetName, StrategyName, fraction, positive
+from recurrent_mnist_cli.options import THREADS_HELP, DatasetName, StrategyName, apply_threads, fraction, positive
 from recurrent_mnist_cli.render import files_line
 from recurrent_mnist_cli.tune_render import TuneProgress, _describe, top_trials_table
 
@@ -258,6 +258,10 @@ def tune(
             rich_help_panel=DISTRIBUTED,
         ),
     ] = StrategyName.default,
+    threads: Annotated[
+        int | None,
+        typer.Option(min=1, help=THREADS_HELP, rich_help_panel=SEARCH, show_default=False),
+    ] = None,
     imports: Annotated[
         list[str] | None,
         typer.Option(
@@ -299,6 +303,7 @@ def tune(
 
     install_sigterm_handler()
     import_library()
+    apply_threads(threads)
     _quiet_retracing()
     from recurrent_mnist.cells import canonical_cell_name, import_cell_modules
     from recurrent_mnist.errors import ConfigError

@@ -71,9 +71,10 @@ class TrainConfig:
             graph (fewer Python round trips; see docs/speed.md).
         jit_compile: compile the whole training step with XLA. None (the
             default) decides by measurement: on for the fast `lstm` cell at
-            batch sizes up to 64 (about 15 % faster epochs on a CPU, at a
-            few seconds of compilation), off otherwise (no faster, and more
-            compilation per variant); see docs/speed.md.
+            batch sizes up to 64 when TensorFlow runs one chain (one thread;
+            about 15 % faster epochs on a CPU, at a few seconds of
+            compilation), off otherwise (no faster, more compilation per
+            variant, and slower than parallel batch chains); see docs/speed.md.
         strategy: `"default"` (one device) or `"mirrored"` (every GPU, or the
             logical CPU devices; see `recurrent_mnist.distribute`).
     """

@@ -114,7 +114,7 @@ def test_help_documents_the_options():
         "--cells", "--dataset", "--data-dir", "--tuner", "--max-trials", "--max-epochs", "--executions-per-trial",
         "--seed", "--objective", "--time-budget", "--results-dir", "--run-name", "--fresh", "--tensorboard-dir",
         "--distributed", "--oracle", "--worker-id", "--strategy", "--units-min", "--learning-rate-max",
-        "--batch-size-min", "--bidirectional",
+        "--batch-size-min", "--bidirectional", "--threads",
     ):  # fmt: skip
         assert option in result.output, option
     assert "no TLS or authentication" in result.output
@@ -134,6 +134,17 @@ def test_defaults(captured):
     assert str(kwargs["results_dir"]) == "results" and kwargs["run_name"] is None and not kwargs["fresh"]
     assert kwargs["tensorboard_dir"] is None
     assert variables == dict.fromkeys(VARIABLES)  # one process: keras-tuner must not see a distributed role
+
+
+@pytest.mark.parametrize(("given", "expected"), [(["--threads", "3"], 3), ([], None)])
+def test_threads_reach_tensorflow(captured, given, expected):
+    from recurrent_mnist.environment import available_cores
+
+    result = invoke("tune", *given)
+    assert result.exit_code == 0, result.output
+    # As for bench: one thread per operation, this many side by side (conftest undoes the variables).
+    assert os.environ["TF_NUM_INTRAOP_THREADS"] == "1"
+    assert os.environ["TF_NUM_INTEROP_THREADS"] == str(expected or available_cores())
 
 
 def test_options_narrow_the_search(captured):

@@ -155,6 +155,41 @@ def test_invalid_search_configuration(kwargs, message):
         TuneConfig(**kwargs)
 
 
+def test_trials_train_through_the_bench_pipeline_with_multi_step_executions(monkeypatch, sample):
+    import tensorflow as tf
+
+    hypermodel = RowSequenceHyperModel(cells=("gru",), units=(8, 8), batch_size=(64, 64), early_stopping=None)
+    hp = keras_tuner.HyperParameters()
+    model = hypermodel.build(hp)
+    assert model.steps_per_execution == 50
+    seen = {}
+    real_fit = model.fit
+
+    def spy(*args, **kwargs):
+        seen.update(args=args, kwargs=kwargs)
+        return real_fit(*args, **kwargs)
+
+    monkeypatch.setattr(model, "fit", spy)
+    x, y = sample.x_train[:256], sample.y_train[:256]
+    metrics = hypermodel.fit(hp, model, x, y, validation_data=(x[:64], y[:64]), epochs=1)
+    (train,) = seen["args"]
+    assert isinstance(train, tf.data.Dataset) and "batch_size" not in seen["kwargs"]
+    assert isinstance(seen["kwargs"]["validation_data"], tf.data.Dataset) and seen["kwargs"]["shuffle"] is False
+    assert train.element_spec[0].dtype == tf.uint8  # the model scales the images itself
+    assert np.isfinite(metrics["val_accuracy"]) and metrics["epochs"] == 1
+    # Anything but arrays goes to Keras as given, with the searched batch size.
+    monkeypatch.setattr(model, "fit", lambda *a, **k: seen.update(args=a, kwargs=k) or real_fit(*a, **k))
+    hypermodel.fit(hp, model, x=x, y=y, validation_data=(x[:64], y[:64]), epochs=1)
+    assert seen["kwargs"]["batch_size"] == 64 and seen["kwargs"]["x"] is x
+
+
+def test_one_step_per_execution_under_a_distribution_strategy():
+    assert TuneConfig(strategy="mirrored").hypermodel().steps_per_execution == 1
+    assert TuneConfig().hypermodel().steps_per_execution == 50
+    with pytest.raises(ConfigError, match="steps_per_execution"):
+        RowSequenceHyperModel(steps_per_execution=0)
+
+
 def test_oracle_addresses_and_keras_tuner_variables():
     assert parse_oracle_address("127.0.0.1:8000") == ("127.0.0.1", 8000)
     assert parse_oracle_address("[::1]:9000") == ("::1", 9000)

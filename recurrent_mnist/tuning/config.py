@@ -141,6 +141,8 @@ class TuneConfig:
             batch_size=self.batch_size,
             objective=self.objective,
             early_stopping=self.early_stopping,
+            # Keras 3.15 / TensorFlow 2.21 fail on multi-step executions under MirroredStrategy.
+            steps_per_execution=50 if self.strategy == "default" else 1,
         )
 
     def identity(self) -> dict:

@@ -11,11 +11,12 @@ import numbers
 
 import keras
 import keras_tuner
+import numpy as np
 
 from recurrent_mnist.cells import canonical_cell_name
 from recurrent_mnist.errors import ConfigError
 from recurrent_mnist.model import RowSequenceClassifier
-from recurrent_mnist.training import compile_model
+from recurrent_mnist.training import INFERENCE_BATCH, compile_model, input_pipeline
 
 # The component's own defaults: the first configuration a search tries.
 DEFAULTS = {"units": 128, "layers": 1, "bidirectional": False, "dropout": 0.0, "learning_rate": 1e-3, "batch_size": 128}
@@ -77,7 +78,9 @@ class RowSequenceHyperModel(keras_tuner.HyperModel):
     batch size, stops early when the objective stops improving, fails the
     trial (`keras_tuner.errors.FailedTrialError`) when the loss becomes NaN or
     infinite, and returns the metrics of the best epoch with `best_epoch` and
-    `epochs`.
+    `epochs`. Given numpy arrays on the TensorFlow backend, it trains through
+    the same `tf.data` pipeline as `bench` (uint8 images, reshuffled every
+    epoch from the global seed, no autotune stall).
 
     Args:
         cells: the cell names to choose from. Defaults to `("lstm",)`.
@@ -91,6 +94,9 @@ class RowSequenceHyperModel(keras_tuner.HyperModel):
             stopping watches and what picks the best epoch.
         early_stopping: stop a trial after this many epochs without a better
             objective. Defaults to 3; None trains every epoch.
+        steps_per_execution: training steps per call into the compiled
+            graph, as in `TrainConfig`. Defaults to 50; use 1 under a
+            distribution strategy.
         **kwargs: passed to `keras_tuner.HyperModel` (`name`, `tunable`).
 
     Example:
@@ -115,6 +121,7 @@ class RowSequenceHyperModel(keras_tuner.HyperModel):
         batch_size=RANGES["batch_size"],
         objective="val_accuracy",
         early_stopping=3,
+        steps_per_execution=50,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -148,6 +155,13 @@ class RowSequenceHyperModel(keras_tuner.HyperModel):
         ):
             raise ConfigError(f"`early_stopping` must be None or an integer >= 1. Received: {early_stopping!r}")
         self.early_stopping = early_stopping
+        if (
+            isinstance(steps_per_execution, bool)
+            or not isinstance(steps_per_execution, numbers.Integral)
+            or steps_per_execution < 1
+        ):
+            raise ConfigError(f"`steps_per_execution` must be an integer >= 1. Received: {steps_per_execution!r}")
+        self.steps_per_execution = int(steps_per_execution)
 
     # -- one declaration per hyperparameter -------------------------------------------
 
@@ -204,7 +218,7 @@ class RowSequenceHyperModel(keras_tuner.HyperModel):
         if self.input_shape is not None:
             model.build((None, *self.input_shape))
         learning_rate = self._float(hp, "learning_rate", self.learning_rate, DEFAULTS["learning_rate"], log=True)
-        return compile_model(model, learning_rate)
+        return compile_model(model, learning_rate, self.steps_per_execution)
 
     def fit(self, hp, model, *args, callbacks=None, **kwargs):
         guard = _StopOnNonFiniteLoss()
@@ -216,10 +230,37 @@ class RowSequenceHyperModel(keras_tuner.HyperModel):
                 )
             )
         kwargs.setdefault("verbose", 0)
-        history = model.fit(*args, batch_size=self.batch_size_value(hp), callbacks=callbacks, **kwargs)
+        batch_size = self.batch_size_value(hp)
+        pipelined = _pipelined(args, kwargs, batch_size)
+        if pipelined is not None:
+            args, kwargs = pipelined
+        else:
+            kwargs["batch_size"] = batch_size
+        history = model.fit(*args, callbacks=callbacks, **kwargs)
         if guard.failure:
             raise keras_tuner.errors.FailedTrialError(guard.failure)
         return _best_epoch_metrics(history, self.objective)
+
+
+def _pipelined(args, kwargs, batch_size):
+    """`fit`'s (x, y) and validation arrays as `training.input_pipeline`s, or None to leave them to Keras."""
+    if len(args) != 2 or not all(isinstance(a, np.ndarray) for a in args) or "x" in kwargs or "y" in kwargs:
+        return None
+    validation = kwargs.get("validation_data")
+    if validation is not None and not (
+        isinstance(validation, (tuple, list))
+        and len(validation) == 2
+        and all(isinstance(a, np.ndarray) for a in validation)
+    ):
+        return None
+    # Seeded from numpy's global generator, which keras.utils.set_random_seed seeds for each trial.
+    train = input_pipeline(*args, batch_size, shuffle_seed=int(np.random.randint(2**31 - 1)))
+    if train is None:  # another Keras backend
+        return None
+    kwargs = {**kwargs, "shuffle": False}  # the pipeline reshuffles every epoch
+    if validation is not None:
+        kwargs["validation_data"] = input_pipeline(*validation, INFERENCE_BATCH)
+    return (train,), kwargs
 
 
 class _StopOnNonFiniteLoss(keras.callbacks.Callback):
