@@ -7,7 +7,6 @@ from enum import StrEnum
 
 import typer
 
-
 THREADS_HELP = (
     "CPU threads per training process: TensorFlow runs this many operations side by side, each on one "
     "thread, and the recurrent layers split every batch into this many parallel chains (docs/speed.md). "
