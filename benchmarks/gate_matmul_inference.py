@@ -17,9 +17,9 @@ import time
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np
-import tensorflow as tf
 
 from recurrent_mnist import RowSequenceClassifier, fast_rnn
+from recurrent_mnist.environment import limit_threads
 from recurrent_mnist.training import INFERENCE_BATCH, input_pipeline
 
 
@@ -29,8 +29,7 @@ def main() -> None:
     parser.add_argument("--units", type=int, default=100)
     parser.add_argument("--repeats", type=int, default=4)
     args = parser.parse_args()
-    tf.config.threading.set_intra_op_parallelism_threads(1)  # before TensorFlow's first operation
-    tf.config.threading.set_inter_op_parallelism_threads(1)
+    limit_threads(1)  # before TensorFlow's first operation
 
     images = np.random.default_rng(0).integers(0, 256, (10_000, 28, 28), dtype=np.uint8)
     data = input_pipeline(images, None, INFERENCE_BATCH)

@@ -259,15 +259,11 @@ def configure_tensorflow(threads: int, impl: str = "keras") -> dict:
     and inter-op both one thread per core), here `threads` each.
     """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from recurrent_mnist.environment import limit_threads, set_thread_pools
+
     if impl == "keras-stock":
-        import tensorflow as tf
-
-        for kind in ("intra", "inter"):
-            os.environ[f"TF_NUM_{kind.upper()}OP_THREADS"] = str(threads)
-            getattr(tf.config.threading, f"set_{kind}_op_parallelism_threads")(threads)
+        set_thread_pools(intra_op=threads, inter_op=threads)
     else:
-        from recurrent_mnist.environment import limit_threads
-
         limit_threads(threads)
     return tensorflow_threads()
 

@@ -34,7 +34,7 @@ from recurrent_mnist.cells import canonical_cell_name
 from recurrent_mnist.datasets import DATASETS, Dataset, load
 from recurrent_mnist.environment import environment_info
 from recurrent_mnist.errors import ConfigError, ResultsError
-from recurrent_mnist.training import TrainConfig
+from recurrent_mnist.training import STEPS_PER_EXECUTION, TrainConfig
 
 __all__ = ["PRESETS", "BenchConfig", "BenchResult", "rebuild_report", "run_bench"]
 
@@ -82,7 +82,7 @@ class BenchConfig:
     validation_split: float = 0.1
     early_stopping: int | None = None
     target_accuracy: float | None = None
-    steps_per_execution: int = 50
+    steps_per_execution: int = STEPS_PER_EXECUTION
     jit_compile: bool | None = None
     strategy: str = "default"
     preset: str | None = None

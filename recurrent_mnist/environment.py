@@ -115,13 +115,24 @@ def limit_threads(threads: int) -> None:
     """
     if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
         raise ValueError(f"threads must be a positive integer; received {threads!r}")
-    os.environ["TF_NUM_INTRAOP_THREADS"] = "1"
-    os.environ["TF_NUM_INTEROP_THREADS"] = str(threads)
+    set_thread_pools(intra_op=1, inter_op=threads)
+
+
+def set_thread_pools(intra_op: int, inter_op: int) -> None:
+    """Sizes TensorFlow's intra-op and inter-op thread pools, here and in every process started from here.
+
+    `limit_threads` is the setting this project trains with; this is the general form.
+    """
+    for name, threads in (("intra_op", intra_op), ("inter_op", inter_op)):
+        if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
+            raise ValueError(f"threads must be a positive integer; received {name}={threads!r}")
+    os.environ["TF_NUM_INTRAOP_THREADS"] = str(intra_op)
+    os.environ["TF_NUM_INTEROP_THREADS"] = str(inter_op)
     try:
         import tensorflow as tf
 
-        tf.config.threading.set_intra_op_parallelism_threads(1)
-        tf.config.threading.set_inter_op_parallelism_threads(threads)
+        tf.config.threading.set_intra_op_parallelism_threads(intra_op)
+        tf.config.threading.set_inter_op_parallelism_threads(inter_op)
     except (ImportError, RuntimeError):  # another backend, or TensorFlow already running here
         pass
 

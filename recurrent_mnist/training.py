@@ -36,6 +36,7 @@ __all__ = [
     "compile_model",
     "input_pipeline",
     "split_validation",
+    "steps_per_execution_for",
     "train_variant",
 ]
 
@@ -47,6 +48,8 @@ INFERENCE_BATCH = 1024
 # was measured faster on one thread (benchmarks/vs_pytorch.py --impls keras-xla;
 # docs/speed.md); with parallel batch chains (several inter-op threads) it stays off.
 AUTO_XLA_MAX_BATCH = 64
+# Training steps per call into the compiled graph: fewer Python round trips (docs/speed.md).
+STEPS_PER_EXECUTION = 50
 LATENCY_CALLS = 100
 
 Emit = Callable[[dict], None]
@@ -92,7 +95,7 @@ class TrainConfig:
     early_stopping: int | None = None
     target_accuracy: float | None = None
     seed: int = 0
-    steps_per_execution: int = 50
+    steps_per_execution: int = STEPS_PER_EXECUTION
     jit_compile: bool | None = None
     strategy: str = "default"
 
@@ -190,6 +193,15 @@ def compile_model(
         jit_compile=jit_compile,
     )
     return model
+
+
+def steps_per_execution_for(strategy: str, requested: int = STEPS_PER_EXECUTION) -> int:
+    """`requested` steps per execution, or 1 under a distribution strategy.
+
+    Keras 3.15 / TF 2.21 fail on a multi-step execution under MirroredStrategy
+    ("You must feed a value for placeholder tensor ... while/cond/Placeholder_1").
+    """
+    return requested if strategy == "default" else 1
 
 
 def input_pipeline(x: np.ndarray, y: np.ndarray | None, batch_size: int, *, shuffle_seed: int | None = None):
@@ -430,10 +442,7 @@ def train_variant(
     with strategy_scope(strategy):
         model = RowSequenceClassifier(num_classes=dataset.num_classes, **config.model_kwargs())
         model.build((None, *dataset.image_shape))
-        # Keras 3.15 / TF 2.21 fail on a multi-step execution under MirroredStrategy
-        # ("You must feed a value for placeholder tensor ... while/cond/Placeholder_1"):
-        # one step per execution there.
-        steps_per_execution = config.steps_per_execution if config.strategy == "default" else 1
+        steps_per_execution = steps_per_execution_for(config.strategy, config.steps_per_execution)
         compile_model(model, config.learning_rate, steps_per_execution, config.uses_xla())
 
     steps = math.ceil(len(x_train) / config.batch_size)

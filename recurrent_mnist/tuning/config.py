@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from recurrent_mnist.datasets import DATASETS
 from recurrent_mnist.distribute import STRATEGIES
 from recurrent_mnist.errors import ConfigError
+from recurrent_mnist.training import steps_per_execution_for
 from recurrent_mnist.tuning.hypermodel import RANGES, RowSequenceHyperModel
 
 TUNERS = ("random", "bayesian", "hyperband", "grid")
@@ -141,8 +142,7 @@ class TuneConfig:
             batch_size=self.batch_size,
             objective=self.objective,
             early_stopping=self.early_stopping,
-            # Keras 3.15 / TensorFlow 2.21 fail on multi-step executions under MirroredStrategy.
-            steps_per_execution=50 if self.strategy == "default" else 1,
+            steps_per_execution=steps_per_execution_for(self.strategy),
         )
 
     def identity(self) -> dict:

@@ -16,7 +16,7 @@ import numpy as np
 from recurrent_mnist.cells import canonical_cell_name
 from recurrent_mnist.errors import ConfigError
 from recurrent_mnist.model import RowSequenceClassifier
-from recurrent_mnist.training import INFERENCE_BATCH, compile_model, input_pipeline
+from recurrent_mnist.training import INFERENCE_BATCH, STEPS_PER_EXECUTION, compile_model, input_pipeline
 
 # The component's own defaults: the first configuration a search tries.
 DEFAULTS = {"units": 128, "layers": 1, "bidirectional": False, "dropout": 0.0, "learning_rate": 1e-3, "batch_size": 128}
@@ -95,8 +95,9 @@ class RowSequenceHyperModel(keras_tuner.HyperModel):
         early_stopping: stop a trial after this many epochs without a better
             objective. Defaults to 3; None trains every epoch.
         steps_per_execution: training steps per call into the compiled
-            graph, as in `TrainConfig`. Defaults to 50; use 1 under a
-            distribution strategy.
+            graph, as in `TrainConfig`. Defaults to 50; use
+            `training.steps_per_execution_for(strategy)` under a distribution
+            strategy.
         **kwargs: passed to `keras_tuner.HyperModel` (`name`, `tunable`).
 
     Example:
@@ -121,7 +122,7 @@ class RowSequenceHyperModel(keras_tuner.HyperModel):
         batch_size=RANGES["batch_size"],
         objective="val_accuracy",
         early_stopping=3,
-        steps_per_execution=50,
+        steps_per_execution=STEPS_PER_EXECUTION,
         **kwargs,
     ):
         super().__init__(**kwargs)
