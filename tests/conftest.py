@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from recurrent_mnist import datasets
+from recurrent_mnist.datasets import sources
 
 
 @pytest.fixture(autouse=True)
@@ -53,5 +54,5 @@ def keras_home(tmp_path, monkeypatch):
     """An empty Keras cache, so that no test finds a real download."""
     home = tmp_path / "keras-home"
     monkeypatch.setenv("KERAS_HOME", str(home))
-    monkeypatch.setattr(datasets, "keras_cache_dirs", lambda: [home / "datasets"])
+    monkeypatch.setattr(sources, "keras_cache_dirs", lambda: [home / "datasets"])
     return home

@@ -11,8 +11,7 @@ import numpy as np
 import pytest
 from idx_files import idx_bytes, small_arrays, write_idx_set
 
-from recurrent_mnist import datasets
-from recurrent_mnist.datasets import DatasetError, load, load_dir, read_idx, read_npz
+from recurrent_mnist.datasets import DatasetError, load, load_dir, read_idx, read_npz, sources
 
 # --------------------------------------------------------------------------- IDX
 
@@ -215,9 +214,9 @@ def test_embedded_sample_is_real_balanced_mnist(sample):
     assert np.bincount(sample.y_train).tolist() == [400] * 10
     assert np.bincount(sample.y_test).tolist() == [100] * 10
     assert sample.x_train.dtype == np.uint8 and sample.x_train.max() == 255
-    manifest = json.loads((datasets._SAMPLE_DIR / "manifest.json").read_text())
+    manifest = json.loads((sources._SAMPLE_DIR / "manifest.json").read_text())
     assert sample.files == manifest["files"]
-    assert "CC BY-SA 3.0" in (datasets._SAMPLE_DIR / "PROVENANCE.md").read_text()
+    assert "CC BY-SA 3.0" in (sources._SAMPLE_DIR / "PROVENANCE.md").read_text()
 
 
 def test_sample_takes_no_data_dir(tmp_path):
@@ -235,9 +234,9 @@ def test_offline_mnist_names_the_remedies(keras_home):
 
 def test_a_failed_download_names_the_remedies(keras_home, monkeypatch):
     def offline(name):
-        raise DatasetError(datasets._not_found_message(name, "the download failed (URL fetch failure)"))
+        raise DatasetError(sources._not_found_message(name, "the download failed (URL fetch failure)"))
 
-    monkeypatch.setattr(datasets, "_download", offline)
+    monkeypatch.setattr(sources, "_download", offline)
     with pytest.raises(DatasetError, match=r"download failed.*--data-dir"):
         load("mnist")
 
@@ -255,9 +254,9 @@ def test_unknown_data_set():
 
 
 @pytest.mark.fashion
-@pytest.mark.skipif(not datasets.DEBIAN_FASHION_MNIST.is_dir(), reason="Debian's dataset-fashion-mnist not installed")
+@pytest.mark.skipif(not sources.DEBIAN_FASHION_MNIST.is_dir(), reason="Debian's dataset-fashion-mnist not installed")
 def test_fashion_mnist_from_debian(keras_home):
     data = load("fashion-mnist", download=False)
     assert data.x_train.shape == (60000, 28, 28) and data.x_test.shape == (10000, 28, 28)
     assert data.class_names[0] == "T-shirt/top"
-    assert str(datasets.DEBIAN_FASHION_MNIST) in data.source
+    assert str(sources.DEBIAN_FASHION_MNIST) in data.source
