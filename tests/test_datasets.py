@@ -220,7 +220,7 @@ def test_embedded_sample_is_real_balanced_mnist(sample):
 
 
 def test_sample_takes_no_data_dir(tmp_path):
-    with pytest.raises(DatasetError, match="does not apply to mnist-sample"):
+    with pytest.raises(DatasetError, match="`data_dir` does not apply to mnist-sample"):
         load("mnist-sample", tmp_path)
 
 
@@ -228,7 +228,7 @@ def test_offline_mnist_names_the_remedies(keras_home):
     with pytest.raises(DatasetError) as info:
         load("mnist", download=False)
     message = str(info.value)
-    for remedy in ("--data-dir", "mnist-sample", str(keras_home / "datasets")):
+    for remedy in ("`data_dir`", "`name='mnist-sample'`", str(keras_home / "datasets")):
         assert remedy in message
 
 
@@ -237,7 +237,7 @@ def test_a_failed_download_names_the_remedies(keras_home, monkeypatch):
         raise DatasetError(sources._not_found_message(name, "the download failed (URL fetch failure)"))
 
     monkeypatch.setattr(sources, "_download", offline)
-    with pytest.raises(DatasetError, match=r"download failed.*--data-dir"):
+    with pytest.raises(DatasetError, match=r"download failed.*`data_dir`"):
         load("mnist")
 
 

@@ -115,9 +115,9 @@ def _not_found_message(name: str, why: str) -> str:
     cache = keras_cache_dirs()[0] / ("mnist.npz" if name == "mnist" else name)
     extra = f", or Debian's dataset-{name} package ({DEBIAN_FASHION_MNIST})" if name == "fashion-mnist" else ""
     return (
-        f"{name} is not available: {why}. Pass --data-dir with the four IDX files or "
-        f"mnist.npz, put them in the Keras cache ({cache}){extra}, or use the embedded "
-        "--dataset mnist-sample, which needs no network"
+        f"{name} is not available: {why}. Pass `data_dir` (a folder with the four IDX files or "
+        f"mnist.npz), put those files in the Keras cache ({cache}){extra}, or use the embedded "
+        "`name='mnist-sample'`, which needs no network"
     )
 
 
@@ -159,7 +159,7 @@ def load(name: str, data_dir: str | os.PathLike | None = None, *, download: bool
     info = _info(name)
     if name == "mnist-sample":
         if data_dir is not None:
-            raise DatasetError("--data-dir does not apply to mnist-sample, which is embedded in the package")
+            raise DatasetError("`data_dir` does not apply to mnist-sample, which is embedded in the package")
         return _load_sample()
     if data_dir is not None:
         return load_dir(data_dir, name)
