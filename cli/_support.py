@@ -45,7 +45,7 @@ def import_library():
     shown only if the import fails.
     """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    if "recurrent_mnist" in sys.modules and "tensorflow" in sys.modules:
+    if "recurrent_mnist.model" in sys.modules and "tensorflow" in sys.modules:
         import recurrent_mnist
 
         return recurrent_mnist
@@ -59,6 +59,7 @@ def import_library():
             saved = None
         try:
             import recurrent_mnist
+            import recurrent_mnist.model  # registers the Keras classes (deferred by this package's import)
 
             with contextlib.suppress(Exception):
                 import tensorflow as tf
@@ -95,22 +96,25 @@ def _os_error_sentence(exc: OSError) -> str:
 
 @contextlib.contextmanager
 def user_errors() -> Iterator[None]:
-    """Turns the library's user-facing errors and OS errors into one sentence and exit code 1."""
-    from recurrent_mnist.errors import RecurrentMnistError
+    """Turns the library's user-facing errors and OS errors into one sentence in the command line's terms.
+
+    A `ConfigError` that names its argument is a usage error of that option
+    (exit 2); any other library error or OS error exits 1.
+    """
+    from recurrent_mnist_cli.options import cli_terms, flag
+
+    from recurrent_mnist.errors import ConfigError, RecurrentMnistError
 
     try:
         yield
+    except ConfigError as exc:
+        if exc.argument is None:
+            raise fail(cli_terms(str(exc))) from None
+        raise typer.BadParameter(cli_terms(str(exc)), param_hint=f"'{flag(exc.argument)}'") from None
     except RecurrentMnistError as exc:
-        raise fail(str(exc)) from None
+        raise fail(cli_terms(str(exc))) from None
     except OSError as exc:
         raise fail(_os_error_sentence(exc)) from None
-
-
-def split_values(values: list[str] | None) -> list[str] | None:
-    """Accepts `--cells lstm gru`, `--cells lstm --cells gru` and `--cells lstm,gru`."""
-    if values is None:
-        return None
-    return [part for value in values for part in value.split(",") if part.strip()]
 
 
 class VariadicCommand(TyperCommand):

@@ -1,46 +1,170 @@
-"""Choices and value checks shared by the commands' options (no TensorFlow import here)."""
+"""The options the commands share, declared once from `recurrent_mnist.settings`, and the flag names of errors.
+
+A setting's help, default and range come from `recurrent_mnist.settings`; an
+option here only adds its flag and help panel. Values are checked by the
+setting's own rule (a callback), so a bad value is a usage error naming the
+flag before anything is loaded. The library names arguments in backticks in
+its errors (`run_name`, `fresh=True`); `cli_terms` turns those into flags.
+"""
 
 from __future__ import annotations
 
-import math
+import re
 from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
 
 import typer
 
-THREADS_HELP = (
-    "CPU threads per training process: TensorFlow runs this many operations side by side, each on one "
-    "thread, and the recurrent layers split every batch into this many parallel chains (docs/speed.md). "
-    "Default: the cores this process may use."
-)
+from recurrent_mnist import settings
+from recurrent_mnist.errors import ConfigError
+from recurrent_mnist.settings import Setting
+
+MODEL = "Model"
+TRAINING = "Training"
+DATA = "Data"
+OUTPUT = "Output"
+
+# Library argument -> flag, where the flag is not the argument with '-' for '_'.
+_FLAGS = {"imports": "--import", "num_layers": "--layers", "name": "--dataset", "seed": "--seed", "seeds": "--seeds"}
 
 
-def apply_threads(threads: int | None) -> None:
-    """Sets TensorFlow's threads for this process and the ones it starts: `threads`, or every usable core."""
-    from recurrent_mnist.environment import available_cores, limit_threads
-
-    limit_threads(threads if threads is not None else available_cores())
+def flag(argument: str) -> str:
+    """The command-line flag of a library argument: `run_name` -> `--run-name`, `imports` -> `--import`."""
+    return _FLAGS.get(argument, "--" + argument.replace("_", "-"))
 
 
-class DatasetName(StrEnum):
-    mnist = "mnist"
-    fashion_mnist = "fashion-mnist"
-    mnist_sample = "mnist-sample"
+_ARGUMENT = re.compile(r"`([a-z_]+)(?:=([^`]*))?`")
 
 
-class StrategyName(StrEnum):
-    default = "default"
-    mirrored = "mirrored"
+def cli_terms(message: str) -> str:
+    """A library error in the command line's terms: `fresh=True` -> --fresh, `name='x'` -> --dataset x."""
+
+    def replace(match: re.Match) -> str:
+        name, value = match.group(1), match.group(2)
+        if value is None or value == "True":
+            return flag(name)
+        return f"{flag(name)} {value.strip(chr(39) + chr(34))}"
+
+    return _ARGUMENT.sub(replace, message)
 
 
-def fraction(value: float | None) -> float | None:
-    """A value in [0, 1), such as a dropout rate."""
-    if value is not None and not 0.0 <= value < 1.0:
-        raise typer.BadParameter(f"{value} is not in [0, 1)")
-    return value
+def choices(setting: Setting) -> type[StrEnum]:
+    """A `str` Enum of a setting's choices, so that `--help` lists them and Click checks them."""
+    return StrEnum(setting.name.title().replace("_", ""), {c.replace("-", "_"): c for c in setting.choices})
 
 
-def positive(value: float | None) -> float | None:
-    """A finite number above zero, such as a learning rate."""
-    if value is not None and not (math.isfinite(value) and value > 0):
-        raise typer.BadParameter(f"{value} is not a positive number")
-    return value
+def _checked(setting: Setting):
+    def callback(value):
+        values = value if isinstance(value, list) else [value]
+        for item in values:
+            if item is None:
+                continue
+            try:
+                setting.check(item.value if isinstance(item, StrEnum) else item)
+            except ConfigError:
+                raise typer.BadParameter(f"{item!r} is not {setting.describe()}") from None
+        return value
+
+    return callback
+
+
+def setting_option(setting: Setting, panel: str, *flags: str, help: str | None = None, kind=None):
+    """The `Annotated` option of a setting: its help with the default, its check, no default of its own.
+
+    The option's value is None when not given, so that the library applies the
+    setting's default (one home for it).
+    """
+    if kind is None:
+        kind = choices(setting) if setting.choices else setting.kind
+    return Annotated[
+        kind | None,
+        typer.Option(
+            *flags,
+            help=help or setting.help_with_default,
+            callback=_checked(setting),
+            rich_help_panel=panel,
+            show_default=False,
+        ),
+    ]
+
+
+seeds_callback = _checked(settings.SEED)
+
+DatasetName = choices(settings.DATASET)
+StrategyName = choices(settings.STRATEGY)
+
+DatasetOpt = setting_option(settings.DATASET, DATA)
+DataDirOpt = Annotated[
+    Path | None,
+    typer.Option(
+        help="Folder with the four IDX files (gzipped or not) or mnist.npz. Default: the Keras cache, "
+        "then (fashion-mnist) /usr/share/datasets/fashion-mnist, then a download.",
+        rich_help_panel=DATA,
+        show_default=False,
+    ),
+]
+UnitsOpt = setting_option(settings.UNITS, MODEL)
+LayersOpt = setting_option(settings.LAYERS, MODEL)
+BidirectionalOpt = setting_option(settings.BIDIRECTIONAL, MODEL, "--bidirectional/--unidirectional")
+DropoutOpt = setting_option(settings.DROPOUT, MODEL)
+RecurrentDropoutOpt = setting_option(settings.RECURRENT_DROPOUT, MODEL)
+EpochsOpt = setting_option(settings.EPOCHS, TRAINING)
+BatchOpt = setting_option(settings.BATCH_SIZE, TRAINING)
+LearningRateOpt = setting_option(settings.LEARNING_RATE, TRAINING)
+ValidationOpt = setting_option(settings.VALIDATION_SPLIT, TRAINING)
+EarlyStoppingOpt = setting_option(settings.EARLY_STOPPING, TRAINING)
+TargetAccuracyOpt = setting_option(settings.TARGET_ACCURACY, TRAINING)
+SeedOpt = setting_option(settings.SEED, TRAINING)
+StrategyOpt = setting_option(settings.STRATEGY, TRAINING)
+StepsPerExecutionOpt = setting_option(settings.STEPS_PER_EXECUTION, TRAINING)
+JitOpt = setting_option(settings.JIT_COMPILE, TRAINING, "--jit-compile/--no-jit-compile")
+ThreadsOpt = setting_option(settings.THREADS, TRAINING)
+ImportOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--import",
+        help="Python module(s) to import first, e.g. one that registers custom cells with "
+        "recurrent_mnist.register_cell (imported in every training process too).",
+        rich_help_panel=MODEL,
+        show_default=False,
+    ),
+]
+ResultsDirOpt = Annotated[Path, typer.Option(help="Folder that holds the run folders.", rich_help_panel=OUTPUT)]
+RunNameOpt = Annotated[
+    str | None,
+    typer.Option(
+        help="Name of this run's folder. Default: derived from the configuration, with a hash.",
+        rich_help_panel=OUTPUT,
+        show_default=False,
+    ),
+]
+FreshOpt = Annotated[
+    bool,
+    typer.Option("--fresh", help="Discard this run's earlier results instead of resuming.", rich_help_panel=OUTPUT),
+]
+
+
+def cells_option(help: str, panel: str = MODEL):
+    """`--cells`, several values after one flag (see `VariadicCommand`)."""
+    return Annotated[
+        list[str] | None,
+        typer.Option(
+            "--cells",
+            help=f"{help} Default: {' '.join(settings.DEFAULT_CELLS)}; any registered cell (see --import).",
+            rich_help_panel=panel,
+            show_default=False,
+        ),
+    ]
+
+
+def split_values(values: list[str] | None) -> list[str] | None:
+    """Accepts `--cells lstm gru`, `--cells lstm --cells gru` and `--cells lstm,gru`."""
+    if values is None:
+        return None
+    return [part for value in values for part in value.split(",") if part.strip()]
+
+
+def given(**options) -> dict:
+    """The options the user gave (not None), with Enum choices as their values."""
+    return {k: (v.value if isinstance(v, StrEnum) else v) for k, v in options.items() if v is not None}

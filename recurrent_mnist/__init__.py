@@ -2,18 +2,45 @@
 
 Importing this package registers `RowSequenceClassifier` (and the layers it
 uses) with Keras, so that saved `.keras` models load with `safe_mode=True`.
+
+The command line imports the package with `RECURRENT_MNIST_DEFER_KERAS=1`: then
+Keras is imported, and the classes registered, only when a Keras name is first
+used (`recurrent_mnist.RowSequenceClassifier`, or any module that needs it), so
+that `--help` and usage errors come without TensorFlow's start-up time. The
+package's light modules (`settings`, `errors`, `runs.atomic`, `runs.process`)
+never import Keras or TensorFlow themselves.
 """
 
+import importlib
+import os
 from importlib.metadata import PackageNotFoundError, version
 
-from recurrent_mnist.cells import available_cells, register_cell
 from recurrent_mnist.errors import ConfigError, DatasetError, RecurrentMnistError, ResultsError
-from recurrent_mnist.model import RowSequenceClassifier
 
 try:
     __version__ = version("recurrent-mnist")
 except PackageNotFoundError:  # running from a source tree that is not installed
     __version__ = "0+unknown"
+
+# The public names that need Keras, and the module of each.
+_KERAS_NAMES = {
+    "RowSequenceClassifier": "recurrent_mnist.model",
+    "available_cells": "recurrent_mnist.cells",
+    "register_cell": "recurrent_mnist.cells",
+}
+
+
+def __getattr__(name: str):
+    if name in _KERAS_NAMES:
+        value = getattr(importlib.import_module(_KERAS_NAMES[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'recurrent_mnist' has no attribute {name!r}")
+
+
+if os.environ.get("RECURRENT_MNIST_DEFER_KERAS") != "1":
+    from recurrent_mnist.cells import available_cells, register_cell
+    from recurrent_mnist.model import RowSequenceClassifier
 
 __all__ = [
     "ConfigError",

@@ -23,7 +23,7 @@ from recurrent_mnist.training import TrainConfig, train_variant
 def execute(spec: dict, emit, dataset: Dataset | None = None) -> dict:
     """Trains the variant `spec` describes; a Python error fails the variant, not the run."""
     import_cell_modules(spec.get("imports", ()))
-    config = TrainConfig(**spec["train_config"])
+    config = TrainConfig.from_dict(spec["train_config"])
     try:
         if dataset is None:
             dataset = load(spec["dataset"], spec.get("data_dir"))
@@ -35,26 +35,8 @@ def execute(spec: dict, emit, dataset: Dataset | None = None) -> dict:
         raise
     except Exception as exc:  # noqa: BLE001 - recorded as this variant's failure
         traceback.print_exc(file=sys.stderr)
-        row, history = _failed(config, f"{type(exc).__name__}: {exc}"), []
+        row, history = config.failed_row(f"{type(exc).__name__}: {exc}"), []
     return {"event": "result", "row": {**row, **provenance()}, "history": history}
-
-
-def _failed(config: TrainConfig, reason: str) -> dict:
-    return {
-        "cell": config.cell,
-        "seed": config.seed,
-        "units": config.units,
-        "layers": config.num_layers,
-        "bidirectional": config.bidirectional,
-        "dropout": config.dropout,
-        "recurrent_dropout": config.recurrent_dropout,
-        "batch_size": config.batch_size,
-        "learning_rate": config.learning_rate,
-        "epochs": 0,
-        "epochs_requested": config.epochs,
-        "status": "failed",
-        "error": reason[:500],
-    }
 
 
 def _die_with_parent() -> None:

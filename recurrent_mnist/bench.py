@@ -29,12 +29,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from recurrent_mnist import reporting
-from recurrent_mnist.cells import canonical_cell_name
-from recurrent_mnist.datasets import DATASETS, Dataset, load
+from recurrent_mnist import reporting, settings
+from recurrent_mnist.datasets import Dataset, load
 from recurrent_mnist.environment import environment_info
 from recurrent_mnist.errors import ConfigError, ResultsError
-from recurrent_mnist.training import STEPS_PER_EXECUTION, TrainConfig
+from recurrent_mnist.training.config import TrainConfig
 
 __all__ = ["PRESETS", "BenchConfig", "BenchResult", "rebuild_report", "run_bench"]
 
@@ -47,6 +46,8 @@ PRESETS: dict[str, dict] = {
     # A first look in a minute or two on a laptop.
     "quick": {"units": 64, "batch_size": 128, "epochs": 2},
 }
+# What a preset may set besides training settings.
+_BENCH_FIELDS = ("dataset", "cells", "seeds")
 
 RESULT_FILES = (
     "runs.csv",
@@ -62,76 +63,65 @@ RESULT_FILES = (
 
 @dataclasses.dataclass(frozen=True)
 class BenchConfig:
-    """A comparison: which cells and seeds, on which data, under which training budget.
+    """A comparison: which cells and seeds, on which data, under which training configuration.
 
-    Every variant shares everything but its cell and seed. See `TrainConfig`
-    for the training fields.
+    Every variant is `train` with its own cell and seed; everything else is shared.
+
+    Attributes:
+        dataset: `mnist`, `fashion-mnist` or `mnist-sample`.
+        cells: the registered cell names compared.
+        seeds: each (cell, seed) is one variant.
+        train: the training configuration every variant shares (its own
+            `cell` and `seed` are replaced per variant).
+        preset: the name of the preset this configuration started from, if any.
+
+    Example:
+
+    >>> config = BenchConfig(dataset="mnist-sample", cells=("lstm", "gru"), train=TrainConfig(epochs=2))
+    >>> [(v.cell, v.seed, v.epochs) for v in config.variants()]
+    [('lstm', 0, 2), ('gru', 0, 2)]
     """
 
-    dataset: str = "mnist"
-    cells: tuple[str, ...] = ("lstm", "gru", "simple_rnn")
-    seeds: tuple[int, ...] = (0,)
-    units: int = 128
-    num_layers: int = 1
-    bidirectional: bool = False
-    dropout: float = 0.0
-    recurrent_dropout: float = 0.0
-    epochs: int = 10
-    batch_size: int = 128
-    learning_rate: float = 1e-3
-    validation_split: float = 0.1
-    early_stopping: int | None = None
-    target_accuracy: float | None = None
-    steps_per_execution: int = STEPS_PER_EXECUTION
-    jit_compile: bool | None = None
-    strategy: str = "default"
+    dataset: str = settings.DATASET.default
+    cells: tuple[str, ...] = settings.DEFAULT_CELLS
+    seeds: tuple[int, ...] = (settings.SEED.default,)
+    train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
     preset: str | None = None
 
     def __post_init__(self):
-        if self.dataset not in DATASETS:
-            raise ConfigError(f"unknown data set {self.dataset!r}; choose one of {', '.join(DATASETS)}")
-        cells = tuple(self.cells)
-        if not cells:
-            raise ConfigError("cells is empty; name at least one cell")
-        try:
-            cells = tuple(dict.fromkeys(canonical_cell_name(c) for c in cells))
-        except ValueError as exc:
-            raise ConfigError(str(exc)) from None
-        object.__setattr__(self, "cells", cells)
+        settings.DATASET.check(self.dataset)
+        object.__setattr__(self, "cells", settings.check_cells(tuple(self.cells)))
         seeds = tuple(self.seeds)
         if not seeds:
-            raise ConfigError("seeds is empty; give at least one seed")
-        object.__setattr__(self, "seeds", tuple(dict.fromkeys(seeds)))
-        for seed in self.seeds:
-            self.variant(self.cells[0], seed)  # validates every shared field once per seed
+            raise ConfigError("`seeds` is empty; give at least one seed", argument="seeds")
+        object.__setattr__(self, "seeds", tuple(dict.fromkeys(settings.SEED.check(s, "seeds") for s in seeds)))
+        if not isinstance(self.train, TrainConfig):
+            raise ConfigError(f"`train` must be a TrainConfig. Received: train={self.train!r}", argument="train")
 
     @classmethod
-    def from_preset(cls, name: str | None, **overrides) -> BenchConfig:
-        """A preset's configuration with `overrides` (None values ignored) applied on top."""
-        base = {}
-        if name is not None:
-            if name not in PRESETS:
-                raise ConfigError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
-            base = dict(PRESETS[name], preset=name)
-        base.update({k: v for k, v in overrides.items() if v is not None})
-        return cls(**base)
+    def from_options(cls, preset: str | None = None, **options) -> BenchConfig:
+        """A configuration from flat options: `dataset`, `cells`, `seeds` and any `TrainConfig` field.
 
-    def variant(self, cell: str, seed: int) -> TrainConfig:
-        fields = {f.name for f in dataclasses.fields(TrainConfig)}
-        shared = {k: v for k, v in dataclasses.asdict(self).items() if k in fields}
-        return TrainConfig(**{**shared, "cell": cell, "seed": seed})
+        A `preset` (see `PRESETS`) gives the starting values; `options` (None
+        values ignored) apply on top.
+        """
+        base = {}
+        if preset is not None:
+            if preset not in PRESETS:
+                raise ConfigError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}", argument="preset")
+            base = dict(PRESETS[preset])
+        base.update({k: v for k, v in options.items() if v is not None})
+        bench = {k: base.pop(k) for k in _BENCH_FIELDS if k in base}
+        return cls(**bench, train=TrainConfig(**base), preset=preset)
 
     def variants(self) -> list[TrainConfig]:
         # Seed-major order interleaves the cells, so a drift in machine load over
         # the run does not favour the cells that ran first.
-        return [self.variant(cell, seed) for seed in self.seeds for cell in self.cells]
+        return [dataclasses.replace(self.train, cell=cell, seed=seed) for seed in self.seeds for cell in self.cells]
 
     def shared(self) -> dict:
-        """Everything that every variant of the run shares (not the cells, seeds or preset name)."""
-        config = dataclasses.asdict(self)
-        for key in ("cells", "seeds", "preset"):
-            config.pop(key)
-        return config
+        """Everything that every variant of the run shares: the training configuration but cell and seed."""
+        return self.train.identity()
 
 
 def _digest(obj) -> str:
@@ -141,10 +131,9 @@ def _digest(obj) -> str:
 def default_run_name(config: BenchConfig, dataset_sha256: str) -> str:
     """A readable name with a short hash of the whole configuration, so runs never mix."""
     prefix = f"{config.preset}-" if config.preset else ""
-    bi = "-bi" if config.bidirectional else ""
-    readable = (
-        f"{prefix}{config.dataset}-u{config.units}-l{config.num_layers}{bi}-b{config.batch_size}-e{config.epochs}"
-    )
+    train = config.train
+    bi = "-bi" if train.bidirectional else ""
+    readable = f"{prefix}{config.dataset}-u{train.units}-l{train.layers}{bi}-b{train.batch_size}-e{train.epochs}"
     return f"{readable}-{_digest([config.shared(), dataset_sha256])[:8]}"
 
 
@@ -534,19 +523,4 @@ def _crash_reason(returncode: int, log_path: Path) -> str:
 
 
 def _failed_row(spec: dict, reason: str) -> dict:
-    config = spec["train_config"]
-    return {
-        "cell": config["cell"],
-        "seed": config["seed"],
-        "units": config["units"],
-        "layers": config["num_layers"],
-        "bidirectional": config["bidirectional"],
-        "dropout": config["dropout"],
-        "recurrent_dropout": config["recurrent_dropout"],
-        "batch_size": config["batch_size"],
-        "learning_rate": config["learning_rate"],
-        "epochs": 0,
-        "epochs_requested": config["epochs"],
-        "status": "failed",
-        "error": reason,
-    }
+    return TrainConfig.from_dict(spec["train_config"]).failed_row(reason)

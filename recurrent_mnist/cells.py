@@ -114,7 +114,9 @@ def import_cell_modules(modules: Iterable[str]) -> None:
         try:
             importlib.import_module(module)
         except Exception as exc:  # noqa: BLE001 - any failure of user code becomes one sentence
-            raise ConfigError(f"--import {module} failed: {type(exc).__name__}: {exc}") from None
+            raise ConfigError(
+                f"`imports`: importing {module} failed: {type(exc).__name__}: {exc}", argument="imports"
+            ) from None
 
 
 def _keras_layer(layer_class: type[keras.layers.Layer]) -> CellFactory:

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import contextlib
 
+from recurrent_mnist import settings
 from recurrent_mnist.errors import ConfigError
 
 __all__ = ["STRATEGIES", "get_strategy", "split_cpu", "strategy_scope"]
 
-STRATEGIES = ("default", "mirrored")
+STRATEGIES = settings.STRATEGY.choices
 
 
 def split_cpu(count: int) -> None:
@@ -40,12 +41,14 @@ def get_strategy(name: str | None):
     import keras
 
     name = name or "default"
-    if name not in STRATEGIES:
-        raise ConfigError(f"unknown strategy {name!r}; choose one of {', '.join(STRATEGIES)}")
+    settings.STRATEGY.check(name)
     if keras.backend.backend() != "tensorflow":
         if name == "default":
             return None
-        raise ConfigError(f"--strategy {name} needs the TensorFlow backend; Keras runs on {keras.backend.backend()}")
+        raise ConfigError(
+            f"`strategy={name!r}` needs the TensorFlow backend; Keras runs on {keras.backend.backend()}",
+            argument="strategy",
+        )
     import tensorflow as tf
 
     if name == "default":

@@ -1,14 +1,27 @@
 """The exceptions this package raises for mistakes a user can fix.
 
-Each carries one sentence that names the file, option or value at fault; the CLI
-prints it and exits non-zero without a traceback.
+Each carries one sentence that names the file, argument or value at fault, in the
+library's terms: an argument is named in backticks as Python callers write it
+(`units`, `run_name`, `fresh=True`). The command line maps those names to its
+flags (`--units`, `--run-name`, `--fresh`), prints the sentence and exits
+non-zero without a traceback.
 """
 
 from __future__ import annotations
 
 
 class RecurrentMnistError(Exception):
-    """Base class: a problem the user can fix, described in one sentence."""
+    """Base class: a problem the user can fix, described in one sentence.
+
+    Args:
+        message: the sentence.
+        argument: the argument at fault, where one is (`"units"`); the command
+            line reports such an error as a usage error of the matching option.
+    """
+
+    def __init__(self, message: str, *, argument: str | None = None):
+        super().__init__(message)
+        self.argument = argument
 
 
 class DatasetError(RecurrentMnistError, ValueError):

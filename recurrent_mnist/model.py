@@ -15,23 +15,22 @@ import numbers
 
 import keras
 
+from recurrent_mnist import settings
 from recurrent_mnist.cells import canonical_cell_name, get_cell_factory
 
 __all__ = ["RowSequenceClassifier"]
 
-DEFAULT_UNITS = 128
 
-
-def _check_int(name: str, value, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
-        raise ValueError(f"`{name}` must be an integer >= {minimum}. Received: {name}={value!r}")
+def _check_num_classes(value) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise ValueError(f"`num_classes` must be an integer >= 1. Received: num_classes={value!r}")
     return int(value)
 
 
-def _check_fraction(name: str, value) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0.0 <= value < 1.0:
-        raise ValueError(f"`{name}` must be a number in [0, 1). Received: {name}={value!r}")
-    return float(value)
+def _check_parallel_chains(value):
+    if value == "auto":
+        return value
+    return settings.THREADS.check(value, argument="parallel_chains")
 
 
 @keras.saving.register_keras_serializable(package="recurrent_mnist")
@@ -59,6 +58,13 @@ class RowSequenceClassifier(keras.Model):
         rescale: factor applied to the pixels inside the model, so that raw
             0..255 values can be fed directly. Defaults to `1 / 255`; `None`
             switches scaling off (feed inputs already scaled).
+        parallel_chains: for the built-in fast cells (`"lstm"`, `"gru"`,
+            `"simple_rnn"`), how many independent slices of each batch run
+            side by side, one per CPU thread (same results, see
+            `recurrent_mnist.fast_rnn`). Defaults to `"auto"`: TensorFlow's
+            inter-op thread count when each operation runs on one thread
+            (`recurrent_mnist.environment.limit_threads`), else 1. Other
+            cells ignore it.
         **kwargs: passed to `keras.Model` (`name`, `dtype`, ...).
 
     Call arguments:
@@ -101,16 +107,16 @@ class RowSequenceClassifier(keras.Model):
         dropout=0.0,
         recurrent_dropout=0.0,
         rescale=1.0 / 255.0,
+        parallel_chains="auto",
         **kwargs,
     ):
         super().__init__(**kwargs)
-        self.num_classes = _check_int("num_classes", num_classes, 1)
-        self.num_layers = _check_int("num_layers", num_layers, 1)
-        if not isinstance(bidirectional, bool):
-            raise ValueError(f"`bidirectional` must be True or False. Received: bidirectional={bidirectional!r}")
-        self.bidirectional = bidirectional
-        self.dropout = _check_fraction("dropout", dropout)
-        self.recurrent_dropout = _check_fraction("recurrent_dropout", recurrent_dropout)
+        self.num_classes = _check_num_classes(num_classes)
+        self.num_layers = settings.LAYERS.check(num_layers, argument="num_layers")
+        self.bidirectional = settings.BIDIRECTIONAL.check(bidirectional)
+        self.dropout = settings.DROPOUT.check(dropout)
+        self.recurrent_dropout = settings.RECURRENT_DROPOUT.check(recurrent_dropout)
+        self.parallel_chains = _check_parallel_chains(parallel_chains)
         if rescale is not None and (
             isinstance(rescale, bool)
             or not isinstance(rescale, numbers.Real)
@@ -129,7 +135,7 @@ class RowSequenceClassifier(keras.Model):
         elif isinstance(cell, str):
             self.cell = canonical_cell_name(cell)
             self._cell_config = None
-            self.units = DEFAULT_UNITS if units is None else _check_int("units", units, 1)
+            self.units = settings.UNITS.default if units is None else settings.UNITS.check(units)
             layers = self._layers_from_name(self.cell)
         else:
             raise ValueError(
@@ -145,7 +151,7 @@ class RowSequenceClassifier(keras.Model):
 
     def _layers_from_name(self, name):
         factory = get_cell_factory(name)
-        return [
+        layers = [
             factory(
                 self.units,
                 return_sequences=i < self.num_layers - 1,
@@ -155,6 +161,10 @@ class RowSequenceClassifier(keras.Model):
             )
             for i in range(self.num_layers)
         ]
+        for layer in layers:
+            if hasattr(layer, "parallel_chains"):  # the fast layers; any other cell has no such setting
+                layer.parallel_chains = self.parallel_chains
+        return layers
 
     def _layers_from_instance(self, layer, units):
         if units is not None:
@@ -248,6 +258,7 @@ class RowSequenceClassifier(keras.Model):
             "dropout": self.dropout,
             "recurrent_dropout": self.recurrent_dropout,
             "rescale": self.rescale,
+            "parallel_chains": self.parallel_chains,
         }
 
     @classmethod

@@ -60,7 +60,7 @@ def load_model(path: str | os.PathLike, *, trust_legacy_h5: bool = False, compil
         if not trust_legacy_h5:
             raise ModelFileError(
                 f"{path} is a legacy HDF5 model, which Keras's safe mode does not cover; "
-                "load it only if you trust its source, with --trust-legacy-h5"
+                "load it only if you trust its source, with `trust_legacy_h5=True`"
             )
         return _load(path, compile)
     if not zipfile.is_zipfile(path):

@@ -24,14 +24,16 @@ def _seeded():
 
 @pytest.fixture(autouse=True)
 def _thread_settings(monkeypatch):
-    """Commands run in-process set TensorFlow's thread variables (bench --threads): undo that after each test.
+    """Variants trained in-process size TensorFlow's thread pools from their configuration: keep this
+    process's pools as they are, and undo the thread variables after each test.
 
-    Tests that need parallel batch chains ask for them (fast_rnn._CONFIG).
+    Tests that need parallel batch chains ask for them (the layers' `parallel_chains`).
     """
     import tensorflow as tf
 
     for name in ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS"):
-        monkeypatch.delenv(name, raising=False)
+        monkeypatch.setenv(name, "")  # recorded, so that teardown restores the variable's absence
+        monkeypatch.delenv(name)
     for kind in ("intra", "inter"):
         name = f"set_{kind}_op_parallelism_threads"
         monkeypatch.setattr(tf.config.threading, name, lambda n: None)

@@ -33,7 +33,7 @@ def run(tmp_path, config, dataset, **kwargs):
 
 def test_every_documented_file_and_column(tmp_path, small_sample):
     events = []
-    config = BenchConfig(cells=("lstm", "gru", "simple_rnn"), seeds=(0, 1), **TINY)
+    config = BenchConfig.from_options(cells=("lstm", "gru", "simple_rnn"), seeds=(0, 1), **TINY)
     result = run(tmp_path, config, small_sample, progress=events.append)
     folder = tmp_path / "run"
     for name in (
@@ -78,8 +78,8 @@ def test_every_documented_file_and_column(tmp_path, small_sample):
 
 
 def test_rerun_resumes_and_keeps_finished_rows_unchanged(tmp_path, small_sample):
-    config = BenchConfig(cells=("lstm", "gru"), **TINY)
-    run(tmp_path, BenchConfig(cells=("lstm",), **TINY), small_sample)
+    config = BenchConfig.from_options(cells=("lstm", "gru"), **TINY)
+    run(tmp_path, BenchConfig.from_options(cells=("lstm",), **TINY), small_sample)
     before = (tmp_path / "run" / "variants").glob("lstm-*.json")
     lstm_file = next(before)
     lstm_bytes = lstm_file.read_bytes()
@@ -93,8 +93,8 @@ def test_rerun_resumes_and_keeps_finished_rows_unchanged(tmp_path, small_sample)
 
 
 def test_another_configuration_never_mixes_into_a_run(tmp_path, small_sample):
-    run(tmp_path, BenchConfig(cells=("gru",), **TINY), small_sample)
-    changed = BenchConfig(cells=("gru",), **{**TINY, "epochs": 1})
+    run(tmp_path, BenchConfig.from_options(cells=("gru",), **TINY), small_sample)
+    changed = BenchConfig.from_options(cells=("gru",), **{**TINY, "epochs": 1})
     with pytest.raises(ResultsError, match=r"another configuration.*epochs: 1 now, 2 there"):
         run(tmp_path, changed, small_sample)
     result = run(tmp_path, changed, small_sample, fresh=True)
@@ -103,15 +103,15 @@ def test_another_configuration_never_mixes_into_a_run(tmp_path, small_sample):
 
 
 def test_default_run_names_differ_by_configuration(small_sample):
-    a = default_run_name(BenchConfig(**TINY), small_sample.sha256)
-    b = default_run_name(BenchConfig(**{**TINY, "dropout": 0.1}), small_sample.sha256)
+    a = default_run_name(BenchConfig.from_options(**TINY), small_sample.sha256)
+    b = default_run_name(BenchConfig.from_options(**{**TINY, "dropout": 0.1}), small_sample.sha256)
     assert a != b and a.startswith("mnist-sample-u8-l1-b256-e2-")
     # Cells and seeds are not part of the name: several processes can fill one run.
-    assert a == default_run_name(BenchConfig(**TINY, cells=("gru",), seeds=(4,)), small_sample.sha256)
+    assert a == default_run_name(BenchConfig.from_options(**TINY, cells=("gru",), seeds=(4,)), small_sample.sha256)
 
 
 def test_rebuild_report_from_variant_files(tmp_path, small_sample):
-    run(tmp_path, BenchConfig(cells=("simple_rnn",), **TINY), small_sample)
+    run(tmp_path, BenchConfig.from_options(cells=("simple_rnn",), **TINY), small_sample)
     (tmp_path / "run" / "runs.csv").unlink()
     result = rebuild_report(tmp_path / "run")
     assert len(result.runs) == 1 and (tmp_path / "run" / "runs.csv").exists()
@@ -120,28 +120,32 @@ def test_rebuild_report_from_variant_files(tmp_path, small_sample):
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"cells": ()}, "cells is empty"),
-        ({"seeds": ()}, "seeds is empty"),
-        ({"dataset": "cifar"}, "unknown data set"),
+        ({"cells": ()}, "`cells` is empty"),
+        ({"seeds": ()}, "`seeds` is empty"),
+        ({"dataset": "cifar"}, "`dataset` must be one of mnist"),
         ({"cells": ("lstm", "bogus")}, "Unknown cell 'bogus'"),
         ({"epochs": 0}, "epochs"),
     ],
 )
 def test_invalid_bench_configuration(kwargs, message):
     with pytest.raises(ConfigError, match=message):
-        BenchConfig(**{**TINY, **kwargs})
+        BenchConfig.from_options(**{**TINY, **kwargs})
 
 
 def test_unwritable_results_folder_is_one_sentence(tmp_path, small_sample):
     blocker = tmp_path / "file"
     blocker.write_text("not a folder")
     with pytest.raises(ResultsError, match=f"results folder {blocker}.*cannot be created or written"):
-        run_bench(BenchConfig(**TINY), results_dir=blocker, run_name="run", isolate=False, dataset=small_sample)
+        run_bench(
+            BenchConfig.from_options(**TINY), results_dir=blocker, run_name="run", isolate=False, dataset=small_sample
+        )
 
 
 @pytest.mark.slow
 def test_isolated_variant_runs_in_its_own_process(tmp_path):
-    result = run_bench(BenchConfig(cells=("gru",), **{**TINY, "epochs": 1}), results_dir=tmp_path, run_name="iso")
+    result = run_bench(
+        BenchConfig.from_options(cells=("gru",), **{**TINY, "epochs": 1}), results_dir=tmp_path, run_name="iso"
+    )
     row = result.runs.iloc[0]
     assert row["status"] == "ok" and bool(row["isolated"])
     assert row["peak_rss_mb"] > 100  # a process of its own, with TensorFlow loaded
@@ -152,7 +156,7 @@ def test_results_are_readable_by_others_as_with_a_plain_open(tmp_path, small_sam
     import os
     import stat
 
-    run(tmp_path, BenchConfig(cells=("simple_rnn",), **TINY), small_sample)
+    run(tmp_path, BenchConfig.from_options(cells=("simple_rnn",), **TINY), small_sample)
     mask = os.umask(0)
     os.umask(mask)
     for name in ("runs.csv", "summary.md", "environment.json"):

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-
 import pandas as pd
 import pytest
 from recurrent_mnist_cli.app import app
@@ -97,26 +95,27 @@ def test_bench_defaults(captured_bench):
     config, kwargs = captured_bench[0]
     assert config.cells == ("lstm", "gru", "simple_rnn")
     assert config.dataset == "mnist" and config.seeds == (0,)
-    assert config.epochs == 10 and config.units == 128 and config.batch_size == 128
+    assert config.train.epochs == 10 and config.train.units == 128 and config.train.batch_size == 128
     assert str(kwargs["results_dir"]) == "results" and kwargs["run_name"] is None and not kwargs["fresh"]
     assert kwargs["isolate"] is True
-    assert config.steps_per_execution == 50 and config.jit_compile is None  # automatic
+    assert config.train.steps_per_execution == 50 and config.train.jit_compile is None  # automatic
 
 
 def test_bench_speed_options_reach_the_configuration(captured_bench):
     result = invoke("bench", "--steps-per-execution", "5", "--jit-compile", "--cells", "keras_lstm")
     assert result.exit_code == 0, result.output
     config, _ = captured_bench[0]
-    assert config.steps_per_execution == 5 and config.jit_compile is True
+    assert config.train.steps_per_execution == 5 and config.train.jit_compile is True
     assert config.cells == ("keras_lstm",)
-    assert config.variant("keras_lstm", 0).jit_compile is True
+    assert config.variants()[0].jit_compile is True
 
 
 def test_tutorial_preset_and_overrides(captured_bench):
     result = invoke("bench", "--preset", "tutorial", "--epochs", "3", "--dataset", "mnist-sample")
     assert result.exit_code == 0, result.output
     config, _ = captured_bench[0]
-    assert (config.cells, config.units, config.batch_size, config.learning_rate, config.epochs) == (
+    train = config.train
+    assert (config.cells, train.units, train.batch_size, train.learning_rate, train.epochs) == (
         ("lstm",),
         100,
         50,
@@ -206,21 +205,16 @@ def test_report_on_a_folder_without_a_run(tmp_path):
 
 
 @pytest.mark.parametrize(("given", "expected"), [(["--threads", "3"], 3), ([], None)])
-def test_threads_reach_tensorflow_and_the_training_processes(captured_bench, monkeypatch, given, expected):
-    import tensorflow as tf
+def test_threads_reach_the_configuration(captured_bench, given, expected):
+    from recurrent_mnist.settings import default_threads
 
-    from recurrent_mnist.environment import available_cores
-
-    expected = expected or available_cores()  # the default: every core this process may use
-    calls = []  # this test process keeps its own thread settings (conftest undoes the variables)
-    monkeypatch.setattr(tf.config.threading, "set_intra_op_parallelism_threads", lambda n: calls.append(("intra", n)))
-    monkeypatch.setattr(tf.config.threading, "set_inter_op_parallelism_threads", lambda n: calls.append(("inter", n)))
     result = invoke("bench", *given, "--dataset", "mnist-sample")
     assert result.exit_code == 0, result.output
-    # One thread per operation, `expected` operations side by side (inherited by the training processes).
-    assert os.environ["TF_NUM_INTRAOP_THREADS"] == "1"
-    assert os.environ["TF_NUM_INTEROP_THREADS"] == str(expected)
-    assert calls == [("intra", 1), ("inter", expected)]
+    config, _ = captured_bench[0]
+    # Data of the configuration: in every variant, every row and the run's identity (not process state).
+    assert config.train.threads == (expected or default_threads())
+    assert all(v.threads == config.train.threads for v in config.variants())
+    assert config.shared()["threads"] == config.train.threads
 
 
 def test_threads_must_be_positive():

@@ -49,7 +49,7 @@ def test_truncated_or_foreign_files(tmp_path, saved):
 def test_legacy_hdf5_is_refused_unless_trusted(tmp_path):
     legacy = tmp_path / "old.h5"
     legacy.write_bytes(b"\x89HDF\r\n\x1a\n" + b"\x00" * 64)
-    with pytest.raises(ModelFileError, match=r"legacy HDF5 model.*--trust-legacy-h5"):
+    with pytest.raises(ModelFileError, match=r"legacy HDF5 model.*`trust_legacy_h5=True`"):
         load_model(legacy)
     with pytest.raises(ModelFileError, match="cannot be loaded"):  # trusted, but this one is not a model
         load_model(legacy, trust_legacy_h5=True)

@@ -8,7 +8,7 @@ import keras
 import numpy as np
 import pytest
 
-from recurrent_mnist import fast_rnn, register_cell
+from recurrent_mnist import register_cell, settings
 from recurrent_mnist.errors import ConfigError
 from recurrent_mnist.training import TrainConfig, split_validation, steady_epoch_time, train_variant
 
@@ -99,7 +99,7 @@ def test_a_nan_loss_fails_the_variant_with_the_reason(sample):
         ("epochs", 0),
         ("units", -1),
         ("batch_size", 0),
-        ("num_layers", 0),
+        ("layers", 0),
         ("dropout", 1.0),
         ("learning_rate", 0.0),
         ("seed", -1),
@@ -126,18 +126,34 @@ def test_invalid_training_configuration(field, value):
         ({"cell": "gru", "batch_size": 256, "jit_compile": True}, True),
     ],
 )
-def test_xla_is_chosen_where_it_was_measured_faster_unless_told(overrides, expected, monkeypatch):
-    monkeypatch.setitem(fast_rnn._CONFIG, "batch_chains", 1)  # one thread
-    assert TrainConfig(**overrides).uses_xla() is expected
+def test_xla_is_chosen_where_it_was_measured_faster_unless_told(overrides, expected):
+    assert TrainConfig(**overrides, threads=1).uses_xla() is expected
 
 
-def test_no_automatic_xla_with_parallel_batch_chains(monkeypatch):
+def test_no_automatic_xla_with_parallel_batch_chains():
     # XLA runs the step on one thread; the parallel chains were measured faster.
-    monkeypatch.setenv("TF_NUM_INTRAOP_THREADS", "1")
-    monkeypatch.setenv("TF_NUM_INTEROP_THREADS", "2")
-    assert fast_rnn.parallel_chains() == 2
-    assert TrainConfig(cell="lstm", batch_size=50).uses_xla() is False
-    assert TrainConfig(cell="lstm", batch_size=50, jit_compile=True).uses_xla() is True
+    config = TrainConfig(cell="lstm", batch_size=50, threads=2)
+    assert config.model_kwargs()["parallel_chains"] == 2
+    assert config.uses_xla() is False
+    assert TrainConfig(cell="lstm", batch_size=50, threads=2, jit_compile=True).uses_xla() is True
+
+
+def test_threads_default_to_the_usable_cores_and_are_recorded():
+    config = TrainConfig()
+    assert config.threads == settings.default_threads()
+    assert config.columns()["threads"] == config.threads and config.identity()["threads"] == config.threads
+
+
+def test_a_variant_runs_tensorflow_on_its_configured_threads(sample, monkeypatch):
+    import tensorflow as tf
+
+    calls = []  # this test process keeps its own pools (conftest); record what the variant asks for
+    monkeypatch.setattr(tf.config.threading, "set_intra_op_parallelism_threads", lambda n: calls.append(("intra", n)))
+    monkeypatch.setattr(tf.config.threading, "set_inter_op_parallelism_threads", lambda n: calls.append(("inter", n)))
+    small = dataclasses.replace(sample, x_train=sample.x_train[:64], y_train=sample.y_train[:64])
+    row = train_variant(small, TrainConfig(cell="simple_rnn", units=4, epochs=1, threads=3), measure=False).row
+    assert calls == [("intra", 1), ("inter", 3)]
+    assert row["threads"] == 3
 
 
 def test_jit_compile_must_be_a_choice():
@@ -147,5 +163,5 @@ def test_jit_compile_must_be_a_choice():
 
 def test_an_automatic_xla_variant_trains_and_says_so(sample):
     small = dataclasses.replace(sample, x_train=sample.x_train[:300], y_train=sample.y_train[:300])
-    row = train_variant(small, TrainConfig(cell="lstm", units=8, epochs=2, batch_size=50), measure=False).row
+    row = train_variant(small, TrainConfig(cell="lstm", units=8, epochs=2, batch_size=50, threads=1), measure=False).row
     assert row["xla"] is True and row["status"] == "ok" and 0.0 <= row["test_accuracy"] <= 1.0

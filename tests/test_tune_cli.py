@@ -89,7 +89,11 @@ def captured(monkeypatch, tmp_path):
     outcome = {"role": "local", "raise": None}
 
     def fake_run_search(config, **kwargs):
-        calls.append((config, kwargs, {name: os.environ.get(name) for name in VARIABLES}))
+        # What keras-tuner will see while this search runs (the library sets it for the search only).
+        role = {name: os.environ.get(name) for name in VARIABLES} | recurrent_mnist.tuning.keras_tuner_environment(
+            config
+        )
+        calls.append((config, kwargs, role))
         if outcome["raise"] is not None:
             raise outcome["raise"]
         for event in EVENTS:
@@ -137,14 +141,15 @@ def test_defaults(captured):
 
 
 @pytest.mark.parametrize(("given", "expected"), [(["--threads", "3"], 3), ([], None)])
-def test_threads_reach_tensorflow(captured, given, expected):
-    from recurrent_mnist.environment import available_cores
+def test_threads_reach_the_search_configuration(captured, given, expected):
+    from recurrent_mnist.settings import default_threads
 
+    calls, _ = captured
     result = invoke("tune", *given)
     assert result.exit_code == 0, result.output
-    # As for bench: one thread per operation, this many side by side (conftest undoes the variables).
-    assert os.environ["TF_NUM_INTRAOP_THREADS"] == "1"
-    assert os.environ["TF_NUM_INTEROP_THREADS"] == str(expected or available_cores())
+    # As for bench: a setting of the configuration, applied by the library to the trials' process.
+    assert calls[0][0].threads == (expected or default_threads())
+    assert all(name not in os.environ for name in VARIABLES)  # nothing left behind for the rest of the process
 
 
 def test_options_narrow_the_search(captured):
@@ -181,6 +186,14 @@ def test_distributed_roles_set_keras_tuner_variables(captured, role, expected):
     assert tuple(calls[0][2].values()) == expected
 
 
+def test_a_worker_may_not_discard_the_search(tmp_path):
+    # Checked by the library's run_search before anything is loaded: only the chief may discard a search.
+    result = invoke("tune", "--distributed", "worker", "--fresh", "--results-dir", tmp_path)
+    assert result.exit_code == 2, result.output
+    assert "--fresh" in result.output and "chief" in result.output
+    assert not any(tmp_path.iterdir())
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
@@ -201,7 +214,6 @@ def test_distributed_roles_set_keras_tuner_variables(captured, role, expected):
         (["--distributed", "worker", "--oracle", "host:99999"], "--oracle"),
         (["--distributed", "worker", "--worker-id", "chief2"], "--worker-id"),
         (["--distributed", "chief", "--worker-id", "tuner0"], "--worker-id"),
-        (["--distributed", "worker", "--fresh"], "--fresh"),
         (["--oracle", "127.0.0.1:8000"], "--oracle"),
         (["--import", "no_such_module_here"], "--import"),
     ],

@@ -33,13 +33,8 @@ environment of each role), `oracles` (keras-tuner's oracles and tuners, made rel
 """
 
 # `name as name`: importable from here, as from the single module this package replaced, but not in `__all__`.
-from recurrent_mnist.tuning.config import (
-    TUNERS,
-    TuneConfig,
-    default_run_name,
-    keras_tuner_environment,
-    parse_oracle_address,
-)
+from recurrent_mnist.settings import parse_oracle_address
+from recurrent_mnist.tuning.config import TuneConfig, default_run_name, keras_tuner_environment
 from recurrent_mnist.tuning.hypermodel import DEFAULTS, OBJECTIVES, RANGES, RowSequenceHyperModel
 from recurrent_mnist.tuning.hypermodel import SEARCH_SPACE as SEARCH_SPACE
 from recurrent_mnist.tuning.search import run_search
@@ -54,7 +49,6 @@ __all__ = [
     "DEFAULTS",
     "OBJECTIVES",
     "RANGES",
-    "TUNERS",
     "RowSequenceHyperModel",
     "TuneConfig",
     "TuneResult",

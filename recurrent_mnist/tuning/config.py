@@ -10,33 +10,31 @@ import contextlib
 import dataclasses
 import hashlib
 import json
-import math
 import os
 import re
 import socket
 from collections.abc import Iterator
 
-from recurrent_mnist.datasets import DATASETS
-from recurrent_mnist.distribute import STRATEGIES
+from recurrent_mnist import settings
 from recurrent_mnist.errors import ConfigError
-from recurrent_mnist.training import steps_per_execution_for
-from recurrent_mnist.tuning.hypermodel import RANGES, RowSequenceHyperModel
+from recurrent_mnist.training.config import steps_per_execution_for
+from recurrent_mnist.tuning.hypermodel import RowSequenceHyperModel
 
-TUNERS = ("random", "bayesian", "hyperband", "grid")
-ROLES = ("chief", "worker")
-
-
-def parse_oracle_address(text: str) -> tuple[str, int]:
-    """Splits `HOST:PORT` (or `[IPv6]:PORT`) into a host and a port number.
-
-    Raises:
-        ConfigError: the text is not HOST:PORT with a port in 1..65535.
-    """
-    match = re.fullmatch(r"\[([0-9A-Fa-f:.]+)\]:(\d{1,5})|([A-Za-z0-9_.\-]+):(\d{1,5})", str(text).strip())
-    port = int(match.group(2) or match.group(4)) if match else 0
-    if not match or not 1 <= port <= 65535:
-        raise ConfigError(f"--oracle must be HOST:PORT with a port in 1..65535, e.g. 127.0.0.1:8000; received {text!r}")
-    return (match.group(1) or match.group(3)), port
+# The settings a TuneConfig checks one by one; the search ranges are checked by the hypermodel.
+_CHECKED = (
+    settings.DATASET,
+    settings.TUNER,
+    settings.MAX_TRIALS,
+    settings.MAX_EPOCHS,
+    settings.EXECUTIONS_PER_TRIAL,
+    settings.OBJECTIVE,
+    settings.SEED,
+    settings.TIME_BUDGET,
+    settings.VALIDATION_SPLIT,
+    settings.STRATEGY,
+    settings.THREADS,
+    settings.DISTRIBUTED,
+)
 
 
 def _default_worker_id() -> str:
@@ -74,59 +72,51 @@ class TuneConfig:
             same id resumes its interrupted trial.
     """
 
-    dataset: str = "mnist"
-    cells: tuple[str, ...] = ("lstm", "gru", "simple_rnn")
-    tuner: str = "random"
-    max_trials: int = 10
-    max_epochs: int = 10
-    executions_per_trial: int = 1
-    objective: str = "val_accuracy"
-    seed: int = 0
-    time_budget: float | None = None
-    early_stopping: int | None = 3
-    validation_split: float = 0.1
-    units: tuple[int, int] = RANGES["units"]
-    layers: tuple[int, int] = RANGES["layers"]
+    dataset: str = settings.DATASET.default
+    cells: tuple[str, ...] = settings.DEFAULT_CELLS
+    tuner: str = settings.TUNER.default
+    max_trials: int = settings.MAX_TRIALS.default
+    max_epochs: int = settings.MAX_EPOCHS.default
+    executions_per_trial: int = settings.EXECUTIONS_PER_TRIAL.default
+    objective: str = settings.OBJECTIVE.default
+    seed: int = settings.SEED.default
+    time_budget: float | None = settings.TIME_BUDGET.default
+    early_stopping: int | None = settings.TUNE_EARLY_STOPPING
+    validation_split: float = settings.VALIDATION_SPLIT.default
+    units: tuple[int, int] = settings.UNITS.search
+    layers: tuple[int, int] = settings.LAYERS.search
     bidirectional: bool | None = None
-    dropout: tuple[float, float] = RANGES["dropout"]
-    learning_rate: tuple[float, float] = RANGES["learning_rate"]
-    batch_size: tuple[int, int] = RANGES["batch_size"]
-    strategy: str = "default"
-    distributed: str | None = None
-    oracle: str = "127.0.0.1:8000"
+    dropout: tuple[float, float] = settings.DROPOUT.search
+    learning_rate: tuple[float, float] = settings.LEARNING_RATE.search
+    batch_size: tuple[int, int] = settings.BATCH_SIZE.search
+    strategy: str = settings.STRATEGY.default
+    threads: int | None = settings.THREADS.default
+    distributed: str | None = settings.DISTRIBUTED.default
+    oracle: str | None = None
     worker_id: str | None = None
 
     def __post_init__(self):
-        if self.dataset not in DATASETS:
-            raise ConfigError(f"unknown data set {self.dataset!r}; choose one of {', '.join(DATASETS)}")
-        if self.tuner not in TUNERS:
-            raise ConfigError(f"unknown tuner {self.tuner!r}; choose one of {', '.join(TUNERS)}")
-        for name in ("max_trials", "max_epochs", "executions_per_trial"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ConfigError(f"{name} must be a positive integer; received {value!r}")
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
-            raise ConfigError(f"seed must be a non-negative integer; received {self.seed!r}")
-        if self.time_budget is not None and not (
-            isinstance(self.time_budget, (int, float)) and math.isfinite(self.time_budget) and self.time_budget > 0
-        ):
-            raise ConfigError(f"time_budget must be a positive number of minutes; received {self.time_budget!r}")
-        if not 0.0 < self.validation_split < 1.0:
+        for setting in _CHECKED:
+            object.__setattr__(self, setting.name, setting.check(getattr(self, setting.name)))
+        if self.threads is None:
+            object.__setattr__(self, "threads", settings.default_threads())
+        if self.validation_split == 0:
             raise ConfigError(
-                f"validation_split must be in (0, 1): the search scores on it; received {self.validation_split!r}"
+                "`validation_split` must be above 0 for a search: the trials are scored on it",
+                argument="validation_split",
             )
-        if self.strategy not in STRATEGIES:
-            raise ConfigError(f"strategy must be one of {', '.join(STRATEGIES)}; received {self.strategy!r}")
-        if self.distributed is not None and self.distributed not in ROLES:
-            raise ConfigError(f"distributed must be None, 'chief' or 'worker'; received {self.distributed!r}")
-        parse_oracle_address(self.oracle)
-        if self.worker_id is not None and (
-            not re.fullmatch(r"[A-Za-z0-9_.\-]{1,100}", self.worker_id) or "chief" in self.worker_id
-        ):
-            raise ConfigError(
-                "--worker-id must be letters, digits, '.', '_' or '-' and must not contain 'chief' "
-                f"(keras-tuner reads that as the chief); received {self.worker_id!r}"
-            )
+        if self.distributed is None:
+            for name in ("oracle", "worker_id"):
+                if getattr(self, name) is not None:
+                    raise ConfigError(
+                        f"`{name}` is for a distributed search (`distributed='chief'` or `'worker'`)", argument=name
+                    )
+        else:
+            object.__setattr__(self, "oracle", self.oracle or settings.ORACLE.default)
+            settings.parse_oracle_address(self.oracle)
+        if self.distributed == "chief" and self.worker_id is not None:
+            raise ConfigError("`worker_id` is for workers; the chief's id is 'chief'", argument="worker_id")
+        settings.check_worker_id(self.worker_id)
         object.__setattr__(self, "cells", self.hypermodel().cells)  # validates the cells and every range
 
     def hypermodel(self, num_classes: int = 10, input_shape=None) -> RowSequenceHyperModel:
@@ -143,6 +133,7 @@ class TuneConfig:
             objective=self.objective,
             early_stopping=self.early_stopping,
             steps_per_execution=steps_per_execution_for(self.strategy),
+            parallel_chains=self.threads,
         )
 
     def identity(self) -> dict:
@@ -152,7 +143,7 @@ class TuneConfig:
         distributed role may change between runs of the same search.
         """
         config = dataclasses.asdict(self)
-        for key in ("max_trials", "time_budget", "strategy", "distributed", "oracle", "worker_id"):
+        for key in ("max_trials", "time_budget", "strategy", "threads", "distributed", "oracle", "worker_id"):
             config.pop(key)
         return json.loads(json.dumps(config))  # tuples as lists, as they read back from JSON
 
@@ -168,7 +159,7 @@ def keras_tuner_environment(config: TuneConfig) -> dict[str, str]:
     """
     if config.distributed is None:
         return {}
-    host, port = parse_oracle_address(config.oracle)
+    host, port = settings.parse_oracle_address(config.oracle)
     tuner_id = "chief" if config.distributed == "chief" else (config.worker_id or _default_worker_id())
     return {"KERASTUNER_TUNER_ID": tuner_id, "KERASTUNER_ORACLE_IP": host, "KERASTUNER_ORACLE_PORT": str(port)}
 

@@ -12,8 +12,8 @@ import time
 
 import pandas as pd
 
+from recurrent_mnist import settings
 from recurrent_mnist.errors import ConfigError
-from recurrent_mnist.tuning.config import parse_oracle_address
 from recurrent_mnist.tuning.folder import _SearchFolder
 from recurrent_mnist.tuning.oracles import Progress, _make_tuner, _search_arguments
 from recurrent_mnist.tuning.tables import TuneResult, _failure_reason, _status
@@ -101,7 +101,7 @@ def _run_worker(config, dataset, folder: _SearchFolder, worker_id: str, tensorbo
     busy = f"a worker with --worker-id {worker_id} is already running on {folder.path}; give each worker its own id"
     with folder.lock(folder.workers / f"{worker_id}.lock", busy, tries=10):
         folder.check_config(config.identity(), dataset.sha256, write=False)
-        host, port = parse_oracle_address(config.oracle)
+        host, port = settings.parse_oracle_address(config.oracle)
         emit(
             {
                 "event": "search_start",

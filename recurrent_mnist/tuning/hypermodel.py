@@ -13,41 +13,19 @@ import keras
 import keras_tuner
 import numpy as np
 
-from recurrent_mnist.cells import canonical_cell_name
+from recurrent_mnist import settings
 from recurrent_mnist.errors import ConfigError
 from recurrent_mnist.model import RowSequenceClassifier
-from recurrent_mnist.training import INFERENCE_BATCH, STEPS_PER_EXECUTION, compile_model, input_pipeline
+from recurrent_mnist.settings import BATCH_SIZE, BIDIRECTIONAL, DROPOUT, LAYERS, LEARNING_RATE, UNITS, check_range
+from recurrent_mnist.training import INFERENCE_BATCH, compile_model, input_pipeline
 
-# The component's own defaults: the first configuration a search tries.
-DEFAULTS = {"units": 128, "layers": 1, "bidirectional": False, "dropout": 0.0, "learning_rate": 1e-3, "batch_size": 128}
-# The search space when no option narrows it: (min, max), both included.
-RANGES = {
-    "units": (16, 256),
-    "layers": (1, 3),
-    "dropout": (0.0, 0.5),
-    "learning_rate": (1e-4, 1e-2),
-    "batch_size": (32, 256),
-}
+# The searched settings, by hyperparameter name; each one's default is the first value tried,
+# and its `search` range is the space when no option narrows it.
+_SEARCHED = {s.name: s for s in (UNITS, LAYERS, DROPOUT, LEARNING_RATE, BATCH_SIZE)}
+DEFAULTS = {name: setting.default for name, setting in _SEARCHED.items()} | {"bidirectional": BIDIRECTIONAL.default}
+RANGES = {name: setting.search for name, setting in _SEARCHED.items()}
 SEARCH_SPACE = ["cell", "units", "layers", "bidirectional", "dropout", "learning_rate", "batch_size"]
-OBJECTIVES = {"val_accuracy": "max", "val_loss": "min"}
-
-
-def _check_range(name: str, bounds, integer: bool, minimum: float, below: float | None = None) -> tuple:
-    try:
-        low, high = bounds
-    except (TypeError, ValueError):
-        raise ConfigError(f"`{name}` must be a (min, max) pair. Received: {name}={bounds!r}") from None
-    for value in (low, high):
-        if isinstance(value, bool) or not isinstance(value, numbers.Integral if integer else numbers.Real):
-            kind = "integers" if integer else "numbers"
-            raise ConfigError(f"`{name}` bounds must be {kind}. Received: {name}={bounds!r}")
-        if not math.isfinite(value) or value < minimum or (below is not None and value >= below):
-            limit = f"in [{minimum}, {below})" if below is not None else f">= {minimum}"
-            raise ConfigError(f"`{name}` bounds must be {limit}. Received: {name}={bounds!r}")
-    if low > high:
-        raise ConfigError(f"`{name}`: the minimum {low} is above the maximum {high}")
-    cast = int if integer else float
-    return cast(low), cast(high)
+OBJECTIVES = settings.OBJECTIVE_DIRECTIONS
 
 
 def _powers_of_two(low: int, high: int) -> list[int]:
@@ -121,48 +99,31 @@ class RowSequenceHyperModel(keras_tuner.HyperModel):
         learning_rate=RANGES["learning_rate"],
         batch_size=RANGES["batch_size"],
         objective="val_accuracy",
-        early_stopping=3,
-        steps_per_execution=STEPS_PER_EXECUTION,
+        early_stopping=settings.TUNE_EARLY_STOPPING,
+        steps_per_execution=settings.STEPS_PER_EXECUTION.default,
+        parallel_chains="auto",
         **kwargs,
     ):
         super().__init__(**kwargs)
-        if isinstance(cells, str) or not cells:
-            raise ConfigError(f"`cells` must be a non-empty list of cell names. Received: cells={cells!r}")
-        try:
-            self.cells = tuple(dict.fromkeys(canonical_cell_name(c) for c in cells))
-        except (ValueError, TypeError) as exc:
-            raise ConfigError(str(exc)) from None
+        self.cells = settings.check_cells(cells)
         if isinstance(num_classes, bool) or not isinstance(num_classes, numbers.Integral) or num_classes < 2:
             raise ConfigError(f"`num_classes` must be an integer >= 2. Received: num_classes={num_classes!r}")
         self.num_classes = int(num_classes)
         if input_shape is not None and (len(tuple(input_shape)) != 2 or not all(int(d) > 0 for d in input_shape)):
             raise ConfigError(f"`input_shape` must be (height, width). Received: input_shape={input_shape!r}")
         self.input_shape = None if input_shape is None else tuple(int(d) for d in input_shape)
-        self.units = _check_range("units", units, True, 1)
-        self.layers = _check_range("layers", layers, True, 1)
-        self.dropout = _check_range("dropout", dropout, False, 0.0, below=1.0)
-        self.learning_rate = _check_range("learning_rate", learning_rate, False, 0.0)
-        if self.learning_rate[0] <= 0:
-            raise ConfigError(f"`learning_rate` bounds must be positive. Received: learning_rate={learning_rate!r}")
-        self.batch_size = _check_range("batch_size", batch_size, True, 1)
-        if bidirectional is not None and not isinstance(bidirectional, bool):
-            raise ConfigError(f"`bidirectional` must be None, True or False. Received: bidirectional={bidirectional!r}")
+        self.units = check_range(UNITS, units)
+        self.layers = check_range(LAYERS, layers)
+        self.dropout = check_range(DROPOUT, dropout)
+        self.learning_rate = check_range(LEARNING_RATE, learning_rate)
+        self.batch_size = check_range(BATCH_SIZE, batch_size)
+        if bidirectional is not None:
+            BIDIRECTIONAL.check(bidirectional)
         self.bidirectional = bidirectional
-        if objective not in OBJECTIVES:
-            raise ConfigError(f"`objective` must be one of {', '.join(OBJECTIVES)}. Received: objective={objective!r}")
-        self.objective = objective
-        if early_stopping is not None and (
-            isinstance(early_stopping, bool) or not isinstance(early_stopping, numbers.Integral) or early_stopping < 1
-        ):
-            raise ConfigError(f"`early_stopping` must be None or an integer >= 1. Received: {early_stopping!r}")
-        self.early_stopping = early_stopping
-        if (
-            isinstance(steps_per_execution, bool)
-            or not isinstance(steps_per_execution, numbers.Integral)
-            or steps_per_execution < 1
-        ):
-            raise ConfigError(f"`steps_per_execution` must be an integer >= 1. Received: {steps_per_execution!r}")
-        self.steps_per_execution = int(steps_per_execution)
+        self.objective = settings.OBJECTIVE.check(objective)
+        self.early_stopping = settings.EARLY_STOPPING.check(early_stopping)
+        self.steps_per_execution = settings.STEPS_PER_EXECUTION.check(steps_per_execution)
+        self.parallel_chains = parallel_chains
 
     # -- one declaration per hyperparameter -------------------------------------------
 
@@ -215,6 +176,7 @@ class RowSequenceHyperModel(keras_tuner.HyperModel):
             num_layers=self._int(hp, "layers", self.layers, DEFAULTS["layers"]),
             bidirectional=bool(bidirectional),
             dropout=self._float(hp, "dropout", self.dropout, DEFAULTS["dropout"]),
+            parallel_chains=self.parallel_chains,
         )
         if self.input_shape is not None:
             model.build((None, *self.input_shape))

@@ -18,9 +18,9 @@ from pathlib import Path
 import pandas as pd
 from keras_tuner.engine.trial import Trial, TrialStatus
 
-from recurrent_mnist import reporting
+from recurrent_mnist import reporting, settings
 from recurrent_mnist.datasets import Dataset, load
-from recurrent_mnist.environment import environment_info
+from recurrent_mnist.environment import environment_info, limit_threads
 from recurrent_mnist.errors import ConfigError
 from recurrent_mnist.saving import save_model
 from recurrent_mnist.training import TrainConfig, train_variant
@@ -29,7 +29,6 @@ from recurrent_mnist.tuning.config import (
     _keras_tuner_role,
     _require_optional_packages,
     default_run_name,
-    parse_oracle_address,
 )
 from recurrent_mnist.tuning.distributed import _run_worker, _serve
 from recurrent_mnist.tuning.folder import _SearchFolder
@@ -94,11 +93,15 @@ def run_search(
     """
     emit = progress or (lambda event: None)
     _require_optional_packages(config)
+    limit_threads(config.threads)
     if run_name is not None and (not run_name.strip() or Path(run_name).name != run_name or run_name in (".", "..")):
         raise ConfigError(f"--run-name must be a plain folder name; received {run_name!r}")
     role = config.distributed or "local"
     if role == "worker" and fresh:
-        raise ConfigError("--fresh discards a search, which only its chief may do; start the chief with --fresh")
+        raise ConfigError(
+            "`fresh=True` discards a search, which only its chief may do; start the chief with `fresh=True`",
+            argument="fresh",
+        )
     if dataset is None:
         dataset = load(config.dataset, data_dir)
     if dataset.name != config.dataset:
@@ -166,7 +169,7 @@ def _run_oracle(config, dataset, folder, role: str, tensorboard_dir, emit: Progr
     oracle.listener = listener
     if config.time_budget is not None:
         oracle.deadline = time.time() + 60.0 * config.time_budget
-    host, port = parse_oracle_address(config.oracle)
+    host, port = settings.parse_oracle_address(config.oracle)
     emit(
         {
             "event": "search_start",
@@ -281,7 +284,7 @@ def _best_model(config, dataset, folder: _SearchFolder, trials: pd.DataFrame, em
     train_config = TrainConfig(
         cell=hyperparameters["cell"],
         units=int(hyperparameters["units"]),
-        num_layers=int(hyperparameters["layers"]),
+        layers=int(hyperparameters["layers"]),
         bidirectional=bool(hyperparameters["bidirectional"]),
         dropout=float(hyperparameters["dropout"]),
         learning_rate=float(hyperparameters["learning_rate"]),
@@ -291,6 +294,7 @@ def _best_model(config, dataset, folder: _SearchFolder, trials: pd.DataFrame, em
         early_stopping=config.early_stopping,
         seed=config.seed,
         strategy=config.strategy,
+        threads=config.threads,
     )
     emit(
         {

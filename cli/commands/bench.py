@@ -1,0 +1,159 @@
+"""`recurrent-mnist bench`: train the cells side by side and write the tables (`recurrent_mnist.bench`)."""
+
+from __future__ import annotations
+
+import sys
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from recurrent_mnist_cli import options as o
+from recurrent_mnist_cli._support import (
+    console,
+    err_console,
+    import_library,
+    install_sigterm_handler,
+    interrupt_code,
+    user_errors,
+)
+
+
+class PresetName(StrEnum):
+    tutorial = "tutorial"
+    quick = "quick"
+
+
+def bench(
+    cells: o.cells_option("Cells to compare, e.g. --cells lstm gru.") = None,
+    dataset: o.DatasetOpt = None,
+    data_dir: o.DataDirOpt = None,
+    epochs: o.EpochsOpt = None,
+    batch_size: o.BatchOpt = None,
+    units: o.UnitsOpt = None,
+    layers: o.LayersOpt = None,
+    bidirectional: o.BidirectionalOpt = None,
+    dropout: o.DropoutOpt = None,
+    recurrent_dropout: o.RecurrentDropoutOpt = None,
+    learning_rate: o.LearningRateOpt = None,
+    validation_split: o.ValidationOpt = None,
+    early_stopping: o.EarlyStoppingOpt = None,
+    target_accuracy: o.TargetAccuracyOpt = None,
+    seeds: Annotated[
+        list[int] | None,
+        typer.Option(
+            "--seeds",
+            help="Seeds; each (cell, seed) is one variant, e.g. --seeds 0 1 2. Default: 0.",
+            callback=o.seeds_callback,
+            rich_help_panel=o.TRAINING,
+            show_default=False,
+        ),
+    ] = None,
+    strategy: o.StrategyOpt = None,
+    steps_per_execution: o.StepsPerExecutionOpt = None,
+    jit_compile: o.JitOpt = None,
+    threads: o.ThreadsOpt = None,
+    imports: o.ImportOpt = None,
+    preset: Annotated[
+        PresetName | None,
+        typer.Option(
+            help="Start from a preset: 'tutorial' is the original TensorFlow 1 script's configuration "
+            "(LSTM, 100 units, batch 50, Adam 1e-4, 21 epochs); 'quick' is a two-epoch first look. "
+            "Other options override it.",
+            rich_help_panel=o.TRAINING,
+            show_default=False,
+        ),
+    ] = None,
+    results_dir: o.ResultsDirOpt = Path("results"),
+    run_name: o.RunNameOpt = None,
+    fresh: o.FreshOpt = False,
+    retry_failed: Annotated[
+        bool,
+        typer.Option(
+            "--retry-failed", help="Train variants again that failed in an earlier run.", rich_help_panel=o.OUTPUT
+        ),
+    ] = False,
+    isolate: Annotated[
+        bool,
+        typer.Option(
+            "--isolate/--in-process",
+            help="Train each variant in a fresh process (own memory figures, a "
+            "crash fails one variant) or all in this one (faster start).",
+            rich_help_panel=o.OUTPUT,
+        ),
+    ] = True,
+    measure_inference: Annotated[
+        bool,
+        typer.Option(
+            "--measure-inference/--no-measure-inference",
+            help="Also time inference and single-image latency.",
+            rich_help_panel=o.OUTPUT,
+        ),
+    ] = True,
+) -> None:
+    """Train the cells side by side under identical conditions and write accuracy and timing tables.
+
+    Writes runs.csv, summary.csv, summary.md, history.csv, environment.json and plots under
+    RESULTS_DIR/RUN_NAME. Rerunning the same command resumes: finished variants are kept.
+    """
+    install_sigterm_handler()
+    import_library()
+    from recurrent_mnist_cli.views.bench import BenchProgress, files_line, summary_table
+
+    from recurrent_mnist.bench import BenchConfig, run_bench
+    from recurrent_mnist.cells import import_cell_modules
+
+    modules = tuple(o.split_values(imports) or ())
+    with user_errors():
+        import_cell_modules(modules)
+        config = BenchConfig.from_options(
+            preset.value if preset else None,
+            **o.given(
+                dataset=dataset,
+                cells=tuple(o.split_values(cells)) if cells else None,
+                seeds=tuple(seeds) if seeds else None,
+                units=units,
+                layers=layers,
+                bidirectional=bidirectional,
+                dropout=dropout,
+                recurrent_dropout=recurrent_dropout,
+                epochs=epochs,
+                batch_size=batch_size,
+                learning_rate=learning_rate,
+                validation_split=validation_split,
+                early_stopping=early_stopping,
+                target_accuracy=target_accuracy,
+                steps_per_execution=steps_per_execution,
+                jit_compile=jit_compile,
+                strategy=strategy,
+                threads=threads,
+            ),
+        )
+        view = BenchProgress(console)
+        try:
+            with view:
+                result = run_bench(
+                    config,
+                    data_dir=data_dir,
+                    results_dir=results_dir,
+                    run_name=run_name,
+                    fresh=fresh,
+                    retry_failed=retry_failed,
+                    isolate=isolate,
+                    measure=measure_inference,
+                    progress=view,
+                    command=["recurrent-mnist", *sys.argv[1:]],
+                    imports=modules,
+                )
+        except KeyboardInterrupt as exc:
+            where = view.run_dir or "the results folder"
+            err_console.print(
+                f"Interrupted: {view.finished + view.kept} finished variant(s) are kept in {where}; "
+                "run the same command again to resume.",
+                highlight=False,
+            )
+            raise typer.Exit(code=interrupt_code(exc)) from None
+    console.print(summary_table(result.summary, f"Summary ({result.run_dir})"))
+    if result.failed:
+        err_console.print(f"[yellow]{result.failed} variant(s) failed; see summary.md for the reasons.[/]")
+    console.print(files_line(result.run_dir, result.files), highlight=False)

@@ -1,0 +1,114 @@
+"""`recurrent-mnist train`: train one model and save it (`recurrent_mnist.single.train_and_save`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from recurrent_mnist_cli import options as o
+from recurrent_mnist_cli._support import (
+    console,
+    err_console,
+    fail,
+    import_library,
+    install_sigterm_handler,
+    interrupt_code,
+    user_errors,
+)
+
+
+def train(
+    cell: Annotated[
+        str,
+        typer.Option(
+            help="Cell: lstm, gru, simple_rnn, keras_lstm, ... or any registered cell (see --import).",
+            rich_help_panel=o.MODEL,
+        ),
+    ] = "lstm",
+    dataset: o.DatasetOpt = None,
+    data_dir: o.DataDirOpt = None,
+    epochs: o.EpochsOpt = None,
+    batch_size: o.BatchOpt = None,
+    units: o.UnitsOpt = None,
+    layers: o.LayersOpt = None,
+    bidirectional: o.BidirectionalOpt = None,
+    dropout: o.DropoutOpt = None,
+    recurrent_dropout: o.RecurrentDropoutOpt = None,
+    learning_rate: o.LearningRateOpt = None,
+    validation_split: o.ValidationOpt = None,
+    early_stopping: o.EarlyStoppingOpt = None,
+    seed: o.SeedOpt = None,
+    strategy: o.StrategyOpt = None,
+    steps_per_execution: o.StepsPerExecutionOpt = None,
+    jit_compile: o.JitOpt = None,
+    threads: o.ThreadsOpt = None,
+    imports: o.ImportOpt = None,
+    output: Annotated[
+        Path, typer.Option(help="Where to save the trained model (.keras).", rich_help_panel=o.OUTPUT)
+    ] = Path("model.keras"),
+) -> None:
+    """Train one model and save it as .keras, with its history as CSV beside it.
+
+    An interrupted training resumes from its last finished epoch when run again.
+    """
+    install_sigterm_handler()
+    import_library()
+    from recurrent_mnist import settings
+    from recurrent_mnist.cells import import_cell_modules
+    from recurrent_mnist.single import train_and_save
+    from recurrent_mnist.training import TrainConfig
+
+    with user_errors():
+        import_cell_modules(tuple(o.split_values(imports) or ()))
+        config = TrainConfig(
+            cell=cell,
+            **o.given(
+                units=units,
+                layers=layers,
+                bidirectional=bidirectional,
+                dropout=dropout,
+                recurrent_dropout=recurrent_dropout,
+                epochs=epochs,
+                batch_size=batch_size,
+                learning_rate=learning_rate,
+                validation_split=validation_split,
+                early_stopping=early_stopping,
+                seed=seed,
+                strategy=strategy,
+                steps_per_execution=steps_per_execution,
+                jit_compile=jit_compile,
+                threads=threads,
+            ),
+        )
+        if output.suffix != ".keras":
+            raise fail(f"--output {output} must end in .keras")
+
+        def show(event):
+            if event["event"] == "epoch_end":
+                logs = event["logs"]
+                console.print(
+                    f"epoch {event['epoch']}/{event['epochs']}: loss {logs.get('loss'):.4f} "
+                    f"acc {logs.get('accuracy'):.4f} val_acc {logs.get('val_accuracy') or float('nan'):.4f} "
+                    f"({event['epoch_time_s']:.1f} s)",
+                    highlight=False,
+                )
+
+        try:
+            outcome = train_and_save(
+                dataset.value if dataset else settings.DATASET.default, config, output, data_dir=data_dir, emit=show
+            )
+        except KeyboardInterrupt as exc:
+            err_console.print(
+                f"Interrupted: progress is kept in {output}.backup; run the same command again to resume.",
+                highlight=False,
+            )
+            raise typer.Exit(code=interrupt_code(exc)) from None
+    row = outcome.row
+    if row["status"] != "ok":
+        raise fail(f"training failed: {row['error']}")
+    console.print(
+        f"[green]✓[/] test accuracy {row['test_accuracy']:.4f}, loss {row['test_loss']:.4f}; "
+        f"saved {outcome.model_path} and {outcome.history_path}",
+        highlight=False,
+    )

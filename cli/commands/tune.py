@@ -1,0 +1,206 @@
+"""`recurrent-mnist tune`: search hyperparameters with keras-tuner (`recurrent_mnist.tuning.run_search`).
+
+The search space's options narrow the ranges of `recurrent_mnist.settings`; keras-tuner's own
+words (`--max-trials`, `--max-epochs`, `--executions-per-trial`) keep their meaning there.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from recurrent_mnist_cli import options as o
+from recurrent_mnist_cli._support import (
+    console,
+    err_console,
+    fail,
+    import_library,
+    install_sigterm_handler,
+    interrupt_code,
+    user_errors,
+)
+
+from recurrent_mnist import settings
+from recurrent_mnist.settings import Setting
+
+SEARCH = "Search"
+SPACE = "Search space (narrows the defaults)"
+DISTRIBUTED = "Distributed"
+
+
+def _bound(setting: Setting, end: str, help_text: str):
+    """`--units-min` and the like: one end of a search range, checked by the setting's rule."""
+    default = setting.search[0 if end == "min" else 1]
+    return o.setting_option(setting, SPACE, help=f"{help_text} Default: {settings.format_number(default)}.")
+
+
+def tune(
+    cells: o.cells_option("Cells to search over (the 'cell' hyperparameter), e.g. --cells lstm gru.", SEARCH) = None,
+    dataset: o.DatasetOpt = None,
+    data_dir: o.DataDirOpt = None,
+    validation_split: o.setting_option(
+        settings.VALIDATION_SPLIT,
+        o.DATA,
+        help="Fraction of the training images held out (always the same ones) to score the trials on; "
+        "the test split is used only once, for the best model. Default: 0.1.",
+    ) = None,
+    tuner: o.setting_option(settings.TUNER, SEARCH) = None,
+    max_trials: o.setting_option(settings.MAX_TRIALS, SEARCH) = None,
+    max_epochs: o.setting_option(settings.MAX_EPOCHS, SEARCH) = None,
+    executions_per_trial: o.setting_option(settings.EXECUTIONS_PER_TRIAL, SEARCH) = None,
+    early_stopping: o.setting_option(
+        settings.EARLY_STOPPING,
+        SEARCH,
+        help="Stop a trial after this many epochs without a better objective. "
+        f"Default: {settings.TUNE_EARLY_STOPPING} (a search is many short trainings).",
+    ) = None,
+    objective: o.setting_option(settings.OBJECTIVE, SEARCH) = None,
+    seed: o.setting_option(settings.SEED, SEARCH, help="Seeds the tuner and every trial. Default: 0.") = None,
+    time_budget: o.setting_option(settings.TIME_BUDGET, SEARCH) = None,
+    units_min: _bound(settings.UNITS, "min", "Fewest hidden units; searched in powers of two from it.") = None,
+    units_max: _bound(settings.UNITS, "max", "Most hidden units.") = None,
+    layers_min: _bound(settings.LAYERS, "min", "Fewest stacked recurrent layers.") = None,
+    layers_max: _bound(settings.LAYERS, "max", "Most stacked recurrent layers.") = None,
+    bidirectional: Annotated[
+        bool | None,
+        typer.Option(
+            "--bidirectional/--unidirectional",
+            help="Fix the direction. Default: both are searched.",
+            rich_help_panel=SPACE,
+            show_default=False,
+        ),
+    ] = None,
+    dropout_min: _bound(settings.DROPOUT, "min", "Least dropout.") = None,
+    dropout_max: _bound(settings.DROPOUT, "max", "Most dropout.") = None,
+    learning_rate_min: _bound(settings.LEARNING_RATE, "min", "Least learning rate, searched on a log scale.") = None,
+    learning_rate_max: _bound(settings.LEARNING_RATE, "max", "Most learning rate.") = None,
+    batch_size_min: _bound(
+        settings.BATCH_SIZE, "min", "Smallest batch size; searched in powers of two from it."
+    ) = None,
+    batch_size_max: _bound(settings.BATCH_SIZE, "max", "Largest batch size.") = None,
+    results_dir: Annotated[
+        Path,
+        typer.Option(
+            help="Folder that holds the run folders (shared by a chief and its workers).", rich_help_panel=o.OUTPUT
+        ),
+    ] = Path("results"),
+    run_name: o.RunNameOpt = None,
+    fresh: o.FreshOpt = False,
+    tensorboard_dir: Annotated[
+        Path | None,
+        typer.Option(
+            help="Write each trial's TensorBoard logs and keras-tuner's HParams view here.",
+            rich_help_panel=o.OUTPUT,
+            show_default=False,
+        ),
+    ] = None,
+    distributed: o.setting_option(settings.DISTRIBUTED, DISTRIBUTED) = None,
+    oracle: Annotated[
+        str | None,
+        typer.Option(help=settings.ORACLE.help_with_default, rich_help_panel=DISTRIBUTED, show_default=False),
+    ] = None,
+    worker_id: Annotated[
+        str | None,
+        typer.Option(
+            help="This worker's name; restarted with the same name, it resumes its interrupted trial. "
+            "Default: host and process id.",
+            rich_help_panel=DISTRIBUTED,
+            show_default=False,
+        ),
+    ] = None,
+    strategy: o.StrategyOpt = None,
+    threads: o.ThreadsOpt = None,
+    imports: o.ImportOpt = None,
+) -> None:
+    """Search hyperparameters with keras-tuner: the best configuration of each cell, every trial in a table.
+
+    The cell is one hyperparameter of a single search, beside units, layers, direction, dropout, learning
+    rate and batch size. Writes trials.csv, best_hyperparameters.json, best_model.keras (the best
+    configuration retrained, with its test accuracy), summary.md and environment.json under
+    RESULTS_DIR/RUN_NAME. Rerunning the same command resumes: finished trials are kept.
+    """
+    install_sigterm_handler()
+    import_library()
+    _quiet_retracing()
+    from recurrent_mnist_cli.views.bench import files_line
+    from recurrent_mnist_cli.views.tune import TuneProgress, _describe, top_trials_table
+
+    from recurrent_mnist.cells import import_cell_modules
+    from recurrent_mnist.tuning import TuneConfig, run_search
+
+    with user_errors():
+        import_cell_modules(tuple(o.split_values(imports) or ()))
+        config = TuneConfig(
+            **o.given(
+                dataset=dataset,
+                cells=tuple(o.split_values(cells)) if cells else None,
+                tuner=tuner,
+                max_trials=max_trials,
+                max_epochs=max_epochs,
+                executions_per_trial=executions_per_trial,
+                objective=objective,
+                seed=seed,
+                time_budget=time_budget,
+                early_stopping=early_stopping,
+                validation_split=validation_split,
+                bidirectional=bidirectional,
+                strategy=strategy,
+                threads=threads,
+                distributed=distributed,
+                oracle=oracle,
+                worker_id=worker_id,
+            ),
+            units=settings.narrowed_range(settings.UNITS, units_min, units_max),
+            layers=settings.narrowed_range(settings.LAYERS, layers_min, layers_max),
+            dropout=settings.narrowed_range(settings.DROPOUT, dropout_min, dropout_max),
+            learning_rate=settings.narrowed_range(settings.LEARNING_RATE, learning_rate_min, learning_rate_max),
+            batch_size=settings.narrowed_range(settings.BATCH_SIZE, batch_size_min, batch_size_max),
+        )
+        view = TuneProgress(console)
+        try:
+            with view:
+                result = run_search(
+                    config,
+                    data_dir=data_dir,
+                    results_dir=results_dir,
+                    run_name=run_name,
+                    fresh=fresh,
+                    tensorboard_dir=tensorboard_dir,
+                    progress=view,
+                    command=["recurrent-mnist", *sys.argv[1:]],
+                )
+        except KeyboardInterrupt as exc:
+            err_console.print(view.interrupted_message(), highlight=False)
+            raise typer.Exit(code=interrupt_code(exc)) from None
+    if result.role == "worker":
+        console.print(
+            f"Worker done: it ran {result.ran} trial(s); {result.stop_reason}. The chief writes the tables in "
+            f"{result.run_dir}.",
+            highlight=False,
+        )
+        return
+    console.print(top_trials_table(result, "Top trials"))
+    if result.failed:
+        err_console.print(f"[yellow]{result.failed} trial(s) failed; trials.csv and summary.md give the reasons.[/]")
+    best = result.best
+    if best is None:
+        raise fail(f"no trial completed, so there is no best configuration; see {result.run_dir / 'trials.csv'}")
+    if best.get("model"):
+        console.print(
+            f"[green]✓[/] best: trial {best['trial_id']} ({_describe(best['hyperparameters'])}), "
+            f"{config.objective} {best['score']:.4f}; retrained: test accuracy {best['test_accuracy']:.4f}, "
+            f"saved {result.run_dir / best['model']}",
+            highlight=False,
+        )
+    console.print(files_line(result.run_dir, result.files), highlight=False)
+
+
+def _quiet_retracing() -> None:
+    """Every trial builds new models, and TensorFlow warns about "retracing" after a few: expected here."""
+    import logging
+
+    logging.getLogger("tensorflow").addFilter(
+        lambda record: "triggered tf.function retracing" not in record.getMessage()
+    )

@@ -1,0 +1,1 @@
+"""The rich renderings of the commands: progress displays and result tables."""

@@ -1,0 +1,162 @@
+"""`TrainConfig`: everything that defines one trained variant, checked against `recurrent_mnist.settings`.
+
+Also the two decisions that follow from a configuration rather than being set:
+how many training steps run per graph call, and whether XLA compiles the step.
+No TensorFlow here: a configuration can be built and checked before TensorFlow starts.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from recurrent_mnist import settings
+from recurrent_mnist.errors import ConfigError
+
+__all__ = ["AUTO_XLA_MAX_BATCH", "TrainConfig", "steps_per_execution_for"]
+
+# jit_compile=None turns XLA on for the fast LSTM up to this batch size, where it
+# was measured faster on one thread (benchmarks/vs_pytorch.py --impls keras-xla;
+# docs/speed.md); with parallel batch chains (several threads) it stays off.
+AUTO_XLA_MAX_BATCH = 64
+
+# The settings a TrainConfig holds, by field name; `cell` is checked against the registry.
+_CHECKED = (
+    settings.UNITS,
+    settings.LAYERS,
+    settings.BIDIRECTIONAL,
+    settings.DROPOUT,
+    settings.RECURRENT_DROPOUT,
+    settings.EPOCHS,
+    settings.BATCH_SIZE,
+    settings.LEARNING_RATE,
+    settings.VALIDATION_SPLIT,
+    settings.EARLY_STOPPING,
+    settings.TARGET_ACCURACY,
+    settings.SEED,
+    settings.STEPS_PER_EXECUTION,
+    settings.JIT_COMPILE,
+    settings.STRATEGY,
+    settings.THREADS,
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """Everything that defines one trained variant.
+
+    Every field but `cell` is a setting of `recurrent_mnist.settings` under the
+    same name (its default, range and help are there); the same names are the
+    columns of `runs.csv`.
+
+    Attributes:
+        cell: a registered cell name (`lstm`, `gru`, `simple_rnn`, ...).
+        units, layers, bidirectional, dropout, recurrent_dropout: the model.
+        epochs, batch_size, learning_rate, validation_split, early_stopping,
+            target_accuracy, seed: the training.
+        steps_per_execution: training steps per call into the compiled graph.
+        jit_compile: XLA on or off; None decides by measurement (`uses_xla`).
+        strategy: `"default"` (one device) or `"mirrored"`.
+        threads: CPU threads of the training process: TensorFlow's inter-op
+            threads (one intra-op thread each) and the fast layers' parallel
+            batch chains. None (the default) means every core this process
+            may use, resolved when the configuration is made, so that the
+            number is recorded with every result.
+    """
+
+    cell: str = "lstm"
+    units: int = settings.UNITS.default
+    layers: int = settings.LAYERS.default
+    bidirectional: bool = settings.BIDIRECTIONAL.default
+    dropout: float = settings.DROPOUT.default
+    recurrent_dropout: float = settings.RECURRENT_DROPOUT.default
+    epochs: int = settings.EPOCHS.default
+    batch_size: int = settings.BATCH_SIZE.default
+    learning_rate: float = settings.LEARNING_RATE.default
+    validation_split: float = settings.VALIDATION_SPLIT.default
+    early_stopping: int | None = settings.EARLY_STOPPING.default
+    target_accuracy: float | None = settings.TARGET_ACCURACY.default
+    seed: int = settings.SEED.default
+    steps_per_execution: int = settings.STEPS_PER_EXECUTION.default
+    jit_compile: bool | None = settings.JIT_COMPILE.default
+    strategy: str = settings.STRATEGY.default
+    threads: int | None = settings.THREADS.default
+
+    def __post_init__(self):
+        for setting in _CHECKED:
+            object.__setattr__(self, setting.name, setting.check(getattr(self, setting.name)))
+        if self.threads is None:
+            object.__setattr__(self, "threads", settings.default_threads())
+        (cell,) = settings.check_cells([self.cell], argument="cell")
+        object.__setattr__(self, "cell", cell)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> TrainConfig:
+        """A configuration from `to_dict()`'s output (a variant file, a checkpoint), refusing unknown fields."""
+        known = {field.name for field in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ConfigError(f"unknown training settings: {', '.join(unknown)}")
+        return cls(**values)
+
+    def uses_xla(self, backend: str = "tensorflow") -> bool:
+        """Whether training compiles with XLA: `jit_compile`, or the automatic choice when it is None."""
+        if self.jit_compile is not None:
+            return self.jit_compile
+        return (
+            self.cell == "lstm"
+            and self.batch_size <= AUTO_XLA_MAX_BATCH
+            and not self.recurrent_dropout  # the stock layer, which XLA slows down
+            and self.strategy == "default"
+            and backend == "tensorflow"
+            # XLA runs the step on one thread: it loses to parallel batch chains.
+            and self.threads == 1
+        )
+
+    def effective_steps_per_execution(self) -> int:
+        """`steps_per_execution`, or 1 under a distribution strategy (see `steps_per_execution_for`)."""
+        return steps_per_execution_for(self.strategy, self.steps_per_execution)
+
+    def model_kwargs(self) -> dict:
+        """The `RowSequenceClassifier` arguments of this configuration."""
+        return {
+            "cell": self.cell,
+            "units": self.units,
+            "num_layers": self.layers,
+            "bidirectional": self.bidirectional,
+            "dropout": self.dropout,
+            "recurrent_dropout": self.recurrent_dropout,
+            "parallel_chains": self.threads,
+        }
+
+    def to_dict(self) -> dict:
+        """Every field by its canonical name: the configuration columns of a `runs.csv` row."""
+        return dataclasses.asdict(self)
+
+    def columns(self) -> dict:
+        """The configuration columns of this variant's `runs.csv` row.
+
+        Every field by its canonical name, but `epochs` is `epochs_requested`:
+        a row's `epochs` counts the epochs trained.
+        """
+        columns = self.to_dict()
+        columns["epochs_requested"] = columns.pop("epochs")
+        return columns
+
+    def failed_row(self, reason: str) -> dict:
+        """The `runs.csv` row of a variant that failed before it could report anything else."""
+        return {**self.columns(), "epochs": 0, "status": "failed", "error": reason[:500]}
+
+    def identity(self) -> dict:
+        """What the variants of one run share: every field but the cell and the seed."""
+        shared = self.to_dict()
+        del shared["cell"], shared["seed"]
+        return shared
+
+
+def steps_per_execution_for(strategy: str, requested: int = settings.STEPS_PER_EXECUTION.default) -> int:
+    """`requested` steps per execution, or 1 under a distribution strategy.
+
+    Keras 3.15 / TF 2.21 fail on a multi-step execution under MirroredStrategy
+    ("You must feed a value for placeholder tensor ... while/cond/Placeholder_1").
+    """
+    return requested if strategy == "default" else 1

@@ -1,0 +1,65 @@
+"""What a model trains on and with: the fixed validation split, the `tf.data` input, the compiled loss.
+
+Every variant of every command gets the same validation split (seeded apart from
+the variant's seed) and the same input pipeline, so that figures compare models.
+"""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+
+__all__ = ["INFERENCE_BATCH", "VALIDATION_SPLIT_SEED", "compile_model", "input_pipeline", "split_validation"]
+
+# The validation split is the same for every variant and seed, so that validation
+# figures compare models, not splits.
+VALIDATION_SPLIT_SEED = 0
+# The batch size of evaluation, validation and inference timing.
+INFERENCE_BATCH = 1024
+
+
+def split_validation(x: np.ndarray, y: np.ndarray, fraction: float):
+    """Splits off a fixed, seeded validation subset of the training data (never the test set)."""
+    if fraction <= 0:
+        return x, y, None, None
+    order = np.random.default_rng(VALIDATION_SPLIT_SEED).permutation(len(x))
+    n_val = max(1, round(len(x) * fraction))
+    val, train = order[:n_val], order[n_val:]
+    return x[train], y[train], x[val], y[val]
+
+
+def compile_model(
+    model: keras.Model, learning_rate: float, steps_per_execution: int = 1, jit_compile: bool = False
+) -> keras.Model:
+    """Compiles with Adam, cross-entropy on logits (no softmax twice) and accuracy."""
+    model.compile(
+        optimizer=keras.optimizers.Adam(learning_rate),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
+        steps_per_execution=steps_per_execution,
+        jit_compile=jit_compile,
+    )
+    return model
+
+
+def input_pipeline(x: np.ndarray, y: np.ndarray | None, batch_size: int, *, shuffle_seed: int | None = None):
+    """A `tf.data` pipeline over in-memory arrays, or None on other Keras backends.
+
+    The images stay uint8 (the model scales them). tf.data's autotuning is off
+    and the prefetch depth fixed: with `prefetch(AUTOTUNE)`, which is also what
+    Keras builds for numpy input, tearing down each epoch's iterator waits for
+    the autotune thread and stalled every epoch by 1-3 s on a 2-core machine
+    (docs/speed.md).
+    """
+    if keras.backend.backend() != "tensorflow":
+        return None
+    import tensorflow as tf
+
+    data = tf.data.Dataset.from_tensor_slices(x if y is None else (x, y.astype(np.int32))).cache()
+    if shuffle_seed is not None:
+        data = data.shuffle(len(x), seed=shuffle_seed, reshuffle_each_iteration=True)
+    data = data.batch(batch_size).prefetch(2)
+    options = tf.data.Options()
+    options.autotune.enabled = False
+    options.deterministic = True
+    return data.with_options(options)
