@@ -401,6 +401,7 @@ def keras_worker(args: argparse.Namespace, impl: str) -> dict:
         learning_rate=LEARNING_RATE,
         validation_split=0.0,
         seed=args.seed,
+        threads=args.threads,
         **KERAS_OPTIONS.get(impl, {}),
     )
     result = train_variant(data, config, measure=True, keep_model=True)

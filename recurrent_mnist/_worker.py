@@ -15,7 +15,7 @@ import traceback
 
 from recurrent_mnist.cells import import_cell_modules
 from recurrent_mnist.datasets import Dataset, load
-from recurrent_mnist.environment import provenance
+from recurrent_mnist.environment import limit_threads, provenance
 from recurrent_mnist.errors import DatasetError
 from recurrent_mnist.training import TrainConfig, train_variant
 
@@ -24,6 +24,7 @@ def execute(spec: dict, emit, dataset: Dataset | None = None) -> dict:
     """Trains the variant `spec` describes; a Python error fails the variant, not the run."""
     import_cell_modules(spec.get("imports", ()))
     config = TrainConfig.from_dict(spec["train_config"])
+    limit_threads(config.threads)  # before TensorFlow runs anything in this process
     try:
         if dataset is None:
             dataset = load(spec["dataset"], spec.get("data_dir"))

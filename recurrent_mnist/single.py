@@ -17,6 +17,7 @@ import numpy as np
 
 from recurrent_mnist import reporting
 from recurrent_mnist.datasets import load
+from recurrent_mnist.environment import limit_threads
 from recurrent_mnist.errors import ModelFileError, ResultsError
 from recurrent_mnist.saving import load_model, save_model
 from recurrent_mnist.training import INFERENCE_BATCH, TrainConfig, train_variant
@@ -58,6 +59,7 @@ def train_and_save(
     except OSError as exc:
         raise ResultsError(f"the output folder {output.parent} cannot be created: {exc.strerror or exc}") from None
     checkpoint = output.with_name(output.name + ".backup")
+    limit_threads(config.threads)
     result = train_variant(dataset, config, emit=emit, measure=False, keep_model=True, checkpoint_dir=checkpoint)
     history_path = output.with_name(output.stem + ".history.csv")
     reporting.write_csv(

@@ -102,6 +102,17 @@ def test_another_configuration_never_mixes_into_a_run(tmp_path, small_sample):
     assert pd.read_csv(tmp_path / "run" / "runs.csv")["epochs"].tolist() == [1]
 
 
+def test_threads_are_part_of_a_runs_identity_and_of_every_row(tmp_path, small_sample):
+    run(tmp_path, BenchConfig.from_options(cells=("simple_rnn",), threads=1, **TINY), small_sample)
+    assert pd.read_csv(tmp_path / "run" / "runs.csv")["threads"].tolist() == [1]
+    other = BenchConfig.from_options(cells=("simple_rnn",), threads=2, **TINY)
+    with pytest.raises(ResultsError, match=r"another configuration.*threads: 2 now, 1 there"):
+        run(tmp_path, other, small_sample)
+    assert default_run_name(other, small_sample.sha256) != default_run_name(
+        BenchConfig.from_options(cells=("simple_rnn",), threads=1, **TINY), small_sample.sha256
+    )
+
+
 def test_default_run_names_differ_by_configuration(small_sample):
     a = default_run_name(BenchConfig.from_options(**TINY), small_sample.sha256)
     b = default_run_name(BenchConfig.from_options(**{**TINY, "dropout": 0.1}), small_sample.sha256)

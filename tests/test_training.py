@@ -147,12 +147,15 @@ def test_threads_default_to_the_usable_cores_and_are_recorded():
 def test_a_variant_runs_tensorflow_on_its_configured_threads(sample, monkeypatch):
     import tensorflow as tf
 
+    from recurrent_mnist._worker import execute
+
     calls = []  # this test process keeps its own pools (conftest); record what the variant asks for
     monkeypatch.setattr(tf.config.threading, "set_intra_op_parallelism_threads", lambda n: calls.append(("intra", n)))
     monkeypatch.setattr(tf.config.threading, "set_inter_op_parallelism_threads", lambda n: calls.append(("inter", n)))
     small = dataclasses.replace(sample, x_train=sample.x_train[:64], y_train=sample.y_train[:64])
-    row = train_variant(small, TrainConfig(cell="simple_rnn", units=4, epochs=1, threads=3), measure=False).row
-    assert calls == [("intra", 1), ("inter", 3)]
+    config = TrainConfig(cell="simple_rnn", units=4, epochs=1, threads=3)
+    row = execute({"train_config": config.to_dict(), "measure": False}, lambda event: None, dataset=small)["row"]
+    assert calls == [("intra", 1), ("inter", 3)]  # bench's training processes, isolated or not
     assert row["threads"] == 3
 
 

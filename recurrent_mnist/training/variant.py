@@ -16,7 +16,6 @@ import keras
 
 from recurrent_mnist.datasets import Dataset
 from recurrent_mnist.distribute import get_strategy, strategy_scope
-from recurrent_mnist.environment import limit_threads
 from recurrent_mnist.model import RowSequenceClassifier
 from recurrent_mnist.training.callbacks import Checkpoint, Emit, Monitor, now, restore
 from recurrent_mnist.training.config import TrainConfig
@@ -57,6 +56,11 @@ def train_variant(
         checkpoint_dir: save a checkpoint there after every epoch, and resume
             from the one found there. The caller removes it when done.
 
+    The caller sizes TensorFlow's thread pools for the process
+    (`environment.limit_threads(config.threads)`, before TensorFlow runs):
+    bench's worker, `train` and `tune` do; the layers get `config.threads`
+    as their parallel chains in any case.
+
     Returns:
         A `VariantResult`. A non-finite loss gives `status="failed"` with the
         reason in `error`; other exceptions propagate.
@@ -64,7 +68,6 @@ def train_variant(
     Raises:
         ResultsError: the checkpoint is unreadable or of another configuration.
     """
-    limit_threads(config.threads)
     keras.utils.set_random_seed(config.seed)
     x_train, y_train, x_val, y_val = split_validation(dataset.x_train, dataset.y_train, config.validation_split)
     strategy = get_strategy(config.strategy)
