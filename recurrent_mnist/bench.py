@@ -39,13 +39,7 @@ __all__ = ["PRESETS", "BenchConfig", "BenchResult", "rebuild_report", "run_bench
 
 Progress = Callable[[dict], None]
 
-PRESETS: dict[str, dict] = {
-    # The configuration of the TensorFlow 1 tutorial this project grew out of
-    # (BasicLSTMCell(100), batch 50, Adam 1e-4, 21 epochs), trained correctly.
-    "tutorial": {"cells": ("lstm",), "units": 100, "batch_size": 50, "learning_rate": 1e-4, "epochs": 21},
-    # A first look in a minute or two on a laptop.
-    "quick": {"units": 64, "batch_size": 128, "epochs": 2},
-}
+PRESETS = settings.PRESETS
 # What a preset may set besides training settings.
 _BENCH_FIELDS = ("dataset", "cells", "seeds")
 

@@ -328,6 +328,14 @@ ORACLE = Setting(
     "127.0.0.1:8000",
     kind=str,
 )
+# Named starting points for a comparison (`bench --preset`); other options override them.
+PRESETS: dict[str, dict] = {
+    # The configuration of the TensorFlow 1 tutorial this project grew out of
+    # (BasicLSTMCell(100), batch 50, Adam 1e-4, 21 epochs), trained correctly.
+    "tutorial": {"cells": ("lstm",), "units": 100, "batch_size": 50, "learning_rate": 1e-4, "epochs": 21},
+    # A first look in a minute or two on a laptop.
+    "quick": {"units": 64, "epochs": 2},
+}
 # A search's trials stop early unless told otherwise: a search is many short trainings.
 TUNE_EARLY_STOPPING = 3
 

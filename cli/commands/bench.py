@@ -18,10 +18,17 @@ from recurrent_mnist_cli._support import (
     user_errors,
 )
 
+from recurrent_mnist import settings
 
-class PresetName(StrEnum):
-    tutorial = "tutorial"
-    quick = "quick"
+PresetName = StrEnum("PresetName", {name: name for name in settings.PRESETS})
+
+
+def _preset_help() -> str:
+    described = "; ".join(
+        f"'{name}': " + ", ".join(f"{key} {' '.join(v) if isinstance(v, tuple) else v}" for key, v in values.items())
+        for name, values in settings.PRESETS.items()
+    )
+    return f"Start from a preset ({described}; 'tutorial' is the TensorFlow 1 script's). Other options override it."
 
 
 def bench(
@@ -57,9 +64,7 @@ def bench(
     preset: Annotated[
         PresetName | None,
         typer.Option(
-            help="Start from a preset: 'tutorial' is the original TensorFlow 1 script's configuration "
-            "(LSTM, 100 units, batch 50, Adam 1e-4, 21 epochs); 'quick' is a two-epoch first look. "
-            "Other options override it.",
+            help=_preset_help(),
             rich_help_panel=o.TRAINING,
             show_default=False,
         ),
