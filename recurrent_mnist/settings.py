@@ -148,6 +148,8 @@ def narrowed_range(setting: Setting, low=None, high=None) -> tuple:
 def _ordered(setting: Setting, low, high, low_name: str, high_name: str) -> tuple:
     low, high = setting.check(low, low_name), setting.check(high, high_name)
     if low is None or high is None or low > high:
+        if low_name == high_name:
+            raise ConfigError(f"`{low_name}`: the minimum {low} is above the maximum {high}", argument=low_name)
         raise ConfigError(f"`{low_name}` {low} is above `{high_name}` {high}", argument=low_name)
     return low, high
 

@@ -14,7 +14,7 @@ from recurrent_mnist.errors import ConfigError
 
 
 def test_unknown_strategy():
-    with pytest.raises(ConfigError, match="unknown strategy 'tpu'"):
+    with pytest.raises(ConfigError, match=r"`strategy` must be one of default, mirrored\. Received: strategy='tpu'"):
         get_strategy("tpu")
 
 

@@ -122,14 +122,14 @@ def test_options_narrow_the_space_and_defaults_follow():
     ("kwargs", "message"),
     [
         ({"units": (64, 16)}, "`units`: the minimum 64 is above the maximum 16"),
-        ({"batch_size": (0, 16)}, "`batch_size` bounds must be >= 1"),
-        ({"dropout": (0.0, 1.0)}, r"`dropout` bounds must be in \[0.0, 1.0\)"),
-        ({"learning_rate": (0.0, 0.1)}, "`learning_rate` bounds must be positive"),
-        ({"layers": (1.5, 2)}, "`layers` bounds must be integers"),
-        ({"cells": ()}, "`cells` must be a non-empty list"),
+        ({"batch_size": (0, 16)}, "`batch_size` must be an integer >= 1. Received: batch_size=0"),
+        ({"dropout": (0.0, 1.0)}, r"`dropout` must be a number in \[0, 1\)"),
+        ({"learning_rate": (0.0, 0.1)}, "`learning_rate` must be a number > 0"),
+        ({"layers": (1.5, 2)}, "`layers` must be an integer"),
+        ({"cells": ()}, "`cells` is empty"),
         ({"cells": ("transformer",)}, "Unknown cell 'transformer'"),
         ({"objective": "accuracy"}, "`objective` must be one of val_accuracy, val_loss"),
-        ({"early_stopping": 0}, "`early_stopping` must be None or an integer >= 1"),
+        ({"early_stopping": 0}, "`early_stopping` must be an integer >= 1 or None"),
     ],
 )
 def test_invalid_structural_arguments_name_the_argument(kwargs, message):
@@ -140,14 +140,19 @@ def test_invalid_structural_arguments_name_the_argument(kwargs, message):
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"tuner": "annealing"}, "unknown tuner 'annealing'"),
-        ({"max_trials": 0}, "max_trials must be a positive integer"),
-        ({"time_budget": 0}, "time_budget must be a positive number of minutes"),
-        ({"validation_split": 0.0}, "validation_split must be in"),
-        ({"oracle": "nohost"}, "--oracle must be HOST:PORT"),
-        ({"oracle": "host:70000"}, "--oracle must be HOST:PORT"),
-        ({"worker_id": "chief-2"}, "must not contain 'chief'"),
-        ({"units": (256, 16)}, "minimum 256 is above the maximum 16"),
+        (
+            {"tuner": "annealing"},
+            "`tuner` must be one of random, bayesian, hyperband, grid. Received: tuner='annealing'",
+        ),
+        ({"max_trials": 0}, "`max_trials` must be an integer >= 1"),
+        ({"time_budget": 0}, "`time_budget` must be a number > 0 or None"),
+        ({"validation_split": 0.0}, "`validation_split` must be above 0 for a search"),
+        ({"distributed": "worker", "oracle": "nohost"}, "`oracle` must be HOST:PORT"),
+        ({"distributed": "chief", "oracle": "host:70000"}, "`oracle` must be HOST:PORT"),
+        ({"distributed": "worker", "worker_id": "chief-2"}, "without 'chief'"),
+        ({"oracle": "127.0.0.1:8000"}, "`oracle` is for a distributed search"),
+        ({"distributed": "chief", "worker_id": "w1"}, "`worker_id` is for workers"),
+        ({"units": (256, 16)}, "`units`: the minimum 256 is above the maximum 16"),
     ],
 )
 def test_invalid_search_configuration(kwargs, message):

@@ -169,7 +169,7 @@ def _run_oracle(config, dataset, folder, role: str, tensorboard_dir, emit: Progr
     oracle.listener = listener
     if config.time_budget is not None:
         oracle.deadline = time.time() + 60.0 * config.time_budget
-    host, port = settings.parse_oracle_address(config.oracle)
+    host, port = settings.parse_oracle_address(config.oracle) if role == "chief" else (None, None)
     emit(
         {
             "event": "search_start",
