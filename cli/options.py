@@ -9,6 +9,8 @@ its errors (`run_name`, `fresh=True`); `cli_terms` turns those into flags.
 
 from __future__ import annotations
 
+import functools
+import inspect
 import re
 from enum import StrEnum
 from pathlib import Path
@@ -156,6 +158,50 @@ def cells_option(help: str, panel: str = MODEL):
             show_default=False,
         ),
     ]
+
+
+# The options of a training configuration (`TrainConfig`), the same in every command that trains.
+TRAIN_OPTIONS = {
+    "units": UnitsOpt,
+    "layers": LayersOpt,
+    "bidirectional": BidirectionalOpt,
+    "dropout": DropoutOpt,
+    "recurrent_dropout": RecurrentDropoutOpt,
+    "epochs": EpochsOpt,
+    "batch_size": BatchOpt,
+    "learning_rate": LearningRateOpt,
+    "validation_split": ValidationOpt,
+    "early_stopping": EarlyStoppingOpt,
+    "strategy": StrategyOpt,
+    "steps_per_execution": StepsPerExecutionOpt,
+    "jit_compile": JitOpt,
+    "threads": ThreadsOpt,
+}
+
+
+def with_options(options: dict[str, object]):
+    """Adds `options` (name -> `Annotated` option) to a command's parameters.
+
+    The command receives the ones the user gave, by their setting names, as
+    `given` (a dict; Enum choices as their values): one declaration serves
+    every command, and the command passes `given` on to the library.
+    """
+
+    def decorate(command):
+        signature = inspect.signature(command, eval_str=True)
+        own = [p for p in signature.parameters.values() if p.name != "given"]
+        keyword = inspect.Parameter.KEYWORD_ONLY
+        added = [inspect.Parameter(name, keyword, annotation=a, default=None) for name, a in options.items()]
+
+        @functools.wraps(command)
+        def call(**kwargs):
+            chosen = {name: kwargs.pop(name) for name in options}
+            return command(**kwargs, given=given(**chosen))
+
+        call.__signature__ = signature.replace(parameters=[*own, *added])
+        return call
+
+    return decorate
 
 
 def split_values(values: list[str] | None) -> list[str] | None:

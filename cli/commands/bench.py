@@ -31,21 +31,10 @@ def _preset_help() -> str:
     return f"Start from a preset ({described}; 'tutorial' is the TensorFlow 1 script's). Other options override it."
 
 
+@o.with_options({"dataset": o.DatasetOpt, **o.TRAIN_OPTIONS, "target_accuracy": o.TargetAccuracyOpt})
 def bench(
     cells: o.cells_option("Cells to compare, e.g. --cells lstm gru.") = None,
-    dataset: o.DatasetOpt = None,
     data_dir: o.DataDirOpt = None,
-    epochs: o.EpochsOpt = None,
-    batch_size: o.BatchOpt = None,
-    units: o.UnitsOpt = None,
-    layers: o.LayersOpt = None,
-    bidirectional: o.BidirectionalOpt = None,
-    dropout: o.DropoutOpt = None,
-    recurrent_dropout: o.RecurrentDropoutOpt = None,
-    learning_rate: o.LearningRateOpt = None,
-    validation_split: o.ValidationOpt = None,
-    early_stopping: o.EarlyStoppingOpt = None,
-    target_accuracy: o.TargetAccuracyOpt = None,
     seeds: Annotated[
         list[int] | None,
         typer.Option(
@@ -56,10 +45,6 @@ def bench(
             show_default=False,
         ),
     ] = None,
-    strategy: o.StrategyOpt = None,
-    steps_per_execution: o.StepsPerExecutionOpt = None,
-    jit_compile: o.JitOpt = None,
-    threads: o.ThreadsOpt = None,
     imports: o.ImportOpt = None,
     preset: Annotated[
         PresetName | None,
@@ -95,6 +80,8 @@ def bench(
             rich_help_panel=o.OUTPUT,
         ),
     ] = True,
+    *,
+    given: dict,
 ) -> None:
     """Train the cells side by side under identical conditions and write accuracy and timing tables.
 
@@ -113,26 +100,9 @@ def bench(
         import_cell_modules(modules)
         config = BenchConfig.from_options(
             preset.value if preset else None,
-            **o.given(
-                dataset=dataset,
-                cells=tuple(o.split_values(cells)) if cells else None,
-                seeds=tuple(seeds) if seeds else None,
-                units=units,
-                layers=layers,
-                bidirectional=bidirectional,
-                dropout=dropout,
-                recurrent_dropout=recurrent_dropout,
-                epochs=epochs,
-                batch_size=batch_size,
-                learning_rate=learning_rate,
-                validation_split=validation_split,
-                early_stopping=early_stopping,
-                target_accuracy=target_accuracy,
-                steps_per_execution=steps_per_execution,
-                jit_compile=jit_compile,
-                strategy=strategy,
-                threads=threads,
-            ),
+            cells=tuple(o.split_values(cells)) if cells else None,
+            seeds=tuple(seeds) if seeds else None,
+            **given,
         )
         view = BenchProgress(console)
         try:

@@ -18,6 +18,7 @@ from recurrent_mnist_cli._support import (
 )
 
 
+@o.with_options({**o.TRAIN_OPTIONS, "seed": o.SeedOpt})
 def train(
     cell: Annotated[
         str,
@@ -28,25 +29,12 @@ def train(
     ] = "lstm",
     dataset: o.DatasetOpt = None,
     data_dir: o.DataDirOpt = None,
-    epochs: o.EpochsOpt = None,
-    batch_size: o.BatchOpt = None,
-    units: o.UnitsOpt = None,
-    layers: o.LayersOpt = None,
-    bidirectional: o.BidirectionalOpt = None,
-    dropout: o.DropoutOpt = None,
-    recurrent_dropout: o.RecurrentDropoutOpt = None,
-    learning_rate: o.LearningRateOpt = None,
-    validation_split: o.ValidationOpt = None,
-    early_stopping: o.EarlyStoppingOpt = None,
-    seed: o.SeedOpt = None,
-    strategy: o.StrategyOpt = None,
-    steps_per_execution: o.StepsPerExecutionOpt = None,
-    jit_compile: o.JitOpt = None,
-    threads: o.ThreadsOpt = None,
     imports: o.ImportOpt = None,
     output: Annotated[
         Path, typer.Option(help="Where to save the trained model (.keras).", rich_help_panel=o.OUTPUT)
     ] = Path("model.keras"),
+    *,
+    given: dict,
 ) -> None:
     """Train one model and save it as .keras, with its history as CSV beside it.
 
@@ -61,26 +49,7 @@ def train(
 
     with user_errors():
         import_cell_modules(tuple(o.split_values(imports) or ()))
-        config = TrainConfig(
-            cell=cell,
-            **o.given(
-                units=units,
-                layers=layers,
-                bidirectional=bidirectional,
-                dropout=dropout,
-                recurrent_dropout=recurrent_dropout,
-                epochs=epochs,
-                batch_size=batch_size,
-                learning_rate=learning_rate,
-                validation_split=validation_split,
-                early_stopping=early_stopping,
-                seed=seed,
-                strategy=strategy,
-                steps_per_execution=steps_per_execution,
-                jit_compile=jit_compile,
-                threads=threads,
-            ),
-        )
+        config = TrainConfig(cell=cell, **given)
         if output.suffix != ".keras":
             raise fail(f"--output {output} must end in .keras")
 

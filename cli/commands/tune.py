@@ -36,29 +36,38 @@ def _bound(setting: Setting, end: str, help_text: str):
     return o.setting_option(setting, SPACE, help=f"{help_text} Default: {settings.format_number(default)}.")
 
 
-def tune(
-    cells: o.cells_option("Cells to search over (the 'cell' hyperparameter), e.g. --cells lstm gru.", SEARCH) = None,
-    dataset: o.DatasetOpt = None,
-    data_dir: o.DataDirOpt = None,
-    validation_split: o.setting_option(
+# The settings of a search, one option each (the search space's bounds are below, in `tune` itself).
+SEARCH_OPTIONS = {
+    "dataset": o.DatasetOpt,
+    "validation_split": o.setting_option(
         settings.VALIDATION_SPLIT,
         o.DATA,
         help="Fraction of the training images held out (always the same ones) to score the trials on; "
         "the test split is used only once, for the best model. Default: 0.1.",
-    ) = None,
-    tuner: o.setting_option(settings.TUNER, SEARCH) = None,
-    max_trials: o.setting_option(settings.MAX_TRIALS, SEARCH) = None,
-    max_epochs: o.setting_option(settings.MAX_EPOCHS, SEARCH) = None,
-    executions_per_trial: o.setting_option(settings.EXECUTIONS_PER_TRIAL, SEARCH) = None,
-    early_stopping: o.setting_option(
+    ),
+    "tuner": o.setting_option(settings.TUNER, SEARCH),
+    "max_trials": o.setting_option(settings.MAX_TRIALS, SEARCH),
+    "max_epochs": o.setting_option(settings.MAX_EPOCHS, SEARCH),
+    "executions_per_trial": o.setting_option(settings.EXECUTIONS_PER_TRIAL, SEARCH),
+    "early_stopping": o.setting_option(
         settings.EARLY_STOPPING,
         SEARCH,
         help="Stop a trial after this many epochs without a better objective. "
         f"Default: {settings.TUNE_EARLY_STOPPING} (a search is many short trainings).",
-    ) = None,
-    objective: o.setting_option(settings.OBJECTIVE, SEARCH) = None,
-    seed: o.setting_option(settings.SEED, SEARCH, help="Seeds the tuner and every trial. Default: 0.") = None,
-    time_budget: o.setting_option(settings.TIME_BUDGET, SEARCH) = None,
+    ),
+    "objective": o.setting_option(settings.OBJECTIVE, SEARCH),
+    "seed": o.setting_option(settings.SEED, SEARCH, help="Seeds the tuner and every trial. Default: 0."),
+    "time_budget": o.setting_option(settings.TIME_BUDGET, SEARCH),
+    "distributed": o.setting_option(settings.DISTRIBUTED, DISTRIBUTED),
+    "strategy": o.StrategyOpt,
+    "threads": o.ThreadsOpt,
+}
+
+
+@o.with_options(SEARCH_OPTIONS)
+def tune(
+    cells: o.cells_option("Cells to search over (the 'cell' hyperparameter), e.g. --cells lstm gru.", SEARCH) = None,
+    data_dir: o.DataDirOpt = None,
     units_min: _bound(settings.UNITS, "min", "Fewest hidden units; searched in powers of two from it.") = None,
     units_max: _bound(settings.UNITS, "max", "Most hidden units.") = None,
     layers_min: _bound(settings.LAYERS, "min", "Fewest stacked recurrent layers.") = None,
@@ -96,7 +105,6 @@ def tune(
             show_default=False,
         ),
     ] = None,
-    distributed: o.setting_option(settings.DISTRIBUTED, DISTRIBUTED) = None,
     oracle: Annotated[
         str | None,
         typer.Option(help=settings.ORACLE.help_with_default, rich_help_panel=DISTRIBUTED, show_default=False),
@@ -110,9 +118,9 @@ def tune(
             show_default=False,
         ),
     ] = None,
-    strategy: o.StrategyOpt = None,
-    threads: o.ThreadsOpt = None,
     imports: o.ImportOpt = None,
+    *,
+    given: dict,
 ) -> None:
     """Search hyperparameters with keras-tuner: the best configuration of each cell, every trial in a table.
 
@@ -133,25 +141,11 @@ def tune(
     with user_errors():
         import_cell_modules(tuple(o.split_values(imports) or ()))
         config = TuneConfig(
-            **o.given(
-                dataset=dataset,
-                cells=tuple(o.split_values(cells)) if cells else None,
-                tuner=tuner,
-                max_trials=max_trials,
-                max_epochs=max_epochs,
-                executions_per_trial=executions_per_trial,
-                objective=objective,
-                seed=seed,
-                time_budget=time_budget,
-                early_stopping=early_stopping,
-                validation_split=validation_split,
-                bidirectional=bidirectional,
-                strategy=strategy,
-                threads=threads,
-                distributed=distributed,
-                oracle=oracle,
-                worker_id=worker_id,
-            ),
+            **given,
+            **o.given(cells=tuple(o.split_values(cells)) if cells else None),
+            bidirectional=bidirectional,
+            oracle=oracle,
+            worker_id=worker_id,
             units=settings.narrowed_range(settings.UNITS, units_min, units_max),
             layers=settings.narrowed_range(settings.LAYERS, layers_min, layers_max),
             dropout=settings.narrowed_range(settings.DROPOUT, dropout_min, dropout_max),
