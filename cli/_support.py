@@ -7,7 +7,7 @@ import os
 import signal
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import typer
 from rich.console import Console
@@ -35,6 +35,22 @@ def install_sigterm_handler() -> None:
 
 def interrupt_code(exc: BaseException) -> int:
     return EXIT_SIGTERM if isinstance(exc, Terminated) else EXIT_SIGINT
+
+
+@contextlib.contextmanager
+def interruptible(view, message: str | Callable[[], str]) -> Iterator[None]:
+    """Shows `view` (a rich display, or a null context) while long work runs.
+
+    Ctrl-C or SIGTERM stops the work, prints `message` (what is kept, how to
+    resume; a callable is asked then) and exits 130 or 143 without a traceback.
+    """
+    install_sigterm_handler()
+    try:
+        with view:
+            yield
+    except KeyboardInterrupt as exc:
+        err_console.print(message() if callable(message) else message, highlight=False)
+        raise typer.Exit(code=interrupt_code(exc)) from None
 
 
 def import_library():

@@ -132,7 +132,14 @@ ImportOpt = Annotated[
         show_default=False,
     ),
 ]
-ResultsDirOpt = Annotated[Path, typer.Option(help="Folder that holds the run folders.", rich_help_panel=OUTPUT)]
+ResultsDirOpt = Annotated[
+    Path | None,
+    typer.Option(
+        help=f"Folder that holds the run folders. Default: {settings.RESULTS_DIR}.",
+        rich_help_panel=OUTPUT,
+        show_default=False,
+    ),
+]
 RunNameOpt = Annotated[
     str | None,
     typer.Option(
@@ -142,8 +149,13 @@ RunNameOpt = Annotated[
     ),
 ]
 FreshOpt = Annotated[
-    bool,
-    typer.Option("--fresh", help="Discard this run's earlier results instead of resuming.", rich_help_panel=OUTPUT),
+    bool | None,
+    typer.Option(
+        "--fresh",
+        help="Discard this run's earlier results instead of resuming.",
+        rich_help_panel=OUTPUT,
+        show_default=False,
+    ),
 ]
 
 
@@ -179,24 +191,29 @@ TRAIN_OPTIONS = {
 }
 
 
-def with_options(options: dict[str, object]):
+# Where a run's data comes from and where its folder is: the same for bench and tune.
+RUN_OPTIONS = {"data_dir": DataDirOpt, "results_dir": ResultsDirOpt, "run_name": RunNameOpt, "fresh": FreshOpt}
+
+
+def with_options(options: dict[str, object], into: str = "given"):
     """Adds `options` (name -> `Annotated` option) to a command's parameters.
 
-    The command receives the ones the user gave, by their setting names, as
-    `given` (a dict; Enum choices as their values): one declaration serves
-    every command, and the command passes `given` on to the library.
+    The command receives the ones the user gave, by their library names, as one
+    keyword argument `into` (a dict; Enum choices as their values): one
+    declaration serves every command, and the command passes the dict on to the
+    library, whose defaults apply to what was not given.
     """
 
     def decorate(command):
         signature = inspect.signature(command, eval_str=True)
-        own = [p for p in signature.parameters.values() if p.name != "given"]
+        own = [p for p in signature.parameters.values() if p.name != into]
         keyword = inspect.Parameter.KEYWORD_ONLY
         added = [inspect.Parameter(name, keyword, annotation=a, default=None) for name, a in options.items()]
 
         @functools.wraps(command)
         def call(**kwargs):
             chosen = {name: kwargs.pop(name) for name in options}
-            return command(**kwargs, given=given(**chosen))
+            return command(**kwargs, **{into: given(**chosen)})
 
         call.__signature__ = signature.replace(parameters=[*own, *added])
         return call

@@ -324,7 +324,7 @@ def run_bench(
     config: BenchConfig,
     *,
     data_dir: str | os.PathLike | None = None,
-    results_dir: str | os.PathLike = "results",
+    results_dir: str | os.PathLike = settings.RESULTS_DIR,
     run_name: str | None = None,
     fresh: bool = False,
     retry_failed: bool = False,

@@ -330,6 +330,8 @@ ORACLE = Setting(
     "127.0.0.1:8000",
     kind=str,
 )
+# The folder that holds the run folders of bench and tune.
+RESULTS_DIR = "results"
 # Named starting points for a comparison (`bench --preset`); other options override them.
 PRESETS: dict[str, dict] = {
     # The configuration of the TensorFlow 1 tutorial this project grew out of

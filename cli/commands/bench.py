@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import sys
 from enum import StrEnum
-from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -13,8 +12,7 @@ from recurrent_mnist_cli._support import (
     console,
     err_console,
     import_library,
-    install_sigterm_handler,
-    interrupt_code,
+    interruptible,
     user_errors,
 )
 
@@ -31,10 +29,10 @@ def _preset_help() -> str:
     return f"Start from a preset ({described}; 'tutorial' is the TensorFlow 1 script's). Other options override it."
 
 
+@o.with_options(o.RUN_OPTIONS, into="run")
 @o.with_options({"dataset": o.DatasetOpt, **o.TRAIN_OPTIONS, "target_accuracy": o.TargetAccuracyOpt})
 def bench(
     cells: o.cells_option("Cells to compare, e.g. --cells lstm gru.") = None,
-    data_dir: o.DataDirOpt = None,
     seeds: Annotated[
         list[int] | None,
         typer.Option(
@@ -54,9 +52,6 @@ def bench(
             show_default=False,
         ),
     ] = None,
-    results_dir: o.ResultsDirOpt = Path("results"),
-    run_name: o.RunNameOpt = None,
-    fresh: o.FreshOpt = False,
     retry_failed: Annotated[
         bool,
         typer.Option(
@@ -82,13 +77,13 @@ def bench(
     ] = True,
     *,
     given: dict,
+    run: dict,
 ) -> None:
     """Train the cells side by side under identical conditions and write accuracy and timing tables.
 
     Writes runs.csv, summary.csv, summary.md, history.csv, environment.json and plots under
     RESULTS_DIR/RUN_NAME. Rerunning the same command resumes: finished variants are kept.
     """
-    install_sigterm_handler()
     import_library()
     from recurrent_mnist_cli.views.bench import BenchProgress, files_line, summary_table
 
@@ -105,29 +100,17 @@ def bench(
             **given,
         )
         view = BenchProgress(console)
-        try:
-            with view:
-                result = run_bench(
-                    config,
-                    data_dir=data_dir,
-                    results_dir=results_dir,
-                    run_name=run_name,
-                    fresh=fresh,
-                    retry_failed=retry_failed,
-                    isolate=isolate,
-                    measure=measure_inference,
-                    progress=view,
-                    command=["recurrent-mnist", *sys.argv[1:]],
-                    imports=modules,
-                )
-        except KeyboardInterrupt as exc:
-            where = view.run_dir or "the results folder"
-            err_console.print(
-                f"Interrupted: {view.finished + view.kept} finished variant(s) are kept in {where}; "
-                "run the same command again to resume.",
-                highlight=False,
+        with interruptible(view, view.interrupted_message):
+            result = run_bench(
+                config,
+                **run,
+                retry_failed=retry_failed,
+                isolate=isolate,
+                measure=measure_inference,
+                progress=view,
+                command=["recurrent-mnist", *sys.argv[1:]],
+                imports=modules,
             )
-            raise typer.Exit(code=interrupt_code(exc)) from None
     console.print(summary_table(result.summary, f"Summary ({result.run_dir})"))
     if result.failed:
         err_console.print(f"[yellow]{result.failed} variant(s) failed; see summary.md for the reasons.[/]")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import Annotated
 
@@ -9,11 +10,9 @@ import typer
 from recurrent_mnist_cli import options as o
 from recurrent_mnist_cli._support import (
     console,
-    err_console,
     fail,
     import_library,
-    install_sigterm_handler,
-    interrupt_code,
+    interruptible,
     user_errors,
 )
 
@@ -40,7 +39,6 @@ def train(
 
     An interrupted training resumes from its last finished epoch when run again.
     """
-    install_sigterm_handler()
     import_library()
     from recurrent_mnist import settings
     from recurrent_mnist.cells import import_cell_modules
@@ -63,16 +61,11 @@ def train(
                     highlight=False,
                 )
 
-        try:
+        stopped = f"Interrupted: progress is kept in {output}.backup; run the same command again to resume."
+        with interruptible(contextlib.nullcontext(), stopped):
             outcome = train_and_save(
                 dataset.value if dataset else settings.DATASET.default, config, output, data_dir=data_dir, emit=show
             )
-        except KeyboardInterrupt as exc:
-            err_console.print(
-                f"Interrupted: progress is kept in {output}.backup; run the same command again to resume.",
-                highlight=False,
-            )
-            raise typer.Exit(code=interrupt_code(exc)) from None
     row = outcome.row
     if row["status"] != "ok":
         raise fail(f"training failed: {row['error']}")

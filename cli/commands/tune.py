@@ -17,8 +17,7 @@ from recurrent_mnist_cli._support import (
     err_console,
     fail,
     import_library,
-    install_sigterm_handler,
-    interrupt_code,
+    interruptible,
     user_errors,
 )
 
@@ -64,10 +63,10 @@ SEARCH_OPTIONS = {
 }
 
 
+@o.with_options(o.RUN_OPTIONS, into="run")
 @o.with_options(SEARCH_OPTIONS)
 def tune(
     cells: o.cells_option("Cells to search over (the 'cell' hyperparameter), e.g. --cells lstm gru.", SEARCH) = None,
-    data_dir: o.DataDirOpt = None,
     units_min: _bound(settings.UNITS, "min", "Fewest hidden units; searched in powers of two from it.") = None,
     units_max: _bound(settings.UNITS, "max", "Most hidden units.") = None,
     layers_min: _bound(settings.LAYERS, "min", "Fewest stacked recurrent layers.") = None,
@@ -89,14 +88,6 @@ def tune(
         settings.BATCH_SIZE, "min", "Smallest batch size; searched in powers of two from it."
     ) = None,
     batch_size_max: _bound(settings.BATCH_SIZE, "max", "Largest batch size.") = None,
-    results_dir: Annotated[
-        Path,
-        typer.Option(
-            help="Folder that holds the run folders (shared by a chief and its workers).", rich_help_panel=o.OUTPUT
-        ),
-    ] = Path("results"),
-    run_name: o.RunNameOpt = None,
-    fresh: o.FreshOpt = False,
     tensorboard_dir: Annotated[
         Path | None,
         typer.Option(
@@ -121,6 +112,7 @@ def tune(
     imports: o.ImportOpt = None,
     *,
     given: dict,
+    run: dict,
 ) -> None:
     """Search hyperparameters with keras-tuner: the best configuration of each cell, every trial in a table.
 
@@ -129,7 +121,6 @@ def tune(
     configuration retrained, with its test accuracy), summary.md and environment.json under
     RESULTS_DIR/RUN_NAME. Rerunning the same command resumes: finished trials are kept.
     """
-    install_sigterm_handler()
     import_library()
     _quiet_retracing()
     from recurrent_mnist_cli.views.bench import files_line
@@ -153,21 +144,14 @@ def tune(
             batch_size=settings.narrowed_range(settings.BATCH_SIZE, batch_size_min, batch_size_max),
         )
         view = TuneProgress(console)
-        try:
-            with view:
-                result = run_search(
-                    config,
-                    data_dir=data_dir,
-                    results_dir=results_dir,
-                    run_name=run_name,
-                    fresh=fresh,
-                    tensorboard_dir=tensorboard_dir,
-                    progress=view,
-                    command=["recurrent-mnist", *sys.argv[1:]],
-                )
-        except KeyboardInterrupt as exc:
-            err_console.print(view.interrupted_message(), highlight=False)
-            raise typer.Exit(code=interrupt_code(exc)) from None
+        with interruptible(view, view.interrupted_message):
+            result = run_search(
+                config,
+                **run,
+                tensorboard_dir=tensorboard_dir,
+                progress=view,
+                command=["recurrent-mnist", *sys.argv[1:]],
+            )
     if result.role == "worker":
         console.print(
             f"Worker done: it ran {result.ran} trial(s); {result.stop_reason}. The chief writes the tables in "

@@ -4,18 +4,9 @@ from __future__ import annotations
 
 import math
 
+from recurrent_mnist_cli.views.events import EventView
 from rich import box
 from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    SpinnerColumn,
-    TaskProgressColumn,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
 from rich.table import Table
 
 
@@ -25,43 +16,20 @@ def _num(value, digits=4) -> str:
     return f"{value:.{digits}f}"
 
 
-class BenchProgress:
+class BenchProgress(EventView):
     """Shows a bench run: one bar over the variants, one over the current variant's
     training steps with epoch, live accuracy and ETA, and a line per finished epoch."""
 
     def __init__(self, console: Console):
-        self.console = console
-        self.progress = Progress(
-            SpinnerColumn(),
-            TextColumn("{task.description}"),
-            BarColumn(),
-            TaskProgressColumn(),
-            MofNCompleteColumn(),
-            TextColumn("{task.fields[status]}"),
-            TimeElapsedColumn(),
-            TextColumn("ETA"),
-            TimeRemainingColumn(),
-            console=console,
-            transient=False,
-        )
-        self.overall = None
-        self.current = None
-        self.run_dir = None
-        self.finished = 0
+        super().__init__(console, eta=True)
         self.kept = 0
-        self._epochs = 1
 
-    def __enter__(self):
-        self.progress.__enter__()
-        return self
-
-    def __exit__(self, *exc):
-        return self.progress.__exit__(*exc)
-
-    def __call__(self, event: dict) -> None:
-        handler = getattr(self, "_on_" + event["event"], None)
-        if handler is not None:
-            handler(event)
+    def interrupted_message(self) -> str:
+        where = self.run_dir or "the results folder"
+        return (
+            f"Interrupted: {self.finished + self.kept} finished variant(s) are kept in {where}; "
+            "run the same command again to resume."
+        )
 
     def _label(self, event) -> str:
         return f"{event['cell']} seed {event['seed']} ({event['index']}/{event['total']})"
@@ -69,12 +37,7 @@ class BenchProgress:
     def _on_run_start(self, event):
         self.run_dir = event["run_dir"]
         self.kept = event["kept"]
-        data = event["dataset"]
-        self.console.print(
-            f"Data set [bold]{data['name']}[/]: {data['train_size']:,} train / {data['test_size']:,} test "
-            f"images {data['image_shape'][0]}x{data['image_shape'][1]} from {data['source']}",
-            highlight=False,
-        )
+        self.dataset_line(event["dataset"])
         self.console.print(
             f"Results in [bold]{self.run_dir}[/]: {event['total']} variant(s), {event['kept']} already finished",
             highlight=False,

@@ -10,9 +10,9 @@ import math
 import time
 
 import pandas as pd
+from recurrent_mnist_cli.views.events import EventView
 from rich import box
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 
@@ -38,42 +38,15 @@ def _minutes(seconds: float) -> str:
     return f"{seconds / 60:.1f} min" if seconds >= 60 else f"{seconds:.0f} s"
 
 
-class TuneProgress:
+class TuneProgress(EventView):
     """Shows a search: a bar over the trials, one over the running trial's epochs, a line per trial."""
 
     def __init__(self, console: Console):
-        self.console = console
-        self.progress = Progress(
-            SpinnerColumn(),
-            TextColumn("{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("{task.fields[status]}"),
-            TimeElapsedColumn(),
-            console=console,
-            transient=False,
-        )
-        self.overall = None
-        self.current = None
-        self.run_dir = None
+        super().__init__(console, eta=False)
         self.role = "local"
-        self.finished = 0
         self.deadline = None
         self.best = None
         self.worker_id = None
-        self._epochs = 1
-
-    def __enter__(self):
-        self.progress.__enter__()
-        return self
-
-    def __exit__(self, *exc):
-        return self.progress.__exit__(*exc)
-
-    def __call__(self, event: dict) -> None:
-        handler = getattr(self, "_on_" + event["event"], None)
-        if handler is not None:
-            handler(event)
 
     def interrupted_message(self) -> str:
         if self.role == "worker":
@@ -99,12 +72,7 @@ class TuneProgress:
         self.run_dir, self.role = event["run_dir"], event["role"]
         self.finished = event["kept"]
         self.deadline, self.worker_id = event.get("deadline"), event.get("worker_id")
-        data = event["dataset"]
-        self.console.print(
-            f"Data set [bold]{data['name']}[/]: {data['train_size']:,} train / {data['test_size']:,} test "
-            f"images from {data['source']}",
-            highlight=False,
-        )
+        self.dataset_line(event["dataset"])
         if self.role == "worker":
             self.console.print(
                 f"Worker [bold]{self.worker_id}[/] runs trials for the chief at {event['address']}", highlight=False

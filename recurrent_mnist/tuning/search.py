@@ -48,7 +48,7 @@ def run_search(
     config: TuneConfig,
     *,
     data_dir: str | os.PathLike | None = None,
-    results_dir: str | os.PathLike = "results",
+    results_dir: str | os.PathLike = settings.RESULTS_DIR,
     run_name: str | None = None,
     fresh: bool = False,
     tensorboard_dir: str | os.PathLike | None = None,
