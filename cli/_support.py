@@ -38,12 +38,14 @@ def interrupt_code(exc: BaseException) -> int:
 
 
 @contextlib.contextmanager
-def interruptible(view, message: str | Callable[[], str]) -> Iterator[None]:
+def interruptible(view, message: str | Callable[[], str] | None = None) -> Iterator[None]:
     """Shows `view` (a rich display, or a null context) while long work runs.
 
     Ctrl-C or SIGTERM stops the work, prints `message` (what is kept, how to
-    resume; a callable is asked then) and exits 130 or 143 without a traceback.
+    resume; a callable is asked then; default: the view's
+    `interrupted_message`) and exits 130 or 143 without a traceback.
     """
+    message = message or view.interrupted_message
     install_sigterm_handler()
     try:
         with view:
@@ -94,6 +96,11 @@ def import_library():
                 os.dup2(saved, 2)
                 os.close(saved)
     return recurrent_mnist
+
+
+def command_line() -> list[str]:
+    """This invocation as the user typed it, for the run's records."""
+    return ["recurrent-mnist", *sys.argv[1:]]
 
 
 def fail(message: str, code: int = EXIT_ERROR) -> typer.Exit:

@@ -18,11 +18,12 @@ import math
 import numbers
 import os
 import re
+from collections.abc import Callable, Iterable
 
 from recurrent_mnist.datasets import DATASETS
 from recurrent_mnist.errors import ConfigError
 
-__all__ = ["SETTINGS", "Setting", "check_cells", "check_range", "default_threads"]
+__all__ = ["SETTINGS", "Setting", "check_cells", "check_fields", "check_range", "default_threads"]
 
 
 def default_threads() -> int:
@@ -48,6 +49,9 @@ class Setting:
         optional: whether None is a value (off, automatic).
         default_text: how `--help` states the default, where `default` does not say it.
         search: the tune search range `(min, max)` when the option does not narrow it.
+        resolve: for an `optional` setting whose None means a value known only at
+            run time (all the cores), the function that gives it; `check` then
+            returns that value, so that it is recorded.
     """
 
     name: str
@@ -62,6 +66,7 @@ class Setting:
     optional: bool = False
     default_text: str | None = None
     search: tuple | None = None
+    resolve: Callable[[], object] | None = None
 
     def describe(self) -> str:
         """The allowed values in words: "an integer >= 1", "a number in [0, 1)"."""
@@ -82,7 +87,7 @@ class Setting:
         """Returns `value` in its canonical type, or raises `ConfigError` naming the argument."""
         argument = argument or self.name
         if value is None and self.optional:
-            return None
+            return None if self.resolve is None else self.resolve()
         if not self._valid(value):
             allowed = self.describe() + (" or None" if self.optional else "")
             raise ConfigError(f"`{argument}` must be {allowed}. Received: {argument}={value!r}", argument=argument)
@@ -116,6 +121,12 @@ class Setting:
 
 def format_number(value) -> str:
     return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def check_fields(config, checked: Iterable[Setting]) -> None:
+    """Checks the fields of a frozen configuration dataclass named like `checked`, in place."""
+    for setting in checked:
+        object.__setattr__(config, setting.name, setting.check(getattr(config, setting.name)))
 
 
 def check_range(setting: Setting, bounds, argument: str | None = None) -> tuple:
@@ -280,6 +291,7 @@ THREADS = Setting(
     minimum=1,
     optional=True,
     default_text="the cores this process may use",
+    resolve=default_threads,
 )
 # The data
 DATASET = Setting(

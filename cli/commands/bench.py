@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import sys
 from enum import StrEnum
 from typing import Annotated
 
 import typer
 from recurrent_mnist_cli import options as o
 from recurrent_mnist_cli._support import (
+    command_line,
     console,
     err_console,
     import_library,
@@ -100,7 +100,7 @@ def bench(
             **given,
         )
         view = BenchProgress(console)
-        with interruptible(view, view.interrupted_message):
+        with interruptible(view):
             result = run_bench(
                 config,
                 **run,
@@ -108,7 +108,7 @@ def bench(
                 isolate=isolate,
                 measure=measure_inference,
                 progress=view,
-                command=["recurrent-mnist", *sys.argv[1:]],
+                command=command_line(),
                 imports=modules,
             )
     console.print(summary_table(result.summary, f"Summary ({result.run_dir})"))

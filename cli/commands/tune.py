@@ -6,13 +6,13 @@ words (`--max-trials`, `--max-epochs`, `--executions-per-trial`) keep their mean
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from recurrent_mnist_cli import options as o
 from recurrent_mnist_cli._support import (
+    command_line,
     console,
     err_console,
     fail,
@@ -144,13 +144,13 @@ def tune(
             batch_size=settings.narrowed_range(settings.BATCH_SIZE, batch_size_min, batch_size_max),
         )
         view = TuneProgress(console)
-        with interruptible(view, view.interrupted_message):
+        with interruptible(view):
             result = run_search(
                 config,
                 **run,
                 tensorboard_dir=tensorboard_dir,
                 progress=view,
-                command=["recurrent-mnist", *sys.argv[1:]],
+                command=command_line(),
             )
     if result.role == "worker":
         console.print(

@@ -82,10 +82,7 @@ class TrainConfig:
     threads: int | None = settings.THREADS.default
 
     def __post_init__(self):
-        for setting in _CHECKED:
-            object.__setattr__(self, setting.name, setting.check(getattr(self, setting.name)))
-        if self.threads is None:
-            object.__setattr__(self, "threads", settings.default_threads())
+        settings.check_fields(self, _CHECKED)
         (cell,) = settings.check_cells([self.cell], argument="cell")
         object.__setattr__(self, "cell", cell)
 

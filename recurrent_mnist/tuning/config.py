@@ -96,10 +96,7 @@ class TuneConfig:
     worker_id: str | None = None
 
     def __post_init__(self):
-        for setting in _CHECKED:
-            object.__setattr__(self, setting.name, setting.check(getattr(self, setting.name)))
-        if self.threads is None:
-            object.__setattr__(self, "threads", settings.default_threads())
+        settings.check_fields(self, _CHECKED)
         if self.validation_split == 0:
             raise ConfigError(
                 "`validation_split` must be above 0 for a search: the trials are scored on it",
