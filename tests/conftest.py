@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
+from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 # The CLI's rich consoles read the width once, when the CLI is first imported, in
@@ -43,6 +45,32 @@ def _thread_settings(monkeypatch):
 def sample() -> datasets.Dataset:
     """The embedded 5,000-digit MNIST sample."""
     return datasets.load("mnist-sample")
+
+
+@pytest.fixture(scope="session")
+def tiny(sample) -> datasets.Dataset:
+    """600 training and 200 test digits of the sample at 14 x 14 (every other row and column).
+
+    For tests of the machinery rather than of accuracy: a model unrolls 14 steps
+    instead of 28, so it traces, compiles and trains in a fraction of the time.
+    """
+    return dataclasses.replace(
+        sample,
+        x_train=np.ascontiguousarray(sample.x_train[:600, ::2, ::2]),
+        y_train=sample.y_train[:600],
+        x_test=np.ascontiguousarray(sample.x_test[:200, ::2, ::2]),
+        y_test=sample.y_test[:200],
+    )
+
+
+@pytest.fixture(scope="session")
+def tiny_data_dir(tiny, tmp_path_factory) -> Path:
+    """`tiny` as the four IDX files, for commands run as a user would: `--dataset mnist --data-dir DIR`."""
+    from idx_files import write_idx_set
+
+    folder = tmp_path_factory.mktemp("tiny-mnist")
+    write_idx_set(folder, {k: getattr(tiny, k) for k in ("x_train", "y_train", "x_test", "y_test")}, gz=False)
+    return folder
 
 
 @pytest.fixture

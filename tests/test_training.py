@@ -23,10 +23,10 @@ def test_training_on_the_sample_beats_chance_clearly(sample):
     assert result.history[-1]["loss"] < result.history[0]["loss"]
 
 
-def test_same_seed_same_numbers(sample):
+def test_same_seed_same_numbers(tiny):
     config = TrainConfig(cell="lstm", units=8, epochs=1, batch_size=128, seed=3)
-    first = train_variant(sample, config, measure=False)
-    second = train_variant(sample, config, measure=False)
+    first = train_variant(tiny, config, measure=False)
+    second = train_variant(tiny, config, measure=False)
     assert first.row["test_accuracy"] == second.row["test_accuracy"]
     assert first.history[0]["loss"] == second.history[0]["loss"]
 
@@ -40,8 +40,8 @@ def test_validation_split_comes_from_training_data_only(sample):
     assert split_validation(sample.x_train, sample.y_train, 0.1)[2].tobytes() == x_val.tobytes()
 
 
-def test_measurements_are_reported(sample):
-    small = dataclasses.replace(sample, x_train=sample.x_train[:512], y_train=sample.y_train[:512])
+def test_measurements_are_reported(tiny):
+    small = dataclasses.replace(tiny, x_train=tiny.x_train[:512], y_train=tiny.y_train[:512])
     row = train_variant(small, TrainConfig(cell="simple_rnn", units=8, epochs=2, batch_size=128)).row
     for column in (
         "epoch_time_s",
@@ -84,9 +84,9 @@ class _Exploding(keras.layers.Layer):
         self.inner.build(shape)
 
 
-def test_a_nan_loss_fails_the_variant_with_the_reason(sample):
+def test_a_nan_loss_fails_the_variant_with_the_reason(tiny):
     register_cell("exploding_for_test", lambda units, **kw: _Exploding(units, **kw), overwrite=True)
-    result = train_variant(sample, TrainConfig(cell="exploding_for_test", units=4, epochs=3), measure=False)
+    result = train_variant(tiny, TrainConfig(cell="exploding_for_test", units=4, epochs=3), measure=False)
     assert result.row["status"] == "failed"
     assert "loss became nan in epoch 1" in result.row["error"]
     assert result.row["test_accuracy"] is None
@@ -144,7 +144,7 @@ def test_threads_default_to_the_usable_cores_and_are_recorded():
     assert config.columns()["threads"] == config.threads and config.identity()["threads"] == config.threads
 
 
-def test_a_variant_runs_tensorflow_on_its_configured_threads(sample, monkeypatch):
+def test_a_variant_runs_tensorflow_on_its_configured_threads(tiny, monkeypatch):
     import tensorflow as tf
 
     from recurrent_mnist._worker import execute
@@ -152,7 +152,7 @@ def test_a_variant_runs_tensorflow_on_its_configured_threads(sample, monkeypatch
     calls = []  # this test process keeps its own pools (conftest); record what the variant asks for
     monkeypatch.setattr(tf.config.threading, "set_intra_op_parallelism_threads", lambda n: calls.append(("intra", n)))
     monkeypatch.setattr(tf.config.threading, "set_inter_op_parallelism_threads", lambda n: calls.append(("inter", n)))
-    small = dataclasses.replace(sample, x_train=sample.x_train[:64], y_train=sample.y_train[:64])
+    small = dataclasses.replace(tiny, x_train=tiny.x_train[:64], y_train=tiny.y_train[:64])
     config = TrainConfig(cell="simple_rnn", units=4, epochs=1, threads=3)
     row = execute({"train_config": config.to_dict(), "measure": False}, lambda event: None, dataset=small)["row"]
     assert calls == [("intra", 1), ("inter", 3)]  # bench's training processes, isolated or not
@@ -164,7 +164,7 @@ def test_jit_compile_must_be_a_choice():
         TrainConfig(jit_compile="yes")
 
 
-def test_an_automatic_xla_variant_trains_and_says_so(sample):
-    small = dataclasses.replace(sample, x_train=sample.x_train[:300], y_train=sample.y_train[:300])
+def test_an_automatic_xla_variant_trains_and_says_so(tiny):
+    small = dataclasses.replace(tiny, x_train=tiny.x_train[:300], y_train=tiny.y_train[:300])
     row = train_variant(small, TrainConfig(cell="lstm", units=8, epochs=2, batch_size=50, threads=1), measure=False).row
     assert row["xla"] is True and row["status"] == "ok" and 0.0 <= row["test_accuracy"] <= 1.0

@@ -1,7 +1,7 @@
 """Reliability of `tune`: Ctrl-C, SIGTERM and kill -9 in the middle of a search, then the same command again.
 
-These run the real command in child processes on the embedded sample, with models of four units and
-one epoch, so that a trial takes a second or two.
+These run the real command in child processes on a slice of the embedded sample at 14 x 14, with models
+of four units and one epoch, so that a trial takes a second or two.
 """
 
 from __future__ import annotations
@@ -18,10 +18,14 @@ from clirun import read_line_containing, run, start
 
 pytestmark = pytest.mark.slow
 
-TINY = [
-    *("--cells", "lstm", "gru", "--dataset", "mnist-sample", "--max-epochs", "1", "--units-max", "4"),
-    *("--layers-max", "1", "--unidirectional", "--batch-size-min", "256"),
-]
+
+@pytest.fixture
+def tiny_search(tiny_data_dir) -> list:
+    """A search whose trials take a second or two: 14 x 14 digits, one epoch, a few units."""
+    return [
+        *("--cells", "lstm", "gru", "--dataset", "mnist", "--data-dir", tiny_data_dir, "--max-epochs", "1"),
+        *("--units-max", "4", "--layers-max", "1", "--unidirectional", "--batch-size-min", "256"),
+    ]
 
 
 def _every_file_parses(folder) -> list[str]:
@@ -59,8 +63,8 @@ def _words(text: str) -> str:
 
 
 @pytest.mark.parametrize(("sig", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)], ids=["SIGINT", "SIGTERM"])
-def test_interrupting_tune_stops_quickly_says_what_is_kept_and_how_to_resume(tmp_path, sig, code):
-    args = ["tune", *TINY, "--max-trials", "10", "--results-dir", tmp_path, "--run-name", "i"]
+def test_interrupting_tune_stops_quickly_says_what_is_kept_and_how_to_resume(tmp_path, tiny_search, sig, code):
+    args = ["tune", *tiny_search, "--max-trials", "10", "--results-dir", tmp_path, "--run-name", "i"]
     with start(*args, cwd=tmp_path) as process:
         read_line_containing(process, "✓ trial")  # one trial finished; the next one is starting
         time.sleep(0.5)  # inside the next trial, which takes seconds
@@ -86,8 +90,8 @@ def test_interrupting_tune_stops_quickly_says_what_is_kept_and_how_to_resume(tmp
     assert list(trials["status"]) == ["completed"] * len(finished) + ["interrupted"]
 
 
-def test_kill_9_keeps_finished_trials_and_the_same_command_resumes_without_repeating_them(tmp_path):
-    args = ["tune", *TINY, "--max-trials", "3", "--results-dir", tmp_path, "--run-name", "k"]
+def test_kill_9_keeps_finished_trials_and_the_same_command_resumes_without_repeating_them(tmp_path, tiny_search):
+    args = ["tune", *tiny_search, "--max-trials", "3", "--results-dir", tmp_path, "--run-name", "k"]
     folder = tmp_path / "k"
     with start(*args, cwd=tmp_path) as process:
         read_line_containing(process, "(2 of 3)")  # the second trial has started

@@ -35,14 +35,8 @@ TINY = dict(
 
 
 @pytest.fixture(scope="module")
-def small(sample):
-    return dataclasses.replace(
-        sample,
-        x_train=sample.x_train[:600],
-        y_train=sample.y_train[:600],
-        x_test=sample.x_test[:200],
-        y_test=sample.y_test[:200],
-    )
+def small(tiny):
+    return tiny
 
 
 # --------------------------------------------------------------------------- the search space
@@ -160,7 +154,7 @@ def test_invalid_search_configuration(kwargs, message):
         TuneConfig(**kwargs)
 
 
-def test_trials_train_through_the_bench_pipeline_with_multi_step_executions(monkeypatch, sample):
+def test_trials_train_through_the_bench_pipeline_with_multi_step_executions(monkeypatch, tiny):
     import tensorflow as tf
 
     hypermodel = RowSequenceHyperModel(cells=("gru",), units=(8, 8), batch_size=(64, 64), early_stopping=None)
@@ -175,7 +169,7 @@ def test_trials_train_through_the_bench_pipeline_with_multi_step_executions(monk
         return real_fit(*args, **kwargs)
 
     monkeypatch.setattr(model, "fit", spy)
-    x, y = sample.x_train[:256], sample.y_train[:256]
+    x, y = tiny.x_train[:256], tiny.y_train[:256]
     metrics = hypermodel.fit(hp, model, x, y, validation_data=(x[:64], y[:64]), epochs=1)
     (train,) = seen["args"]
     assert isinstance(train, tf.data.Dataset) and "batch_size" not in seen["kwargs"]
@@ -462,10 +456,11 @@ def _free_port() -> int:
 
 
 @pytest.mark.slow
-def test_a_chief_and_two_workers_complete_every_trial_and_exit_by_themselves(tmp_path):
+def test_a_chief_and_two_workers_complete_every_trial_and_exit_by_themselves(tmp_path, tiny_data_dir):
     port = _free_port()
     search = [
-        *("tune", "--cells", "lstm", "gru", "--dataset", "mnist-sample", "--max-trials", "3", "--max-epochs", "1"),
+        *("tune", "--cells", "lstm", "gru", "--dataset", "mnist", "--data-dir", tiny_data_dir),
+        *("--max-trials", "3", "--max-epochs", "1"),
         *("--units-min", "4", "--units-max", "8", "--layers-max", "1", "--unidirectional", "--batch-size-min", "256"),
         *("--results-dir", tmp_path, "--run-name", "dist", "--oracle", f"127.0.0.1:{port}"),
     ]
@@ -519,8 +514,8 @@ MIRRORED = """
     get_strategy = oracles.get_strategy
     oracles.get_strategy = lambda name: used.append(get_strategy(name)) or used[-1]
     sample = datasets.load("mnist-sample")
-    small = dataclasses.replace(sample, x_train=sample.x_train[:400], y_train=sample.y_train[:400],
-                                x_test=sample.x_test[:100], y_test=sample.y_test[:100])
+    small = dataclasses.replace(sample, x_train=sample.x_train[:400, ::2, ::2], y_train=sample.y_train[:400],
+                                x_test=sample.x_test[:100, ::2, ::2], y_test=sample.y_test[:100])
     config = tuning.TuneConfig(dataset="mnist-sample", cells=("gru",), max_trials=1, max_epochs=1, units=(4, 4),
                                layers=(1, 1), bidirectional=False, batch_size=(64, 64), strategy="mirrored")
     result = tuning.run_search(config, results_dir=sys.argv[1], run_name="m", dataset=small, retrain_best=False)
