@@ -53,14 +53,6 @@ __all__ = ["FastGRU", "FastLSTM", "FastSimpleRNN"]
 # Internal knobs, used by the benchmarks in this folder to measure levers.
 # Defaults are the measured winners (see docs/speed.md).
 _CONFIG = {
-    # hand-written BPTT (True) or TF autodiff through the unrolled forward.
-    "custom_gradient": True,
-    # LSTM gate activations: "tanh" = one tanh over all four gates with
-    # sigmoid(z) = 0.5 + 0.5 * tanh(z / 2) (same speed, 30-50 % shorter XLA
-    # compile); "native" = sigmoid / tanh ops.
-    "gate_act": "tanh",
-    # fold the bias gradient into the kernel-gradient matmul (ones column).
-    "fold_bias": True,
     # LSTM / GRU recurrent matmul: "fused" (one (U, G*U) matmul + gate split),
     # "per_gate" (one (U, U) matmul per gate, no strided split / concat), or
     # "auto": fused under XLA (XLA fuses the split for free, and the per-gate
@@ -192,9 +184,8 @@ def _sum_rows_grad(a2, dz2, with_bias):
     ones (measured: a separate reduce_sum over (T*B, G) costs as much as
     the matmul on this CPU).
     """
-    if not with_bias or not _CONFIG["fold_bias"]:
-        d = tf.matmul(a2, dz2, transpose_a=True)
-        return d, (tf.reduce_sum(dz2, axis=0) if with_bias else None)
+    if not with_bias:
+        return tf.matmul(a2, dz2, transpose_a=True), None
     ones = tf.ones_like(a2[:, :1])
     d = tf.matmul(tf.concat([a2, ones], axis=1), dz2, transpose_a=True)
     return d[:-1], d[-1]
@@ -240,29 +231,21 @@ def _lstm_forward(x_tm, h0, c0, kernel, rk, bias, saves):
     inference graphs, where grappler/XLA prune them.)
     """
     T = x_tm.shape[0]
-    tanh_gates = _CONFIG["gate_act"] == "tanh"
-    if tanh_gates:
-        # sigmoid(z) = 0.5 + 0.5 * tanh(z / 2): one tanh for all four gates.
-        U = rk.shape[0]
-        half = tf.constant([0.5] * (2 * U) + [1.0] * U + [0.5] * U, rk.dtype)
-        kernel, rk = kernel * half, rk * half
-        bias = None if bias is None else bias * half
+    # sigmoid(z) = 0.5 + 0.5 * tanh(z / 2): one tanh for all four gates (as
+    # fast as sigmoid and tanh ops, and 30-50 % shorter XLA compiles).
+    U = rk.shape[0]
+    half = tf.constant([0.5] * (2 * U) + [1.0] * U + [0.5] * U, rk.dtype)
+    kernel, rk = kernel * half, rk * half
+    bias = None if bias is None else bias * half
     xps = tf.unstack(_project(x_tm, kernel, bias), num=T)
     h, c = h0, c0
     hs, cs, ms, qs, fs = [], [c0], [], [], []
     for t in range(T):
         z = xps[t] + tf.matmul(h, rk)
-        if tanh_gates:
-            ti, tf_, g, to = tf.split(tf.tanh(z), 4, axis=1)
-            i = 0.5 + 0.5 * ti
-            f = 0.5 + 0.5 * tf_
-            o = 0.5 + 0.5 * to
-        else:
-            zi, zf, zc, zo = tf.split(z, 4, axis=1)
-            i = tf.sigmoid(zi)
-            f = tf.sigmoid(zf)
-            g = tf.tanh(zc)
-            o = tf.sigmoid(zo)
+        ti, tf_, g, to = tf.split(tf.tanh(z), 4, axis=1)
+        i = 0.5 + 0.5 * ti
+        f = 0.5 + 0.5 * tf_
+        o = 0.5 + 0.5 * to
         c_prev = c
         c = f * c + i * g
         tc = tf.tanh(c)
@@ -288,13 +271,6 @@ def _lstm_forward(x_tm, h0, c0, kernel, rk, bias, saves):
 
 def _make_lstm_fn(return_sequences, with_bias):
     def fn(x_tm, h0, c0, kernel, rk, *maybe_bias):
-        bias = maybe_bias[0] if with_bias else None
-        if not _CONFIG["custom_gradient"]:
-            hs, cs, _, _, _ = _lstm_forward(x_tm, h0, c0, kernel, rk, bias, False)
-            if return_sequences:
-                return tf.stack(hs), hs[-1], cs[-1]
-            return hs[-1], cs[-1]
-
         @tf.custom_gradient
         def seq(x_tm, h0, c0, kernel, rk, *maybe_bias):
             bias = maybe_bias[0] if with_bias else None
@@ -370,19 +346,11 @@ def _make_lstm_pg_fn(return_sequences, with_bias):
         return hs, cs, sv
 
     def fn(x_tm, h0, c0, kernel, rk, *maybe_bias):
-        bias = maybe_bias[0] if with_bias else None
-        if not _CONFIG["custom_gradient"]:
-            hs, cs, _ = forward(x_tm, h0, c0, kernel, rk, bias, False)
-            if return_sequences:
-                return tf.stack(hs), hs[-1], cs[-1]
-            return hs[-1], cs[-1]
-
         @tf.custom_gradient
         def seq(x_tm, h0, c0, kernel, rk, *maybe_bias):
             bias = maybe_bias[0] if with_bias else None
             hs, cs, sv = forward(x_tm, h0, c0, kernel, rk, bias, True)
             T = len(hs)
-            rk.shape[0]
 
             def grad(*dys):
                 if return_sequences:
@@ -474,13 +442,6 @@ def _make_gru_fn(return_sequences, with_bias, reset_after):
         return hs, sv
 
     def fn(x_tm, h0, kernel, rk, *maybe_bias):
-        bias = maybe_bias[0] if with_bias else None
-        if not _CONFIG["custom_gradient"]:
-            hs, _ = forward(x_tm, h0, kernel, rk, bias, False)
-            if return_sequences:
-                return tf.stack(hs), hs[-1]
-            return hs[-1]
-
         @tf.custom_gradient
         def seq(x_tm, h0, kernel, rk, *maybe_bias):
             bias = maybe_bias[0] if with_bias else None
@@ -564,7 +525,7 @@ def _gate_weight_grads(x_tm, h_prev_tm, dx_gates, dm_gates, kernel, n_gates, in_
     One batched matmul per weight (all gates, all steps); bias gradients are
     folded in through a column of ones.
     """
-    _T, F = x_tm.shape[0], x_tm.shape[2]
+    F = x_tm.shape[2]
     U = h_prev_tm.shape[-1]
     G = n_gates
     dx3 = tf.reshape(tf.stack([d for g in dx_gates for d in g]), [G, -1, U])
@@ -592,7 +553,6 @@ def _make_gru_pg_fn(return_sequences, with_bias):
 
     def forward(x_tm, h0, kernel, rk, bias, saves):
         T = x_tm.shape[0]
-        rk.shape[0]
         ks = tf.split(kernel, 3, axis=1)
         rs_ = tf.split(rk, 3, axis=1)
         if with_bias:
@@ -629,11 +589,6 @@ def _make_gru_pg_fn(return_sequences, with_bias):
         return hs, sv
 
     def fn(x_tm, h0, kernel, rk, *maybe_bias):
-        bias = maybe_bias[0] if with_bias else None
-        if not _CONFIG["custom_gradient"]:
-            hs, _ = forward(x_tm, h0, kernel, rk, bias, False)
-            return (tf.stack(hs), hs[-1]) if return_sequences else hs[-1]
-
         @tf.custom_gradient
         def seq(x_tm, h0, kernel, rk, *maybe_bias):
             bias = maybe_bias[0] if with_bias else None
@@ -710,11 +665,6 @@ def _make_simple_fn(return_sequences, with_bias):
         return hs
 
     def fn(x_tm, h0, kernel, rk, *maybe_bias):
-        bias = maybe_bias[0] if with_bias else None
-        if not _CONFIG["custom_gradient"]:
-            hs = forward(x_tm, h0, kernel, rk, bias)
-            return (tf.stack(hs), hs[-1]) if return_sequences else hs[-1]
-
         @tf.custom_gradient
         def seq(x_tm, h0, kernel, rk, *maybe_bias):
             bias = maybe_bias[0] if with_bias else None

@@ -152,20 +152,6 @@ def test_mnist_shape_and_initial_state(kind, units):
     _assert_same(run(stock), run(fast))
 
 
-@pytest.mark.parametrize("gate_act", ["native", "tanh"])
-@pytest.mark.parametrize("kw", [{}, {"return_sequences": True, "go_backwards": True}])
-def test_lstm_gate_activation_forms(gate_act, kw, monkeypatch):
-    monkeypatch.setitem(fast_rnn._CONFIG, "gate_act", gate_act)
-    x = _data()
-    stock, fast = _twin("lstm", **kw)
-    stock.build(x.shape)
-    fast.build(x.shape)
-    ws = _perturbed_weights(stock)
-    stock.set_weights(ws)
-    fast.set_weights(ws)
-    _assert_same(_outputs_and_grads(stock, x), _outputs_and_grads(fast, x))
-
-
 @pytest.mark.parametrize("kind", list(PAIRS))
 def test_stateful_carries_state(kind):
     x = _data(batch=3, steps=7)
