@@ -9,8 +9,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from recurrent_mnist import fast_rnn
-from recurrent_mnist.fast_rnn import FastGRU, FastLSTM, FastSimpleRNN
+from recurrent_mnist.fast_rnn import FastGRU, FastLSTM, FastSimpleRNN, driver, fallback, layers
 
 ATOL, RTOL = 1e-5, 1e-4
 
@@ -32,9 +31,12 @@ def _perturbed_weights(layer, seed=1, scale=0.3):
     return [w + rng.standard_normal(w.shape).astype("float32") * scale for w in layer.get_weights()]
 
 
+FAST_KW = {}  # the chains fixture sets parallel_chains here
+
+
 def _twin(kind, units=8, **kw):
     stock_cls, fast_cls, extra = PAIRS[kind]
-    return stock_cls(units, **extra, **kw), fast_cls(units, **extra, **kw)
+    return stock_cls(units, **extra, **kw), fast_cls(units, **extra, **kw, **FAST_KW)
 
 
 def _loss_weights(y, seed=3):
@@ -107,7 +109,7 @@ def _build_pair(make, x, scale=0.3):
 )
 @pytest.mark.parametrize("gate_matmul", ["fused", "per_gate"])
 def test_layer_equivalence(kind, kw, gate_matmul, monkeypatch, graph=True):
-    monkeypatch.setitem(fast_rnn._CONFIG, "gate_matmul", gate_matmul)
+    monkeypatch.setattr(driver, "GATE_MATMUL", gate_matmul)
     x = _data()
     stock, fast = _twin(kind, **kw)
     stock.build(x.shape)
@@ -320,7 +322,7 @@ def test_gpu_with_cudnn_defers_to_stock(kind, monkeypatch):
         return orig(self, *a, **k)
 
     monkeypatch.setattr(stock_cls, "inner_loop", spy)
-    monkeypatch.setattr(fast_rnn, "_gpu_available", lambda: True)
+    monkeypatch.setattr(fallback, "_gpu_available", lambda: True)
     x = _data()
     _, fast = _twin(kind)
     fast(x)
@@ -373,7 +375,7 @@ def test_save_load_keras_safe_mode(kind, tmp_path):
 @pytest.mark.parametrize("kind", list(PAIRS))
 def test_config_matches_stock(kind):
     stock, fast = _twin(kind, return_sequences=True, go_backwards=True)
-    assert fast.get_config() == {**stock.get_config(), "name": fast.name}
+    assert fast.get_config() == {**stock.get_config(), "name": fast.name, "parallel_chains": "auto"}
     clone = type(fast).from_config(fast.get_config())
     assert clone.get_config() == fast.get_config()
 
@@ -442,8 +444,8 @@ def chains(monkeypatch):
     """Runs the fast layers in `n` batch chains, however small the batch."""
 
     def use(n):
-        monkeypatch.setitem(fast_rnn._CONFIG, "batch_chains", n)
-        monkeypatch.setattr(fast_rnn, "_MIN_CHAIN_ROWS", 1)
+        monkeypatch.setitem(FAST_KW, "parallel_chains", n)
+        monkeypatch.setattr(driver, "MIN_CHAIN_ROWS", 1)
 
     return use
 
@@ -465,13 +467,13 @@ def test_chains_equivalence(kind, kw, gate_matmul, chains, monkeypatch):
 def test_chains_split_the_batch(kind, chains, monkeypatch):
     chains(2)
     seen = []
-    real = fast_rnn._chained
+    real = driver._in_chains
 
-    def spy(fn, x_tm, *args):
-        seen.append(fast_rnn._chains_for(x_tm.shape[1]))
-        return real(fn, x_tm, *args)
+    def spy(sequence, chains, *args):
+        seen.append(chains)
+        return real(sequence, chains, *args)
 
-    monkeypatch.setattr(fast_rnn, "_chained", spy)
+    monkeypatch.setattr(driver, "_in_chains", spy)
     fast = _twin(kind)[1]
     fast(_data(batch=4))
     assert seen == [2]
@@ -493,23 +495,21 @@ def test_fit_matches_stock_in_chains(kind, chains):
 def test_chain_count_follows_the_thread_settings(monkeypatch):
     monkeypatch.setenv("TF_NUM_INTRAOP_THREADS", "1")
     monkeypatch.setenv("TF_NUM_INTEROP_THREADS", "4")
-    assert fast_rnn.parallel_chains() == 4
-    assert fast_rnn._chains_for(50) == 4
-    assert fast_rnn._chains_for(20) == 2  # no chain thinner than _MIN_CHAIN_ROWS rows
-    assert fast_rnn._chains_for(3) == 1
-    assert fast_rnn._chains_for(None) == 4  # batch size unknown while tracing
+    assert layers.resolve_parallel_chains("auto") == 4
+    assert driver._chain_count("auto", 50) == 4
+    assert driver._chain_count("auto", 20) == 2  # no chain thinner than MIN_CHAIN_ROWS rows
+    assert driver._chain_count("auto", 3) == 1
+    assert driver._chain_count("auto", None) == 4  # batch size unknown while tracing
     monkeypatch.setenv("TF_NUM_INTRAOP_THREADS", "2")  # intra-op threads split the matmuls instead
-    assert fast_rnn.parallel_chains() == 1
+    assert layers.resolve_parallel_chains("auto") == 1
     monkeypatch.delenv("TF_NUM_INTRAOP_THREADS")  # TensorFlow's default: every core for both
-    assert fast_rnn.parallel_chains() == 1
-    monkeypatch.setitem(fast_rnn._CONFIG, "batch_chains", 3)
-    assert fast_rnn.parallel_chains() == 3
+    assert layers.resolve_parallel_chains("auto") == 1
+    assert layers.resolve_parallel_chains(3) == 3
 
 
 def test_no_chains_under_xla(monkeypatch):
-    monkeypatch.setitem(fast_rnn._CONFIG, "batch_chains", 2)
     seen = []
-    f = tf.function(lambda: seen.append(fast_rnn._chains_for(50)) or tf.constant(0), jit_compile=True)
+    f = tf.function(lambda: seen.append(driver._chain_count(2, 50)) or tf.constant(0), jit_compile=True)
     f()
     assert seen == [1]
 
@@ -517,5 +517,5 @@ def test_no_chains_under_xla(monkeypatch):
 def test_automatic_gate_matmul_form():
     # Per gate from 128 units (training, large batches); one fused product for
     # small units and for single-image prediction, where the extra calls cost more.
-    assert fast_rnn._per_gate(128) and fast_rnn._per_gate(128, 1024) and fast_rnn._per_gate(256, 16)
-    assert not fast_rnn._per_gate(100) and not fast_rnn._per_gate(128, 1) and not fast_rnn._per_gate(128, 15)
+    assert driver.per_gate(128) and driver.per_gate(128, 1024) and driver.per_gate(256, 16)
+    assert not driver.per_gate(100) and not driver.per_gate(128, 1) and not driver.per_gate(128, 15)
