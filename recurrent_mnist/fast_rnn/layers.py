@@ -8,6 +8,7 @@ the cells' steps) is imported the first time a layer takes the fast path.
 
 from __future__ import annotations
 
+import numbers
 import os
 
 import keras
@@ -19,12 +20,14 @@ MAX_CHAINS = 16
 
 
 def _check_parallel_chains(parallel_chains):
-    if parallel_chains != "auto" and (
-        isinstance(parallel_chains, bool) or not isinstance(parallel_chains, int) or parallel_chains < 1
-    ):
+    """`parallel_chains` as given ("auto" or an int), or ValueError."""
+    if isinstance(parallel_chains, str) and parallel_chains == "auto":
+        return parallel_chains
+    if isinstance(parallel_chains, bool) or not isinstance(parallel_chains, numbers.Integral) or parallel_chains < 1:
         raise ValueError(
             f'`parallel_chains` must be "auto" or an integer >= 1. Received: parallel_chains={parallel_chains!r}'
         )
+    return int(parallel_chains)
 
 
 def resolve_parallel_chains(parallel_chains="auto") -> int:
@@ -47,7 +50,7 @@ def resolve_parallel_chains(parallel_chains="auto") -> int:
     >>> resolve_parallel_chains(3)
     3
     """
-    _check_parallel_chains(parallel_chains)
+    parallel_chains = _check_parallel_chains(parallel_chains)
     if keras.backend.backend() != "tensorflow":
         return 1
     if parallel_chains != "auto":
@@ -76,8 +79,7 @@ class _FastRNN:
 
     def __init__(self, *args, parallel_chains="auto", **kwargs):
         super().__init__(*args, **kwargs)
-        _check_parallel_chains(parallel_chains)
-        self.parallel_chains = parallel_chains
+        self.parallel_chains = _check_parallel_chains(parallel_chains)
 
     def inner_loop(self, sequences, initial_state, mask, training=False):
         if fast_path_refusal(self, sequences, mask, training) is not None:
