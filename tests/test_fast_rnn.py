@@ -451,6 +451,10 @@ def test_config_matches_stock(kind):
     assert clone.get_config() == fast.get_config()
     # A configuration without parallel_chains (the stock layer's, or one saved before it existed) loads.
     assert type(fast).from_config(stock.get_config()).parallel_chains == "auto"
+    # Saved models name the class as they did when fast_rnn was one module.
+    saved = keras.saving.serialize_keras_object(fast)
+    assert saved["module"] == "recurrent_mnist.fast_rnn"
+    assert saved["registered_name"] == f"recurrent_mnist>{type(fast).__name__}"
 
 
 def _fit_pair(kind, units=12, jit=False, parallel_chains="auto"):

@@ -42,6 +42,11 @@ from recurrent_mnist.fast_rnn.layers import FastGRU, FastLSTM, FastSimpleRNN, re
 
 __all__ = ["FastGRU", "FastLSTM", "FastSimpleRNN", "fast_path_refusal", "resolve_parallel_chains"]
 
+# Their public home, as saved models and result files name them (recurrent_mnist.fast_rnn.FastLSTM).
+for _layer_class in (FastGRU, FastLSTM, FastSimpleRNN):
+    _layer_class.__module__ = __name__
+del _layer_class
+
 
 def parallel_chains() -> int:
     """`resolve_parallel_chains("auto")`: kept only until training.py passes its own setting; do not use."""
