@@ -1,8 +1,9 @@
 """Fast drop-in recurrent layers for Keras 3 on the TensorFlow backend (CPU).
 
 `FastLSTM`, `FastGRU` and `FastSimpleRNN` subclass the stock Keras layers, so
-weights (names, shapes, gate order i,f,c,o / z,r,h), config, serialization
-and every Keras feature are those of the stock layers. Only `inner_loop()`
+weights (names, shapes, gate order i,f,c,o / z,r,h), config (plus
+`parallel_chains`), serialization and every Keras feature are those of the
+stock layers. Only `inner_loop()`
 is replaced: when `fast_path_refusal` finds nothing against it, the
 recurrence runs through a fast TensorFlow path:
 

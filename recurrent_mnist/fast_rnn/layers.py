@@ -15,7 +15,7 @@ import keras
 
 from recurrent_mnist.fast_rnn.fallback import fast_path_refusal
 
-# More chains than this were never measured to help.
+# The most chains a layer runs, whatever its setting.
 MAX_CHAINS = 16
 
 
@@ -98,7 +98,7 @@ class _FastRNN:
 
 @keras.saving.register_keras_serializable(package="recurrent_mnist")
 class FastLSTM(_FastRNN, keras.layers.LSTM):
-    """`keras.layers.LSTM` with a fast TensorFlow CPU path: same weights, config and results.
+    """`keras.layers.LSTM` with a fast TensorFlow CPU path: same weights and results.
 
     Args:
         units: Positive integer, dimensionality of the output space.
@@ -128,7 +128,7 @@ class FastLSTM(_FastRNN, keras.layers.LSTM):
 
 @keras.saving.register_keras_serializable(package="recurrent_mnist")
 class FastGRU(_FastRNN, keras.layers.GRU):
-    """`keras.layers.GRU` with a fast TensorFlow CPU path: same weights, config and results.
+    """`keras.layers.GRU` with a fast TensorFlow CPU path: same weights and results.
 
     Takes the arguments of `keras.layers.GRU` and `parallel_chains` (see `FastLSTM`).
 
@@ -144,7 +144,7 @@ class FastGRU(_FastRNN, keras.layers.GRU):
 
 @keras.saving.register_keras_serializable(package="recurrent_mnist")
 class FastSimpleRNN(_FastRNN, keras.layers.SimpleRNN):
-    """`keras.layers.SimpleRNN` with a fast TensorFlow CPU path: same weights, config and results.
+    """`keras.layers.SimpleRNN` with a fast TensorFlow CPU path: same weights and results.
 
     Takes the arguments of `keras.layers.SimpleRNN` and `parallel_chains` (see `FastLSTM`).
 
