@@ -18,8 +18,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np
 
-from recurrent_mnist import RowSequenceClassifier, fast_rnn
+from recurrent_mnist import RowSequenceClassifier
 from recurrent_mnist.environment import limit_threads
+from recurrent_mnist.fast_rnn import driver
 from recurrent_mnist.training import INFERENCE_BATCH, input_pipeline
 
 
@@ -36,7 +37,7 @@ def main() -> None:
     models = {}
     for mode in ("fused", "per_gate", "plain Keras"):
         # The choice is read when the predict function is traced, on its first call.
-        fast_rnn._CONFIG["gate_matmul"] = "fused" if mode == "plain Keras" else mode
+        driver.GATE_MATMUL = "fused" if mode == "plain Keras" else mode
         name = f"keras_{args.cell}" if mode == "plain Keras" else args.cell
         model = RowSequenceClassifier(name, units=args.units)
         model.build((None, 28, 28))

@@ -17,6 +17,7 @@ import keras
 
 from recurrent_mnist import settings
 from recurrent_mnist.cells import canonical_cell_name, get_cell_factory
+from recurrent_mnist.fast_rnn.layers import check_parallel_chains
 
 __all__ = ["RowSequenceClassifier"]
 
@@ -27,10 +28,6 @@ def _check_num_classes(value) -> int:
     return int(value)
 
 
-def _check_parallel_chains(value):
-    if value == "auto":
-        return value
-    return settings.THREADS.check(value, argument="parallel_chains")
 
 
 @keras.saving.register_keras_serializable(package="recurrent_mnist")
@@ -116,7 +113,7 @@ class RowSequenceClassifier(keras.Model):
         self.bidirectional = settings.BIDIRECTIONAL.check(bidirectional)
         self.dropout = settings.DROPOUT.check(dropout)
         self.recurrent_dropout = settings.RECURRENT_DROPOUT.check(recurrent_dropout)
-        self.parallel_chains = _check_parallel_chains(parallel_chains)
+        self.parallel_chains = check_parallel_chains(parallel_chains)
         if rescale is not None and (
             isinstance(rescale, bool)
             or not isinstance(rescale, numbers.Real)

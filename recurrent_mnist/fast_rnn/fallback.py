@@ -1,0 +1,71 @@
+"""Why a fast layer leaves a call to the stock Keras loop: `fast_path_refusal`, the one place that decides."""
+
+from __future__ import annotations
+
+import keras
+
+
+def fast_path_refusal(layer, sequences, mask=None, training=False) -> str | None:
+    """Why `layer` runs the stock Keras loop for this call, or None where it takes the fast path.
+
+    Args:
+        layer: a `FastLSTM`, `FastGRU` or `FastSimpleRNN`.
+        sequences: the inputs, (batch, time steps, features).
+        mask: the mask `inner_loop` receives, a tensor, a list or None.
+        training: whether the call is in training mode.
+
+    Returns:
+        A short sentence that names the reason, or None.
+
+    Example:
+
+    >>> fast_path_refusal(FastLSTM(4, activation="relu"), np.zeros((2, 28, 28), "float32"))
+    'activation=relu: the fast path computes tanh'
+    """
+    backend = keras.backend.backend()
+    if backend != "tensorflow":
+        return f"the Keras backend is {backend}: the fast path is TensorFlow code"
+    cell = layer.cell
+    use_cudnn = getattr(layer, "use_cudnn", False)  # SimpleRNN has no cuDNN kernel
+    if use_cudnn is True:
+        return "use_cudnn=True asks for the stock layer's cuDNN kernel"
+    cudnn_form = cell.use_bias and getattr(cell, "reset_after", True) and not layer.unroll
+    if use_cudnn == "auto" and cudnn_form and _gpu_available():
+        return "the stock layer runs cuDNN on the GPU"
+    if isinstance(mask, (list, tuple)):
+        mask = mask[0] if mask else None
+    if mask is not None:
+        return "a mask: the fast path runs every step of every sequence"
+    if sequences.shape[1] is None:
+        return "the number of time steps is unknown when the graph is traced: the fast path unrolls the loop"
+    if sequences.shape[2] is None:
+        return "the number of features is unknown when the graph is traced"
+    if cell.recurrent_dropout:
+        return f"recurrent_dropout={cell.recurrent_dropout}: the fast path has no recurrent dropout"
+    if not _computes(cell.activation, "tanh"):
+        return f"activation={_name(cell.activation)}: the fast path computes tanh"
+    if hasattr(cell, "recurrent_activation") and not _computes(cell.recurrent_activation, "sigmoid"):
+        return f"recurrent_activation={_name(cell.recurrent_activation)}: the fast path computes sigmoid"
+    if training and cell.dropout and getattr(cell, "dropout_mask_count", None):
+        return "input dropout with implementation=1: one dropout mask per gate"
+    return None
+
+
+def _gpu_available():
+    import tensorflow as tf  # the backend: already loaded
+
+    return bool(tf.config.list_logical_devices("GPU"))
+
+
+def _computes(activation, name):
+    import tensorflow as tf
+
+    same = {
+        "tanh": (keras.activations.tanh, keras.ops.tanh, tf.tanh, tf.math.tanh),
+        "sigmoid": (keras.activations.sigmoid, keras.ops.sigmoid, tf.sigmoid, tf.math.sigmoid, tf.nn.sigmoid),
+    }
+    return activation in same[name]
+
+
+def _name(activation):
+    return getattr(activation, "__name__", repr(activation))
