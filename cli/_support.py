@@ -25,12 +25,40 @@ class Terminated(KeyboardInterrupt):
     """SIGTERM, raised in the main thread so that cleanup runs as for Ctrl-C."""
 
 
-def install_sigterm_handler() -> None:
-    def handler(signum, frame):
-        raise Terminated()
+# The interruption asked for by a signal, until the command has handled it.
+_requested: type[KeyboardInterrupt] | None = None
 
-    with contextlib.suppress(ValueError):  # not in the main thread (e.g. some test runners)
-        signal.signal(signal.SIGTERM, handler)
+
+def install_signal_handlers() -> None:
+    """Ctrl-C and SIGTERM raise in the main thread, and are remembered.
+
+    Python drops an exception raised where it cannot propagate (a finalizer or
+    a weakref callback that happened to be running); `raise_if_interrupted`,
+    called with every progress event, raises the remembered one again, so that
+    no interruption is lost.
+    """
+
+    def handler(signum, frame):
+        global _requested
+        _requested = Terminated if signum == signal.SIGTERM else KeyboardInterrupt
+        raise _requested()
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(ValueError):  # not in the main thread (e.g. some test runners)
+            signal.signal(sig, handler)
+    sys.unraisablehook = _quiet_about_interruptions
+
+
+def _quiet_about_interruptions(unraisable) -> None:
+    # The dropped raise of an interruption is raised again (above): no "Exception ignored" traceback for it.
+    if not isinstance(unraisable.exc_value, KeyboardInterrupt):
+        sys.__unraisablehook__(unraisable)
+
+
+def raise_if_interrupted() -> None:
+    """Raises the interruption a signal asked for, if it has not stopped the work yet."""
+    if _requested is not None:
+        raise _requested()
 
 
 def interrupt_code(exc: BaseException) -> int:
@@ -45,14 +73,17 @@ def interruptible(view, message: str | Callable[[], str] | None = None) -> Itera
     resume; a callable is asked then; default: the view's
     `interrupted_message`) and exits 130 or 143 without a traceback.
     """
+    global _requested
     message = message or view.interrupted_message
-    install_sigterm_handler()
+    install_signal_handlers()
     try:
         with view:
             yield
     except KeyboardInterrupt as exc:
         err_console.print(message() if callable(message) else message, highlight=False)
         raise typer.Exit(code=interrupt_code(exc)) from None
+    finally:
+        _requested = None
 
 
 def import_library():

@@ -13,6 +13,7 @@ from recurrent_mnist_cli._support import (
     fail,
     import_library,
     interruptible,
+    raise_if_interrupted,
     user_errors,
 )
 
@@ -52,6 +53,7 @@ def train(
             raise fail(f"--output {output} must end in .keras")
 
         def show(event):
+            raise_if_interrupted()
             if event["event"] == "epoch_end":
                 logs = event["logs"]
                 console.print(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from recurrent_mnist_cli._support import raise_if_interrupted
 from rich.console import Console
 from rich.progress import (
     BarColumn,
@@ -43,6 +44,7 @@ class EventView:
         return self.progress.__exit__(*exc)
 
     def __call__(self, event: dict) -> None:
+        raise_if_interrupted()
         handler = getattr(self, "_on_" + event["event"], None)
         if handler is not None:
             handler(event)
