@@ -158,14 +158,16 @@ def test_a_missing_data_folder_is_one_sentence_and_writes_nothing(tmp_path):
     assert not results.exists()
 
 
-def test_tiny_bench_on_the_embedded_sample(tmp_path):
+def test_tiny_bench_on_real_digits(tmp_path, tiny_data_dir):
     result = invoke(
         "bench",
         "--cells",
         "lstm",
         "gru",
         "--dataset",
-        "mnist-sample",
+        "mnist",
+        "--data-dir",
+        tiny_data_dir,
         "--epochs",
         "1",
         "--units",

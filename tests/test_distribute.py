@@ -19,15 +19,16 @@ def test_unknown_strategy():
 
 
 @pytest.mark.slow
-def test_train_with_a_mirrored_strategy_on_two_logical_cpus(tmp_path):
+def test_train_with_a_mirrored_strategy_on_two_logical_cpus(tmp_path, tiny_data_dir):
     # Logical devices must be set up before TensorFlow starts: a process of its own.
     script = (
         "import sys\n"
         "from recurrent_mnist.distribute import split_cpu\n"
         "split_cpu(2)\n"
         "from recurrent_mnist_cli.app import main\n"
-        "sys.argv = ['recurrent-mnist', 'train', '--cell', 'gru', '--dataset', 'mnist-sample', '--epochs', '1',\n"
-        f"            '--units', '8', '--strategy', 'mirrored', '--output', {str(tmp_path / 'm.keras')!r}]\n"
+        "sys.argv = ['recurrent-mnist', 'train', '--cell', 'gru', '--epochs', '3', '--units', '8',\n"
+        f"            '--dataset', 'mnist', '--data-dir', {str(tiny_data_dir)!r},\n"
+        f"            '--strategy', 'mirrored', '--output', {str(tmp_path / 'm.keras')!r}]\n"
         "main()\n"
     )
     result = subprocess.run([sys.executable, "-c", script], env=cli_env(), capture_output=True, text=True, timeout=300)
