@@ -39,6 +39,7 @@ import pandas as pd
 from recurrent_mnist import RowSequenceClassifier, datasets, reporting
 from recurrent_mnist.bench import PRESETS
 from recurrent_mnist.environment import environment_info
+from recurrent_mnist.runs.atomic import atomic_write_json, atomic_write_text
 
 TUTORIAL = PRESETS["tutorial"]
 
@@ -174,8 +175,8 @@ def main() -> None:
         "(projected from the measured evaluation time). Evaluating once per epoch costs "
         f"{full_eval_s:.3f} s.\n"
     )
-    reporting.atomic_write_text(folder / "summary.md", text)
-    reporting.atomic_write_json(
+    atomic_write_text(folder / "summary.md", text)
+    atomic_write_json(
         folder / "environment.json",
         environment_info(
             dataset=data.describe(),

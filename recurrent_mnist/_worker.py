@@ -1,22 +1,23 @@
-"""Trains one bench variant, in this process or as `python -m recurrent_mnist._worker`.
+"""Trains one bench variant: in this process (`execute`), or in a fresh one (`run_isolated`).
 
-As a process it reads a JSON spec on stdin and writes JSON events, one per line,
-on its original stdout: progress events, then one `{"event": "result", ...}`.
-Everything else it prints (TensorFlow's notices, tracebacks) goes to stderr,
-which the parent sends to the variant's log file.
+`run_isolated` starts `python -m recurrent_mnist._worker`, which speaks the
+worker protocol of `runs.process`: the variant's spec as JSON on stdin, progress
+events and then the result as JSON lines on stdout, everything else (TensorFlow's
+notices, tracebacks) on stderr, which goes to the variant's log file.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import traceback
+from pathlib import Path
 
 from recurrent_mnist.cells import import_cell_modules
 from recurrent_mnist.datasets import Dataset, load
 from recurrent_mnist.environment import limit_threads, provenance
 from recurrent_mnist.errors import DatasetError
+from recurrent_mnist.runs.process import crash_reason, run_worker, serve_worker
 from recurrent_mnist.training import TrainConfig, train_variant
 
 
@@ -40,34 +41,18 @@ def execute(spec: dict, emit, dataset: Dataset | None = None) -> dict:
     return {"event": "result", "row": {**row, **provenance()}, "history": history}
 
 
-def _die_with_parent() -> None:
-    """On Linux, ask for SIGTERM when the parent dies, so a `kill -9` of the bench leaves no orphan."""
-    if not sys.platform.startswith("linux"):
-        return
-    try:
-        import ctypes
-        import signal
+def run_isolated(spec: dict, log_path: Path, emit) -> dict:
+    """Trains the variant `spec` describes in a fresh Python process, relaying its events to `emit`.
 
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
-
-
-def main() -> int:
-    _die_with_parent()
-    events = os.fdopen(os.dup(1), "w", buffering=1)
-    os.dup2(2, 1)  # stray prints land in the log, not in the event stream
-
-    def emit(event: dict) -> None:
-        events.write(json.dumps(event) + "\n")
-
-    try:
-        spec = json.loads(sys.stdin.read())
-        emit(execute(spec, emit))
-    except KeyboardInterrupt:
-        return 130
-    return 0
+    A crash or a kill of that process fails the variant; its row says why and names the log.
+    """
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2")}
+    outcome, returncode = run_worker([sys.executable, "-m", "recurrent_mnist._worker"], spec, log_path, emit, env)
+    if outcome is not None:
+        return outcome
+    row = TrainConfig.from_dict(spec["train_config"]).failed_row(crash_reason(returncode, log_path))
+    return {"row": row, "history": []}
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(serve_worker(execute))

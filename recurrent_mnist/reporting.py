@@ -1,23 +1,23 @@
-"""Result tables and plots, and the atomic writes behind every file this package produces.
+"""Result tables and plots, built from a run's records.
 
 Results are pandas DataFrames first: `runs_frame`, `summary_frame` and
-`history_frame` build them; CSV, Markdown, JSON and the PNG plots are views of
-them. Every file is written to a temporary file in the same folder and moved
-into place with `os.replace`, so a reader never sees half a table.
+`history_frame` build them (`record_frames` all three from a run's variant
+records); CSV, Markdown and the PNG plots are views of them. Every file is
+written atomically (`runs.atomic`), so a reader never sees half a table.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import os
-import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
+
+# Their home is runs.atomic; importable here too for code written before they moved.
+from recurrent_mnist.runs.atomic import atomic_path, atomic_write_json, atomic_write_text
 
 __all__ = [
     "RUNS_COLUMNS",
@@ -28,10 +28,12 @@ __all__ = [
     "markdown_table",
     "plot_accuracy_vs_time",
     "plot_learning_curves",
+    "record_frames",
     "runs_frame",
     "summary_frame",
     "summary_markdown",
     "write_csv",
+    "write_tables",
 ]
 
 # The documented columns of runs.csv, in order; provenance and configuration follow.
@@ -96,83 +98,12 @@ SUMMARY_METRICS = [
 ]
 
 
-# --------------------------------------------------------------------------- atomic writes
-
-
-@contextlib.contextmanager
-def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[Path]:
-    """Yields a temporary path beside `path`; on success it replaces `path` in one step.
-
-    On an exception the temporary file is removed and `path` is left as it was.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix or ".tmp")
-    os.close(fd)
-    # mkstemp creates 0600; results are shared, so give the file the mode a plain open() would.
-    os.chmod(tmp_name, 0o666 & ~_umask())
-    tmp = Path(tmp_name)
-    try:
-        yield tmp
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise
-    _fsync_dir(path.parent)
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def _fsync_dir(folder: Path) -> None:
-    with contextlib.suppress(OSError):
-        fd = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
-def atomic_write_text(path: str | os.PathLike, text: str) -> None:
-    with atomic_path(path) as tmp:
-        tmp.write_text(text, encoding="utf-8")
-
-
-def _json_default(value):
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, Path):
-        return str(value)
-    raise TypeError(f"not JSON serializable: {type(value).__name__}")
-
-
-def _clean_json(value):
-    """NaN and infinities become null: JSON has no spelling for them."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _clean_json(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_clean_json(v) for v in value]
-    return value
-
-
-def atomic_write_json(path: str | os.PathLike, obj) -> None:
-    atomic_write_text(path, json.dumps(_clean_json(obj), indent=2, default=_json_default) + "\n")
+# --------------------------------------------------------------------------- tables
 
 
 def write_csv(frame: pd.DataFrame, path: str | os.PathLike) -> None:
     with atomic_path(path) as tmp:
         frame.to_csv(tmp, index=False)
-
-
-# --------------------------------------------------------------------------- tables
 
 
 def runs_frame(rows: Iterable[dict]) -> pd.DataFrame:
@@ -196,6 +127,18 @@ def history_frame(rows: Iterable[dict]) -> pd.DataFrame:
             frame[column] = pd.to_numeric(frame[column], errors="coerce")
     ordered = [c for c in HISTORY_COLUMNS if c in frame] + [c for c in frame.columns if c not in HISTORY_COLUMNS]
     return frame[ordered].sort_values(["cell", "seed", "epoch"], kind="stable").reset_index(drop=True)
+
+
+def record_frames(records: Iterable[dict]) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """The `runs`, `summary` and `history` frames of a run's variant records (see `runs.records`)."""
+    records = list(records)
+    runs = runs_frame(record["row"] for record in records)
+    history = history_frame(
+        {**entry, "cell": record["row"]["cell"], "seed": record["row"]["seed"], "variant": record["key"]}
+        for record in records
+        for entry in record.get("history", [])
+    )
+    return runs, summary_frame(runs), history
 
 
 def summary_frame(runs: pd.DataFrame) -> pd.DataFrame:
@@ -286,6 +229,31 @@ def summary_markdown(summary: pd.DataFrame, title: str, notes: Iterable[str] = (
     for note in notes:
         text += f"\n{note}\n"
     return text
+
+
+def write_tables(
+    folder: str | os.PathLike,
+    runs: pd.DataFrame,
+    summary: pd.DataFrame,
+    history: pd.DataFrame,
+    title: str,
+    notes: Iterable[str] = (),
+) -> list[Path]:
+    """Writes `runs.csv`, `summary.csv`, `summary.md`, `history.csv` and the plots there are data for.
+
+    Returns the files written.
+    """
+    folder = Path(folder)
+    write_csv(runs, folder / "runs.csv")
+    write_csv(summary, folder / "summary.csv")
+    write_csv(history, folder / "history.csv")
+    atomic_write_text(folder / "summary.md", summary_markdown(summary, title, notes))
+    files = [folder / name for name in ("runs.csv", "summary.csv", "summary.md", "history.csv")]
+    if plot_learning_curves(history, folder / "learning_curves.png"):
+        files.append(folder / "learning_curves.png")
+    if plot_accuracy_vs_time(runs, folder / "accuracy_vs_time.png"):
+        files.append(folder / "accuracy_vs_time.png")
+    return files
 
 
 # --------------------------------------------------------------------------- plots

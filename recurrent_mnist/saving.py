@@ -16,7 +16,7 @@ import keras
 
 import recurrent_mnist.model  # noqa: F401 - registers RowSequenceClassifier for deserialization
 from recurrent_mnist.errors import ModelFileError
-from recurrent_mnist.reporting import atomic_path
+from recurrent_mnist.runs.atomic import atomic_path
 
 __all__ = ["load_model", "save_model"]
 

@@ -19,6 +19,7 @@ from recurrent_mnist import reporting
 from recurrent_mnist.datasets import load
 from recurrent_mnist.environment import limit_threads
 from recurrent_mnist.errors import ModelFileError, ResultsError
+from recurrent_mnist.runs.atomic import atomic_write_json
 from recurrent_mnist.saving import load_model, save_model
 from recurrent_mnist.training import INFERENCE_BATCH, TrainConfig, train_variant
 
@@ -66,7 +67,7 @@ def train_and_save(
         reporting.history_frame({**entry, "cell": config.cell, "seed": config.seed} for entry in result.history),
         history_path,
     )
-    reporting.atomic_write_json(
+    atomic_write_json(
         output.with_name(output.stem + ".metrics.json"),
         {"dataset": dataset.describe(), "config": config.to_dict(), "metrics": result.row},
     )

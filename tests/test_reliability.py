@@ -200,7 +200,7 @@ def test_no_space_left_is_one_sentence_and_no_half_written_table(tmp_path, monke
     from recurrent_mnist_cli.app import app
     from typer.testing import CliRunner
 
-    from recurrent_mnist import reporting
+    from recurrent_mnist.runs import atomic
 
     real_replace = os.replace
 
@@ -209,7 +209,7 @@ def test_no_space_left_is_one_sentence_and_no_half_written_table(tmp_path, monke
             raise OSError(28, "No space left on device", str(dst))
         real_replace(src, dst)
 
-    monkeypatch.setattr(reporting.os, "replace", full_disk)
+    monkeypatch.setattr(atomic.os, "replace", full_disk)
     result = CliRunner().invoke(
         app,
         ["bench", "--cells", "simple_rnn", *TINY, "--in-process", "--results-dir", str(tmp_path), "--run-name", "full"],

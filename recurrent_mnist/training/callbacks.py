@@ -17,7 +17,7 @@ from pathlib import Path
 import keras
 
 from recurrent_mnist.errors import ResultsError
-from recurrent_mnist.reporting import atomic_path, atomic_write_json
+from recurrent_mnist.runs.atomic import atomic_path, atomic_write_json
 from recurrent_mnist.training.config import TrainConfig
 
 __all__ = ["Checkpoint", "Emit", "Monitor", "now", "restore"]

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import hashlib
 import json
 import os
 import re
@@ -17,6 +16,7 @@ from collections.abc import Iterator
 
 from recurrent_mnist import settings
 from recurrent_mnist.errors import ConfigError
+from recurrent_mnist.runs.folder import digest as _digest
 from recurrent_mnist.training.config import steps_per_execution_for
 from recurrent_mnist.tuning.hypermodel import RowSequenceHyperModel
 
@@ -181,10 +181,6 @@ def _keras_tuner_role(config: TuneConfig) -> Iterator[dict[str, str]]:
                 os.environ.pop(name, None)
             else:
                 os.environ[name] = value
-
-
-def _digest(obj) -> str:
-    return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()
 
 
 def default_run_name(config: TuneConfig, dataset_sha256: str) -> str:

@@ -25,9 +25,9 @@ import keras
 import keras_tuner
 from keras_tuner.engine.trial import Trial, TrialStatus
 
-from recurrent_mnist import reporting
 from recurrent_mnist.datasets import Dataset
 from recurrent_mnist.distribute import get_strategy
+from recurrent_mnist.runs.atomic import atomic_write_text
 from recurrent_mnist.training import split_validation
 from recurrent_mnist.tuning.config import TuneConfig
 from recurrent_mnist.tuning.folder import PROJECT, _SearchFolder
@@ -41,7 +41,7 @@ NO_FAILURE_LIMIT = sys.maxsize
 
 def _write_state(path: str | os.PathLike, state: dict) -> None:
     # keras-tuner writes its state files in place; a kill -9 mid-write would leave one unreadable.
-    reporting.atomic_write_text(path, json.dumps(state))
+    atomic_write_text(path, json.dumps(state))
 
 
 class _Bookkeeping:

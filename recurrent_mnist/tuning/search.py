@@ -22,6 +22,8 @@ from recurrent_mnist import reporting, settings
 from recurrent_mnist.datasets import Dataset, load
 from recurrent_mnist.environment import environment_info, limit_threads
 from recurrent_mnist.errors import ConfigError
+from recurrent_mnist.runs.atomic import atomic_write_json, atomic_write_text
+from recurrent_mnist.runs.folder import check_run_name
 from recurrent_mnist.saving import save_model
 from recurrent_mnist.training import TrainConfig, train_variant
 from recurrent_mnist.tuning.config import (
@@ -94,8 +96,7 @@ def run_search(
     emit = progress or (lambda event: None)
     _require_optional_packages(config)
     limit_threads(config.threads)
-    if run_name is not None and (not run_name.strip() or Path(run_name).name != run_name or run_name in (".", "..")):
-        raise ConfigError(f"--run-name must be a plain folder name; received {run_name!r}")
+    check_run_name(run_name)
     role = config.distributed or "local"
     if role == "worker" and fresh:
         raise ConfigError(
@@ -112,14 +113,14 @@ def run_search(
     with _keras_tuner_role(config) as variables:
         if role == "worker":
             return _run_worker(config, dataset, folder, variables["KERASTUNER_TUNER_ID"], tensorboard_dir, emit)
-        busy = f"another tune process is running the search in {folder.path}; wait for it, or choose another --run-name"
+        busy = f"another process is running the search in {folder.path}; wait for it, or choose another `run_name`"
         with folder.lock(folder.path / ".search.lock", busy):
             if role == "chief":
                 folder.set_chief_state("starting", config.oracle)
             if fresh:
                 folder.discard()
             folder.check_config(config.identity(), dataset.sha256)
-            reporting.atomic_write_json(
+            atomic_write_json(
                 folder.path / "environment.json",
                 environment_info(command, dataset=dataset.describe(), config=config.to_dict(), role=role),
             )
@@ -226,7 +227,7 @@ def _run_oracle(config, dataset, folder, role: str, tensorboard_dir, emit: Progr
         result.files.append(folder.path / "best_hyperparameters.json")
         if result.best.get("model"):
             result.files.append(folder.path / result.best["model"])
-    reporting.atomic_write_text(folder.path / "summary.md", summary_markdown(result, config))
+    atomic_write_text(folder.path / "summary.md", summary_markdown(result, config))
     result.files += [folder.path / "summary.md", folder.path / "environment.json"]
     return result
 
@@ -266,7 +267,7 @@ def _best_model(config, dataset, folder: _SearchFolder, trials: pd.DataFrame, em
             best.update(
                 {k: previous[k] for k in ("model", "test_accuracy", "test_loss", "retrained_epochs") if k in previous}
             )
-            reporting.atomic_write_json(best_json, best)
+            atomic_write_json(best_json, best)
             emit(
                 {
                     "event": "retrain_end",
@@ -279,7 +280,7 @@ def _best_model(config, dataset, folder: _SearchFolder, trials: pd.DataFrame, em
     if not retrain:
         with contextlib.suppress(FileNotFoundError):
             model_path.unlink()  # it belongs to another configuration
-        reporting.atomic_write_json(best_json, {**best, "model": None})
+        atomic_write_json(best_json, {**best, "model": None})
         return best
     train_config = TrainConfig(
         cell=hyperparameters["cell"],
@@ -317,7 +318,7 @@ def _best_model(config, dataset, folder: _SearchFolder, trials: pd.DataFrame, em
             test_loss=outcome.row["test_loss"],
             retrained_epochs=outcome.row["epochs"],
         )
-    reporting.atomic_write_json(best_json, best)
+    atomic_write_json(best_json, best)
     emit(
         {
             "event": "retrain_end",
