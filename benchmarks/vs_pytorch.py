@@ -104,6 +104,7 @@ KERAS_IMPLS = ("keras", "keras-stock", "keras-xla")
 # Options of each Keras implementation beyond the defaults (a lever to measure).
 KERAS_OPTIONS = {"keras-xla": {"jit_compile": True}}
 WORKERS = ("prepare", "peak", *IMPLS)
+TORCH_WORKERS = ("peak", "torch")  # they load PyTorch and must not load TensorFlow
 # The registered cell names each Keras implementation trains.
 KERAS_CELL_NAMES = {
     "keras": {cell: cell for cell in CELLS},
@@ -233,19 +234,6 @@ def data_digest(x_train, y_train, x_test, y_test) -> str:
         digest.update(f"{array.dtype.str}{array.shape}".encode())
         digest.update(array.tobytes())
     return digest.hexdigest()
-
-
-def finite(value: Any) -> Any:
-    """NaN and infinities become None (JSON has no spelling for them), recursively."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: finite(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [finite(v) for v in value]
-    if isinstance(value, np.generic):
-        return finite(value.item())
-    return value
 
 
 # --------------------------------------------------------------------------- workers
@@ -551,22 +539,20 @@ def torch_worker(args: argparse.Namespace) -> dict:
     return record
 
 
-def _die_with_parent() -> None:
-    """On Linux, ask for SIGTERM when the orchestrator dies, so that no worker outlives it."""
-    if not sys.platform.startswith("linux"):
-        return
-    try:
-        import ctypes
-        import signal
-
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
-
-
 def worker_main(args: argparse.Namespace) -> int:
-    """Runs one worker; its JSON record is the last line on stdout, everything else goes to stderr."""
-    _die_with_parent()
+    """Runs one worker; its JSON record is the last line on stdout, everything else goes to stderr.
+
+    A PyTorch worker never loads TensorFlow: `recurrent_mnist` then defers Keras
+    (its light modules import none), and Keras, if anything imported it, would
+    run on torch.
+    """
+    if args.worker in TORCH_WORKERS:
+        os.environ["RECURRENT_MNIST_DEFER_KERAS"] = "1"
+        os.environ["KERAS_BACKEND"] = "torch"
+    from recurrent_mnist.runs.atomic import json_value
+    from recurrent_mnist.runs.process import die_with_parent
+
+    die_with_parent()  # no worker outlives the orchestrator
     out = os.fdopen(os.dup(1), "w")
     os.dup2(2, 1)  # stray prints (TensorFlow, Keras) land on stderr, not in the record
     code = 0
@@ -585,7 +571,9 @@ def worker_main(args: argparse.Namespace) -> int:
         traceback.print_exc(file=sys.stderr)
         record = {"kind": args.worker, "status": "failed", "error": f"{type(exc).__name__}: {exc}"}
         code = 1
-    out.write(json.dumps(finite(record)) + "\n")
+    if args.worker in TORCH_WORKERS:
+        record["tensorflow_loaded"] = "tensorflow" in sys.modules  # False: torch was measured alone
+    out.write(json.dumps(json_value(record)) + "\n")
     out.flush()
     return code
 
@@ -667,15 +655,15 @@ def run_worker(command: list[str], timeout: float | None) -> dict:
 
 
 @functools.cache
-def reporting():
-    """`recurrent_mnist.reporting`, imported quietly: the package imports TensorFlow, whose start-up
+def quiet_import(name: str):
+    """A module of `recurrent_mnist`, imported quietly: the package imports TensorFlow, whose start-up
     notices ignore TF_CPP_MIN_LOG_LEVEL in the orchestrator's terminal (they are shown if the import fails)."""
     with tempfile.TemporaryFile() as captured:
         saved = os.dup(2)
         sys.stderr.flush()
         os.dup2(captured.fileno(), 2)
         try:
-            import recurrent_mnist.reporting as module
+            module = importlib.import_module(name)
         except BaseException:
             os.dup2(saved, 2)
             captured.seek(0)
@@ -700,7 +688,7 @@ class Results:
 
     def append(self, record: dict) -> None:
         """Appends one raw record to the JSONL file at once, so an interrupted run keeps what it measured."""
-        record = finite({"run_id": self.run_id, **record})
+        record = quiet_import("recurrent_mnist.runs.atomic").json_value({"run_id": self.run_id, **record})
         self.folder.mkdir(parents=True, exist_ok=True)
         with open(self.jsonl, "a", encoding="utf-8") as f:
             f.write(json.dumps(record) + "\n")
@@ -792,7 +780,7 @@ class Results:
         return f"{sum(t['keras'] <= t['torch'] for t in pairs)}/{len(pairs)}"
 
     def markdown(self, summary) -> str:
-        markdown_table = reporting().markdown_table
+        markdown_table = quiet_import("recurrent_mnist.reporting").markdown_table
 
         headers = [
             "cell",
@@ -890,8 +878,8 @@ class Results:
     def write(self) -> str:
         summary = self.summary()
         text = self.markdown(summary)
-        reporting().write_csv(summary, self.folder / f"{self.args.name}.csv")
-        reporting().atomic_write_text(self.folder / f"{self.args.name}.md", text)
+        quiet_import("recurrent_mnist.reporting").write_csv(summary, self.folder / f"{self.args.name}.csv")
+        quiet_import("recurrent_mnist.runs.atomic").atomic_write_text(self.folder / f"{self.args.name}.md", text)
         return text
 
 
@@ -1037,7 +1025,7 @@ def orchestrate(args: argparse.Namespace) -> int:
             "torch": peak.get("torch"),
             "benchmark": settings,
         }
-        atomic_write_json = reporting().atomic_write_json
+        atomic_write_json = quiet_import("recurrent_mnist.runs.atomic").atomic_write_json
         atomic_write_json(folder / f"{args.name}.environment.json", environment)
         subset = f" (first {args.n_train or 'all'} / {args.n_test or 'all'})" if args.n_train or args.n_test else ""
         peak_text = "failed" if results.peak_gflops is None else f"{results.peak_gflops:,.1f} GFLOP/s"

@@ -42,6 +42,15 @@ def test_a_failed_worker_is_recorded_with_its_stderr(vs):
     assert slow["status"] == "failed" and "timed out" in slow["error"]
 
 
+def test_a_torch_worker_never_loads_tensorflow():
+    # Without --data-file the worker fails at once, after its imports (torch or not, installed or not).
+    command = [sys.executable, str(SCRIPT), "--worker", "torch", "--threads", "1"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    record = json.loads(done.stdout.splitlines()[-1])
+    assert record["status"] == "failed" and "needs --data-file" in record["error"], done.stderr[-3000:]
+    assert record["tensorflow_loaded"] is False
+
+
 def test_summary_medians_ratios_and_failures(vs, tmp_path):
     args = vs.parse_args(["--cells", "gru", "--shapes", "8x50", "--impls", "keras", "torch", "--rounds", "3"])
     args.results_dir = tmp_path
