@@ -50,7 +50,7 @@ def _serve(oracle, host: str, port: int, folder: _SearchFolder, poll_s: float = 
         bound = 0
     if not bound:
         raise ConfigError(
-            f"--oracle {host}:{port}: the chief cannot listen there "
+            f"`oracle={host}:{port}`: the chief cannot listen there "
             "(the port is taken, or the address is not this machine's)"
         )
     folder.set_chief_state("serving", address)
@@ -98,7 +98,7 @@ def _workers_busy(oracle, folder: _SearchFolder) -> bool:
 
 
 def _run_worker(config, dataset, folder: _SearchFolder, worker_id: str, tensorboard_dir, emit: Progress) -> TuneResult:
-    busy = f"a worker with --worker-id {worker_id} is already running on {folder.path}; give each worker its own id"
+    busy = f"a worker with `worker_id={worker_id}` is already running on {folder.path}; give each worker its own id"
     with folder.lock(folder.workers / f"{worker_id}.lock", busy, tries=10):
         folder.check_config(config.identity(), dataset.sha256, write=False)
         host, port = settings.parse_oracle_address(config.oracle)
