@@ -262,13 +262,15 @@ def run_bench(
         ),
     )
 
+    def finished(path: Path) -> bool:
+        record = records.read_record(path)
+        return record is not None and (record["row"].get("status") == "ok" or not retry_failed)
+
     plan = []
     for variant in config.variants():
         key = _variant_key(shared, dataset.sha256, variant)
         path = folder.variant_path(variant, key)
-        record = records.read_record(path)
-        keep = record is not None and (record["row"].get("status") == "ok" or not retry_failed)
-        plan.append((variant, key, path, keep))
+        plan.append((variant, key, path, finished(path)))
     emit(
         {
             "event": "run_start",
@@ -282,8 +284,7 @@ def run_bench(
     trained = kept = 0
     for index, (variant, key, path, keep) in enumerate(plan, start=1):
         label = {"cell": variant.cell, "seed": variant.seed, "index": index, "total": len(plan)}
-        record = records.read_record(path) if not keep else None
-        if keep or record is not None:  # finished earlier, or meanwhile by another process
+        if keep or finished(path):  # finished earlier, or meanwhile by another process
             kept += 1
             emit({"event": "variant_kept", **label})
             continue

@@ -92,6 +92,24 @@ def test_rerun_resumes_and_keeps_finished_rows_unchanged(tmp_path, small_sample)
     assert sorted(runs["cell"]) == ["gru", "lstm"]
 
 
+def test_a_failed_variant_is_kept_unless_retried(tmp_path, small_sample, monkeypatch):
+    from recurrent_mnist import _worker
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("broken on purpose")
+
+    config = BenchConfig.from_options(cells=("simple_rnn",), **TINY)
+    with monkeypatch.context() as patch:
+        patch.setattr(_worker, "train_variant", broken)
+        first = run(tmp_path, config, small_sample)
+    assert first.failed == 1 and "RuntimeError: broken on purpose" in first.runs.loc[0, "error"]
+    again = run(tmp_path, config, small_sample)
+    assert (again.kept, again.trained, again.failed) == (1, 0, 1)
+    retried = run(tmp_path, config, small_sample, retry_failed=True)
+    assert (retried.kept, retried.trained, retried.failed) == (0, 1, 0)
+    assert retried.runs.loc[0, "status"] == "ok"
+
+
 def test_another_configuration_never_mixes_into_a_run(tmp_path, small_sample):
     run(tmp_path, BenchConfig.from_options(cells=("gru",), **TINY), small_sample)
     changed = BenchConfig.from_options(cells=("gru",), **{**TINY, "epochs": 1})
