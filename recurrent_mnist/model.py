@@ -28,8 +28,6 @@ def _check_num_classes(value) -> int:
     return int(value)
 
 
-
-
 @keras.saving.register_keras_serializable(package="recurrent_mnist")
 class RowSequenceClassifier(keras.Model):
     """Classifies images by reading their rows as a sequence through a recurrent cell.

@@ -21,9 +21,6 @@ from recurrent_mnist.runs.atomic import atomic_path, atomic_write_json, atomic_w
 
 __all__ = [
     "RUNS_COLUMNS",
-    "atomic_path",
-    "atomic_write_json",
-    "atomic_write_text",
     "history_frame",
     "markdown_table",
     "plot_accuracy_vs_time",
