@@ -16,8 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 
-# Their home is runs.atomic; importable here too for code written before they moved.
-from recurrent_mnist.runs.atomic import atomic_path, atomic_write_json, atomic_write_text
+from recurrent_mnist.runs.atomic import atomic_path, atomic_write_text
 
 __all__ = [
     "RUNS_COLUMNS",
