@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 
 import pandas as pd
@@ -16,15 +15,9 @@ TINY = dict(dataset="mnist-sample", units=8, epochs=2, batch_size=256)
 
 
 @pytest.fixture
-def small_sample(sample):
-    """A fifth of the sample keeps each variant to a couple of seconds."""
-    return dataclasses.replace(
-        sample,
-        x_train=sample.x_train[:800],
-        y_train=sample.y_train[:800],
-        x_test=sample.x_test[:200],
-        y_test=sample.y_test[:200],
-    )
+def small_sample(tiny):
+    """600 digits at 14 x 14 (conftest's `tiny`) keep each variant to a second or two."""
+    return tiny
 
 
 def run(tmp_path, config, dataset, **kwargs):
@@ -50,9 +43,10 @@ def test_every_documented_file_and_column(tmp_path, small_sample):
     assert list(runs.columns[: len(RUNS_COLUMNS)]) == RUNS_COLUMNS
     assert len(runs) == 6 and set(runs["status"]) == {"ok"}
     assert runs.groupby("cell")["seed"].apply(sorted).to_dict() == {c: [0, 1] for c in ("gru", "lstm", "simple_rnn")}
-    assert runs.loc[runs.cell == "lstm", "params"].iloc[0] == 4 * (8 * (28 + 8) + 8) + 9 * 10
-    assert runs.loc[runs.cell == "gru", "params"].iloc[0] == 3 * 8 * (28 + 8 + 2) + 9 * 10
-    assert runs.loc[runs.cell == "simple_rnn", "params"].iloc[0] == 8 * (28 + 8) + 8 + 9 * 10
+    # Eight units over 14 features per row (the 14 x 14 digits), and a head of ten logits.
+    assert runs.loc[runs.cell == "lstm", "params"].iloc[0] == 4 * (8 * (14 + 8) + 8) + 9 * 10
+    assert runs.loc[runs.cell == "gru", "params"].iloc[0] == 3 * 8 * (14 + 8 + 2) + 9 * 10
+    assert runs.loc[runs.cell == "simple_rnn", "params"].iloc[0] == 8 * (14 + 8) + 8 + 9 * 10
     assert (runs["test_accuracy"].between(0, 1)).all() and (runs["epoch_time_s"] > 0).all()
     assert (runs["dataset_sha256"] == small_sample.sha256).all()
 
@@ -171,10 +165,9 @@ def test_unwritable_results_folder_is_one_sentence(tmp_path, small_sample):
 
 
 @pytest.mark.slow
-def test_isolated_variant_runs_in_its_own_process(tmp_path):
-    result = run_bench(
-        BenchConfig.from_options(cells=("gru",), **{**TINY, "epochs": 1}), results_dir=tmp_path, run_name="iso"
-    )
+def test_isolated_variant_runs_in_its_own_process(tmp_path, tiny_data_dir):
+    config = BenchConfig.from_options(cells=("gru",), **{**TINY, "dataset": "mnist", "epochs": 1})
+    result = run_bench(config, data_dir=tiny_data_dir, results_dir=tmp_path, run_name="iso")
     row = result.runs.iloc[0]
     assert row["status"] == "ok" and bool(row["isolated"])
     assert row["peak_rss_mb"] > 100  # a process of its own, with TensorFlow loaded

@@ -14,7 +14,15 @@ import pandas as pd
 import pytest
 from clirun import alive, children, read_line_containing, run, start, wait_for
 
-TINY = ["--dataset", "mnist-sample", "--epochs", "1", "--units", "8", "--batch-size", "256", "--no-measure-inference"]
+
+@pytest.fixture
+def tiny_bench(tiny_data_dir) -> list:
+    """Options of a bench whose variants take a second or two: 14 x 14 digits, one epoch, eight units."""
+    return [
+        *("--dataset", "mnist", "--data-dir", tiny_data_dir, "--epochs", "1", "--units", "8"),
+        *("--batch-size", "256", "--no-measure-inference"),
+    ]
+
 
 pytestmark = pytest.mark.slow
 
@@ -31,8 +39,8 @@ def _all_tables_parse(folder):
         json.loads(path.read_text())
 
 
-def test_kill_9_keeps_finished_variants_leaves_no_orphan_and_resumes(tmp_path):
-    args = ["bench", "--cells", "simple_rnn", "gru", "lstm", *TINY, "--results-dir", tmp_path, "--run-name", "k"]
+def test_kill_9_keeps_finished_variants_leaves_no_orphan_and_resumes(tmp_path, tiny_bench):
+    args = ["bench", "--cells", "simple_rnn", "gru", "lstm", *tiny_bench, "--results-dir", tmp_path, "--run-name", "k"]
     folder = tmp_path / "k"
     with start(*args, cwd=tmp_path) as process:
         wait_for(lambda: len(_variant_files(folder)) >= 1, process=process)
@@ -55,13 +63,13 @@ def test_kill_9_keeps_finished_variants_leaves_no_orphan_and_resumes(tmp_path):
 
 
 @pytest.mark.parametrize(("sig", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
-def test_interrupting_bench_stops_quickly_and_says_how_to_resume(tmp_path, sig, code):
+def test_interrupting_bench_stops_quickly_and_says_how_to_resume(tmp_path, sig, code, tiny_bench):
     with start(
         "bench",
         "--cells",
         "lstm",
         "gru",
-        *TINY,
+        *tiny_bench,
         "--epochs",
         "1000",  # far longer than the test: it must be the signal that ends it
         "--in-process",
@@ -83,13 +91,14 @@ def test_interrupting_bench_stops_quickly_and_says_how_to_resume(tmp_path, sig, 
     _all_tables_parse(tmp_path / "i")
 
 
-def test_interrupted_train_resumes_from_its_last_epoch(tmp_path):
+def test_interrupted_train_resumes_from_its_last_epoch(tmp_path, tiny_data_dir):
     output = tmp_path / "model.keras"
     # Enough epochs that the signal, handled when a 50-step execution returns, arrives mid-training.
-    args = ["train", "--cell", "gru", "--dataset", "mnist-sample", "--epochs", "60", "--units", "8", "--output", output]
+    args = ["train", "--cell", "gru", "--dataset", "mnist", "--data-dir", tiny_data_dir, "--units", "8"]
+    args += ["--epochs", "200", "--batch-size", "64", "--output", output]
     backup = tmp_path / "model.keras.backup"
     with start(*args, cwd=tmp_path) as process:
-        read_line_containing(process, "epoch 1/60")
+        read_line_containing(process, "epoch 1/200")
         wait_for(lambda: (backup / "state.json").exists(), process=process)  # the checkpoint of epoch 1
         process.send_signal(signal.SIGINT)
         process.wait(timeout=60)
@@ -102,13 +111,13 @@ def test_interrupted_train_resumes_from_its_last_epoch(tmp_path):
 
     rerun = run(*args, cwd=tmp_path)
     assert rerun.returncode == 0, rerun.stderr
-    assert "epoch 1/60" not in rerun.stdout  # resumed: the first epoch was not trained again
+    assert "epoch 1/200" not in rerun.stdout  # resumed: the first epoch was not trained again
     history = pd.read_csv(tmp_path / "model.history.csv")
-    assert history["epoch"].tolist()[-1] == 60 and history["epoch"].is_unique
+    assert history["epoch"].tolist()[-1] == 200 and history["epoch"].is_unique
     assert output.exists() and not (tmp_path / "model.keras.backup").exists()
 
 
-def test_a_nan_variant_fails_and_the_run_goes_on(tmp_path):
+def test_a_nan_variant_fails_and_the_run_goes_on(tmp_path, tiny_bench):
     result = run(
         "bench",
         "--import",
@@ -116,7 +125,7 @@ def test_a_nan_variant_fails_and_the_run_goes_on(tmp_path):
         "--cells",
         "nan_cell",
         "gru",
-        *TINY,
+        *tiny_bench,
         "--in-process",
         "--results-dir",
         tmp_path,
@@ -133,7 +142,7 @@ def test_a_nan_variant_fails_and_the_run_goes_on(tmp_path):
     assert "1 variant(s) failed" in result.stderr
 
 
-def test_a_crashed_or_broken_variant_fails_alone(tmp_path):
+def test_a_crashed_or_broken_variant_fails_alone(tmp_path, tiny_bench):
     result = run(
         "bench",
         "--import",
@@ -142,7 +151,7 @@ def test_a_crashed_or_broken_variant_fails_alone(tmp_path):
         "crash_cell",
         "error_cell",
         "simple_rnn",
-        *TINY,
+        *tiny_bench,
         "--results-dir",
         tmp_path,
         "--run-name",
@@ -158,8 +167,8 @@ def test_a_crashed_or_broken_variant_fails_alone(tmp_path):
     assert summary.loc["crash_cell", "failed"] == 1 and summary.loc["simple_rnn", "seeds"] == 1
 
 
-def test_two_processes_fill_one_run_without_losing_rows(tmp_path):
-    common = [*TINY, "--in-process", "--results-dir", tmp_path, "--run-name", "shared"]
+def test_two_processes_fill_one_run_without_losing_rows(tmp_path, tiny_bench):
+    common = [*tiny_bench, "--in-process", "--results-dir", tmp_path, "--run-name", "shared"]
     with (
         start("bench", "--cells", "lstm", "--seeds", "0", "1", *common, cwd=tmp_path) as first,
         start("bench", "--cells", "gru", "--seeds", "0", "1", *common, cwd=tmp_path) as second,
@@ -171,7 +180,7 @@ def test_two_processes_fill_one_run_without_losing_rows(tmp_path):
     assert sorted(zip(runs["cell"], runs["seed"], strict=True)) == [("gru", 0), ("gru", 1), ("lstm", 0), ("lstm", 1)]
 
 
-def test_the_same_command_gives_the_same_accuracies(tmp_path):
+def test_the_same_command_gives_the_same_accuracies(tmp_path, tiny_bench):
     outputs = []
     for name in ("a", "b"):
         result = run(
@@ -180,7 +189,7 @@ def test_the_same_command_gives_the_same_accuracies(tmp_path):
             "gru",
             "--seeds",
             "5",
-            *TINY,
+            *tiny_bench,
             "--in-process",
             "--results-dir",
             tmp_path,
@@ -196,7 +205,7 @@ def test_the_same_command_gives_the_same_accuracies(tmp_path):
     assert environment["seeds"] == [5] and environment["config"]["epochs"] == 1
 
 
-def test_no_space_left_is_one_sentence_and_no_half_written_table(tmp_path, monkeypatch):
+def test_no_space_left_is_one_sentence_and_no_half_written_table(tmp_path, monkeypatch, tiny_bench):
     from recurrent_mnist_cli.app import app
     from typer.testing import CliRunner
 
@@ -212,7 +221,17 @@ def test_no_space_left_is_one_sentence_and_no_half_written_table(tmp_path, monke
     monkeypatch.setattr(atomic.os, "replace", full_disk)
     result = CliRunner().invoke(
         app,
-        ["bench", "--cells", "simple_rnn", *TINY, "--in-process", "--results-dir", str(tmp_path), "--run-name", "full"],
+        [
+            "bench",
+            "--cells",
+            "simple_rnn",
+            *tiny_bench,
+            "--in-process",
+            "--results-dir",
+            str(tmp_path),
+            "--run-name",
+            "full",
+        ],
     )
     assert result.exit_code == 1
     assert "runs.csv cannot be written or read: no space left on the device" in result.output
