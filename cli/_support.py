@@ -66,7 +66,7 @@ def interrupt_code(exc: BaseException) -> int:
 
 
 @contextlib.contextmanager
-def interruptible(view, message: str | Callable[[], str] | None = None) -> Iterator[None]:
+def interruptible(view, message: str | Callable[[], str] | None = None) -> Iterator:
     """Shows `view` (a rich display, or a null context) while long work runs.
 
     Ctrl-C or SIGTERM stops the work, prints `message` (what is kept, how to
@@ -78,7 +78,7 @@ def interruptible(view, message: str | Callable[[], str] | None = None) -> Itera
     install_signal_handlers()
     try:
         with view:
-            yield
+            yield view
     except KeyboardInterrupt as exc:
         err_console.print(message() if callable(message) else message, highlight=False)
         raise typer.Exit(code=interrupt_code(exc)) from None

@@ -32,6 +32,19 @@ __all__ = [
     "write_tables",
 ]
 
+# What a variant's training measured: the timing, throughput and memory columns.
+MEASURED = [
+    "epoch_time_s",
+    "first_epoch_s",
+    "train_time_s",
+    "train_samples_per_s",
+    "infer_samples_per_s",
+    "latency_ms_p50",
+    "latency_ms_p95",
+    "peak_rss_mb",
+    "epochs_to_target",
+    "seconds_to_target",
+]
 # The documented columns of runs.csv, in order; provenance and configuration follow.
 RUNS_COLUMNS = [
     "cell",
@@ -50,16 +63,7 @@ RUNS_COLUMNS = [
     "best_epoch",
     "epochs",
     "epochs_requested",
-    "epoch_time_s",
-    "first_epoch_s",
-    "train_time_s",
-    "train_samples_per_s",
-    "infer_samples_per_s",
-    "latency_ms_p50",
-    "latency_ms_p95",
-    "peak_rss_mb",
-    "epochs_to_target",
-    "seconds_to_target",
+    *MEASURED,
     "status",
     "error",
 ]
@@ -76,22 +80,7 @@ HISTORY_COLUMNS = [
     "variant",
 ]
 # Summarised per cell: mean and standard deviation over the seeds that finished.
-SUMMARY_METRICS = [
-    "test_accuracy",
-    "test_loss",
-    "best_val_accuracy",
-    "epochs",
-    "epoch_time_s",
-    "first_epoch_s",
-    "train_time_s",
-    "train_samples_per_s",
-    "infer_samples_per_s",
-    "latency_ms_p50",
-    "latency_ms_p95",
-    "peak_rss_mb",
-    "epochs_to_target",
-    "seconds_to_target",
-]
+SUMMARY_METRICS = ["test_accuracy", "test_loss", "best_val_accuracy", "epochs", *MEASURED]
 
 
 # --------------------------------------------------------------------------- tables

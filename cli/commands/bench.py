@@ -99,8 +99,7 @@ def bench(
             seeds=tuple(seeds) if seeds else None,
             **given,
         )
-        view = BenchProgress(console)
-        with interruptible(view):
+        with interruptible(BenchProgress(console)) as view:
             result = run_bench(
                 config,
                 **run,

@@ -143,8 +143,7 @@ def tune(
             learning_rate=settings.narrowed_range(settings.LEARNING_RATE, learning_rate_min, learning_rate_max),
             batch_size=settings.narrowed_range(settings.BATCH_SIZE, batch_size_min, batch_size_max),
         )
-        view = TuneProgress(console)
-        with interruptible(view):
+        with interruptible(TuneProgress(console)) as view:
             result = run_search(
                 config,
                 **run,

@@ -28,6 +28,17 @@ SEARCH_SPACE = ["cell", "units", "layers", "bidirectional", "dropout", "learning
 OBJECTIVES = settings.OBJECTIVE_DIRECTIONS
 
 
+def trial_settings(values: dict) -> dict:
+    """A trial's hyperparameters as `TrainConfig` fields: the same names, each in its setting's type.
+
+    keras-tuner may hand an integer back as a float (its grid's log-sampled `Int`).
+    """
+    return {
+        name: settings.SETTINGS[name].kind(values[name]) if name in settings.SETTINGS else values[name]
+        for name in SEARCH_SPACE
+    }
+
+
 def _powers_of_two(low: int, high: int) -> list[int]:
     values = [low]
     while values[-1] * 2 <= high:

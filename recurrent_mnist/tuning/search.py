@@ -34,7 +34,7 @@ from recurrent_mnist.tuning.config import (
 )
 from recurrent_mnist.tuning.distributed import _run_worker, _serve
 from recurrent_mnist.tuning.folder import _SearchFolder
-from recurrent_mnist.tuning.hypermodel import SEARCH_SPACE
+from recurrent_mnist.tuning.hypermodel import SEARCH_SPACE, trial_settings
 from recurrent_mnist.tuning.oracles import Progress, _make_tuner, _search_arguments, _trial_event
 from recurrent_mnist.tuning.tables import (
     TuneResult,
@@ -282,21 +282,11 @@ def _best_model(config, dataset, folder: _SearchFolder, trials: pd.DataFrame, em
             model_path.unlink()  # it belongs to another configuration
         atomic_write_json(best_json, {**best, "model": None})
         return best
-    train_config = TrainConfig(
-        cell=hyperparameters["cell"],
-        units=int(hyperparameters["units"]),
-        layers=int(hyperparameters["layers"]),
-        bidirectional=bool(hyperparameters["bidirectional"]),
-        dropout=float(hyperparameters["dropout"]),
-        learning_rate=float(hyperparameters["learning_rate"]),
-        batch_size=int(hyperparameters["batch_size"]),
-        epochs=config.max_epochs,
-        validation_split=config.validation_split,
-        early_stopping=config.early_stopping,
-        seed=config.seed,
-        strategy=config.strategy,
-        threads=config.threads,
-    )
+    # The best trial's hyperparameters, trained as the search trained its trials.
+    shared = {
+        name: getattr(config, name) for name in ("validation_split", "early_stopping", "seed", "strategy", "threads")
+    }
+    train_config = TrainConfig(**trial_settings(hyperparameters), **shared, epochs=config.max_epochs)
     emit(
         {
             "event": "retrain_start",
