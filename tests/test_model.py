@@ -211,13 +211,13 @@ def test_mixed_precision_keeps_float32_logits(images):
     assert model(images).dtype == "float32"
 
 
-def test_saved_model_loads_with_safe_mode_in_a_new_process(tmp_path, sample):
+def test_saved_model_loads_with_safe_mode_in_a_new_process(tmp_path, tiny):
     model = RowSequenceClassifier("gru", units=16, num_layers=2, bidirectional=True)
     model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
-    model.fit(sample.x_train[:256], sample.y_train[:256], epochs=1, batch_size=64, verbose=0)
+    model.fit(tiny.x_train[:256], tiny.y_train[:256], epochs=1, batch_size=64, verbose=0)
     path = tmp_path / "model.keras"
     model.save(path)
-    x = sample.x_test[:32]
+    x = tiny.x_test[:32]
     np.save(tmp_path / "x.npy", x)
     expected = model.predict(x, verbose=0)
     script = textwrap.dedent(f"""

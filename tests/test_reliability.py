@@ -40,7 +40,7 @@ def _all_tables_parse(folder):
 
 
 def test_kill_9_keeps_finished_variants_leaves_no_orphan_and_resumes(tmp_path, tiny_bench):
-    args = ["bench", "--cells", "simple_rnn", "gru", "lstm", *tiny_bench, "--results-dir", tmp_path, "--run-name", "k"]
+    args = ["bench", "--cells", "simple_rnn", "gru", *tiny_bench, "--results-dir", tmp_path, "--run-name", "k"]
     folder = tmp_path / "k"
     with start(*args, cwd=tmp_path) as process:
         wait_for(lambda: len(_variant_files(folder)) >= 1, process=process)
@@ -58,7 +58,7 @@ def test_kill_9_keeps_finished_variants_leaves_no_orphan_and_resumes(tmp_path, t
     for name, content in finished.items():
         assert (folder / "variants" / name).read_bytes() == content  # kept exactly as written
     runs = pd.read_csv(folder / "runs.csv")
-    assert sorted(runs["cell"]) == ["gru", "lstm", "simple_rnn"]  # no duplicates, none missing
+    assert sorted(runs["cell"]) == ["gru", "simple_rnn"]  # no duplicates, none missing
     assert "already finished" in rerun.stdout
 
 
