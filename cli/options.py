@@ -37,6 +37,7 @@ def flag(argument: str) -> str:
 
 
 _ARGUMENT = re.compile(r"`([a-z_]+)(?:=([^`]*))?`")
+_RECEIVED = re.compile(r"Received: ([a-z_]+)=")
 
 
 def cli_terms(message: str) -> str:
@@ -48,7 +49,8 @@ def cli_terms(message: str) -> str:
             return flag(name)
         return f"{flag(name)} {value.strip(chr(39) + chr(34))}"
 
-    return _ARGUMENT.sub(replace, message)
+    message = _ARGUMENT.sub(replace, message)
+    return _RECEIVED.sub(lambda match: f"Received: {flag(match.group(1))} ", message)
 
 
 def choices(setting: Setting) -> type[StrEnum]:

@@ -106,7 +106,8 @@ class TuneConfig:
             for name in ("oracle", "worker_id"):
                 if getattr(self, name) is not None:
                     raise ConfigError(
-                        f"`{name}` is for a distributed search (`distributed='chief'` or `'worker'`)", argument=name
+                        f"`{name}` is for a distributed search (`distributed='chief'` or `distributed='worker'`)",
+                        argument=name,
                     )
         else:
             object.__setattr__(self, "oracle", self.oracle or settings.ORACLE.default)
