@@ -16,6 +16,8 @@ import time
 from importlib import metadata
 from pathlib import Path
 
+from recurrent_mnist.settings import default_threads
+
 __all__ = ["cpu_model", "environment_info", "git_commit", "provenance"]
 
 _PACKAGES = ("recurrent-mnist", "tensorflow", "keras", "keras-tuner", "numpy", "pandas", "torch")
@@ -52,13 +54,6 @@ def _cpu_flags() -> list[str]:
     return []
 
 
-def usable_cpus() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:
-        return os.cpu_count() or 1
-
-
 @functools.cache
 def git_commit() -> str | None:
     """The commit of the source tree this package runs from, when it is a git checkout."""
@@ -90,14 +85,6 @@ def _devices() -> list[str]:
         return [f"{d.device_type}:{d.name}" for d in tf.config.list_physical_devices()]
     except Exception:  # noqa: BLE001 - another backend, or TensorFlow unavailable
         return []
-
-
-def available_cores() -> int:
-    """The CPU cores this process may run on (its affinity mask, e.g. under `taskset`)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):  # not Linux
-        return os.cpu_count() or 1
 
 
 def limit_threads(threads: int) -> None:
@@ -158,7 +145,7 @@ def provenance() -> dict:
     return {
         "host": socket.gethostname(),
         "cpu": cpu_model(),
-        "cpus": usable_cpus(),
+        "cpus": default_threads(),
         "device": next((d for d in _devices() if d.startswith("GPU")), "CPU"),
         "backend": keras.backend.backend(),
         "keras_version": keras.__version__,
@@ -185,7 +172,7 @@ def environment_info(command: list[str] | None = None, **extra) -> dict:
         "cpu": {
             "model": cpu_model(),
             "logical_cpus": os.cpu_count(),
-            "usable_cpus": usable_cpus(),
+            "usable_cpus": default_threads(),
             "flags": _cpu_flags(),
         },
         "threads": _threads(),
