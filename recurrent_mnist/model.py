@@ -28,6 +28,17 @@ def _check_num_classes(value) -> int:
     return int(value)
 
 
+def _bidirectional(layer, name):
+    """`keras.layers.Bidirectional(layer)` with its backward copy built here, from the layer's class.
+
+    Bidirectional builds the copy by deserializing the layer's config; while
+    `keras.saving.load_model` runs, that returns the forward layer itself (Keras
+    shares objects deserialized from one config) and the wrapper refuses it.
+    """
+    config = {**layer.get_config(), "go_backwards": not layer.go_backwards, "name": f"backward_{layer.name}"}
+    return keras.layers.Bidirectional(layer, backward_layer=type(layer).from_config(config), name=name)
+
+
 @keras.saving.register_keras_serializable(package="recurrent_mnist")
 class RowSequenceClassifier(keras.Model):
     """Classifies images by reading their rows as a sequence through a recurrent cell.
@@ -138,7 +149,7 @@ class RowSequenceClassifier(keras.Model):
                 f"Received: cell={cell!r} of type {type(cell).__name__}"
             )
         if self.bidirectional:
-            layers = [keras.layers.Bidirectional(layer, name=f"bidirectional_{i}") for i, layer in enumerate(layers)]
+            layers = [_bidirectional(layer, name=f"bidirectional_{i}") for i, layer in enumerate(layers)]
         self.recurrent_layers = layers
         self.head = keras.layers.Dense(self.num_classes, name="logits", dtype=self._head_dtype())
 

@@ -229,3 +229,12 @@ def test_saved_model_loads_with_safe_mode_in_a_new_process(tmp_path, tiny):
     """)
     subprocess.run([sys.executable, "-c", script], check=True, capture_output=True, timeout=300)
     np.testing.assert_allclose(np.load(tmp_path / "out.npy"), expected, rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("num_layers", [1, 2])
+def test_a_bidirectional_model_of_a_layer_instance_saves_and_loads(tmp_path, images, num_layers):
+    model = RowSequenceClassifier(cell=keras.layers.GRU(4), num_layers=num_layers, bidirectional=True)
+    expected = model.predict(images, verbose=0)
+    model.save(tmp_path / "bi.keras")
+    restored = keras.saving.load_model(tmp_path / "bi.keras")
+    np.testing.assert_allclose(restored.predict(images, verbose=0), expected, rtol=1e-6, atol=1e-6)
