@@ -81,6 +81,13 @@ def interruptible(view, message: str | Callable[[], str] | None = None) -> Itera
             yield view
     except KeyboardInterrupt as exc:
         err_console.print(message() if callable(message) else message, highlight=False)
+        if _requested is not None:
+            # A real signal: end here. Every result file is already whole (atomic writes), and the
+            # interpreter's teardown beside TensorFlow's still-running input threads has crashed
+            # (SIGSEGV) after a SIGTERM.
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(interrupt_code(exc))
         raise typer.Exit(code=interrupt_code(exc)) from None
     finally:
         _requested = None
