@@ -440,6 +440,41 @@ def test_a_chief_hands_a_dead_workers_trial_on_and_ends_when_no_live_worker_is_l
     assert saved["ongoing_trials"] == {} and saved["end_order"] == [trial.trial_id]
 
 
+def test_a_worker_asks_its_chief_nothing_once_the_search_is_over(tmp_path, monkeypatch):
+    # The chief may stop serving as soon as it has told the last worker to stop: the worker's
+    # table comes from the trials as the chief recorded them when each ended.
+    from types import SimpleNamespace
+
+    from recurrent_mnist.tuning import distributed
+    from recurrent_mnist.tuning.folder import _SearchFolder
+
+    folder = _SearchFolder(tmp_path / "run")
+    folder.prepare()
+    config = TuneConfig(cells=("lstm",), distributed="worker", oracle="127.0.0.1:1")
+    folder.check_config(config.identity(), "digest")  # as the chief wrote it
+    hp = keras_tuner.HyperParameters()
+    hp.Fixed("cell", "lstm")
+    ended = keras_tuner.engine.trial.Trial(hp, trial_id="00", status="COMPLETED")
+    ended.score = 0.5
+
+    class StoppedChief:
+        def get_trial(self, trial_id):
+            raise RuntimeError("UNAVAILABLE: the chief has stopped serving")
+
+    class Worker:
+        oracle, ran, ended = StoppedChief(), [], {}
+
+        def search(self, *args, **kwargs):
+            self.ran.append("00")
+            self.ended["00"] = ended
+
+    monkeypatch.setattr(distributed, "_make_tuner", lambda *args: Worker())
+    monkeypatch.setattr(distributed, "_search_arguments", lambda *args: (([0],), {}))
+    dataset = SimpleNamespace(sha256="digest", describe=lambda: "data")
+    result = distributed._run_worker(config, dataset, folder, "w0", None, lambda event: None)
+    assert result.ran == 1 and result.trials.to_dict("records")[0]["score"] == 0.5
+
+
 # --------------------------------------------------------------------------- separate processes
 
 

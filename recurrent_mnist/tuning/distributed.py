@@ -125,7 +125,7 @@ def _run_worker(config, dataset, folder: _SearchFolder, worker_id: str, tensorbo
         tuner.search(*args, **kwargs)
         rows = []
         for trial_id in tuner.ran:
-            trial = tuner.oracle.get_trial(trial_id)
+            trial = tuner.ended[trial_id]
             rows.append(
                 {
                     "trial_id": trial_id,

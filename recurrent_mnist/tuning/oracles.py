@@ -198,6 +198,9 @@ class _TunerHooks:
         self.train_size = train_size
         self.max_epochs = max_epochs
         self.ran: list[str] = []
+        # A worker's trials as the chief recorded them when each ended: once the chief says the
+        # search is over it may stop serving at any moment, so nothing is asked of it afterwards.
+        self.ended: dict[str, Trial] = {}
         self._waiting = False
         self._epoch = 1
         self._last_batch_event = 0.0
@@ -241,7 +244,7 @@ class _TunerHooks:
         super().on_trial_end(trial)
         self.ran.append(trial.trial_id)
         if self._is_worker():
-            ended = self.oracle.get_trial(trial.trial_id)
+            ended = self.ended[trial.trial_id] = self.oracle.get_trial(trial.trial_id)
             self.emit({"event": "trial_end", **_trial_event(ended), "error": _failure_reason(ended)})
 
     def save(self):
