@@ -19,6 +19,7 @@ import contextlib
 import dataclasses
 import json
 import os
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -26,12 +27,13 @@ import pandas as pd
 
 from recurrent_mnist import _worker, reporting, settings
 from recurrent_mnist.datasets import Dataset, load
-from recurrent_mnist.environment import environment_info
+from recurrent_mnist.environment import code_identity, describe_code, machine_environment
 from recurrent_mnist.errors import ConfigError, ResultsError
 from recurrent_mnist.runs import records
 from recurrent_mnist.runs.atomic import atomic_write_json
 from recurrent_mnist.runs.folder import RunFolder, check_run_name, digest
 from recurrent_mnist.training.config import TrainConfig
+from recurrent_mnist.training.measure import NO_STEADY_EPOCH
 
 __all__ = ["PRESETS", "BenchConfig", "BenchResult", "rebuild_report", "run_bench"]
 
@@ -137,13 +139,18 @@ class BenchResult:
     trained: int = 0
     kept: int = 0
     failed: int = 0
+    warnings: list[str] = dataclasses.field(default_factory=list)  # what a reader of the figures must know
 
 
 # --------------------------------------------------------------------------- the run folder
 
 
 class BenchFolder(RunFolder):
-    """The files of one bench run: `run.json`, `variants/*.json` (the records), `logs/`, the tables and plots."""
+    """The files of one bench run: `run.json`, `variants/*.json` (the records), `logs/`, the tables and plots.
+
+    While a variant trains, `variants/<name>.running` marks it: a marker without its record is a
+    variant that a running or interrupted process has not finished (the run is incomplete).
+    """
 
     FOLDERS = ("variants", "logs")
     DISCARDED = (*RESULT_FILES, *FOLDERS)
@@ -158,6 +165,10 @@ class BenchFolder(RunFolder):
 
     def finished_variants(self) -> list[dict]:
         return records.read_records(self.variants)
+
+    def unfinished_variants(self) -> list[str]:
+        """The variants that started but have no record: training now, or interrupted."""
+        return sorted(p.stem for p in self.variants.glob("*.running") if not p.with_suffix(".json").exists())
 
 
 # --------------------------------------------------------------------------- tables
@@ -177,18 +188,74 @@ def rebuild_report(run_dir: str | os.PathLike) -> BenchResult:
 
 
 def _write_tables(folder: BenchFolder) -> BenchResult:
-    runs, summary, history = reporting.record_frames(folder.finished_variants())
-    notes = []
-    with contextlib.suppress(OSError, ValueError, KeyError, AttributeError):
-        config = json.loads((folder.path / "run.json").read_text())["config"]
-        notes.append("Configuration: " + ", ".join(f"{k}={v}" for k, v in config.items()) + ".")
+    found = folder.finished_variants()
+    runs, summary, history = reporting.record_frames(found)
+    identity = {}
+    with contextlib.suppress(OSError, ValueError):
+        identity = json.loads((folder.path / "run.json").read_text())
+    environments = variant_environments(found)
+    atomic_write_json(
+        folder.path / "environment.json",
+        {
+            "run": folder.path.name,
+            "config": identity.get("config"),
+            "dataset_sha256": identity.get("dataset_sha256"),
+            "code": identity.get("code"),
+            "environments": environments,
+            "commands": sorted({" ".join(r["command"]) for r in found if r.get("command")}),
+        },
+    )
+    notes, warnings = [], []
+    if isinstance(identity.get("config"), dict):
+        notes.append("Configuration: " + ", ".join(f"{k}={v}" for k, v in identity["config"].items()) + ".")
+    if identity.get("code"):
+        notes.append(f"Code: {describe_code(identity['code'])}.")
+    if len(environments) > 1:
+        differing = ", ".join(differing_fields([{k: v for k, v in e.items() if k != "variants"} for e in environments]))
+        warnings.append(
+            f"This run mixes {len(environments)} environments (they differ in: {differing}); "
+            "environment.json lists each with its variants. Compare timings only within one environment."
+        )
+    ok = runs[runs["status"] == "ok"]
+    if len(ok) and ok["epoch_time_s"].isna().any():
+        warnings.append(f"Epoch time is empty for some variants: {NO_STEADY_EPOCH}.")
+    notes += [f"**{warning}**" for warning in warnings]
     failed = runs[runs["status"] != "ok"]
     if len(failed):
         reasons = "; ".join(f"{r['cell']} seed {r['seed']}: {r['error']}" for r in failed.to_dict("records"))
         notes.append(f"{len(failed)} variant(s) failed: {reasons}.")
     title = f"Recurrent cells compared: {folder.path.name}"
     files = reporting.write_tables(folder.path, runs, summary, history, title, notes)
-    return BenchResult(folder.path, runs, summary, history, files, failed=len(failed))
+    files.insert(0, folder.path / "environment.json")
+    return BenchResult(folder.path, runs, summary, history, files, failed=len(failed), warnings=warnings)
+
+
+def variant_environments(found: list[dict]) -> list[dict]:
+    """The distinct environments that trained a run's variants, each with the variants it trained."""
+    groups: dict[str, dict] = {}
+    for record in found:
+        environment = record.get("environment") or {}
+        group = groups.setdefault(json.dumps(environment, sort_keys=True), {"variants": [], **environment})
+        group["variants"].append(f"{record['row']['cell']}-seed{record['row']['seed']}")
+    for group in groups.values():
+        group["variants"].sort()
+    return sorted(groups.values(), key=lambda group: group["variants"])
+
+
+def _flatten(value, prefix: str = "") -> dict:
+    if isinstance(value, dict):
+        flat = {}
+        for key, item in value.items():
+            flat.update(_flatten(item, f"{prefix}{key}."))
+        return flat
+    return {prefix[:-1]: value}
+
+
+def differing_fields(items: list[dict]) -> list[str]:
+    """The dotted names of the fields whose values are not the same in all `items` (nested dicts flattened)."""
+    flat = [_flatten(item) for item in items]
+    names = sorted(set().union(*flat)) if flat else []
+    return [name for name in names if len({json.dumps(f.get(name), sort_keys=True) for f in flat}) > 1]
 
 
 # --------------------------------------------------------------------------- running variants
@@ -225,7 +292,7 @@ def run_bench(
         isolate: train each variant in a fresh Python process.
         measure: also measure inference throughput and latency.
         progress: receives progress events (dicts with an `"event"` key).
-        command: the command line recorded in environment.json.
+        command: the command line recorded with each variant (default: `sys.argv`).
         dataset: an already loaded data set (it must be `config.dataset`).
         imports: modules that register custom cells, imported in every
             training process too (see `cells.import_cell_modules`).
@@ -234,7 +301,8 @@ def run_bench(
         A `BenchResult` with the tables of every variant in the run folder.
 
     Raises:
-        DatasetError, ConfigError, ResultsError: nothing was trained or written.
+        DatasetError, ConfigError, ResultsError: nothing was trained or written; among
+            them a run folder of another configuration, data set or code.
     """
     emit = progress or (lambda event: None)
     if dataset is None:
@@ -248,19 +316,9 @@ def run_bench(
     if fresh:
         folder.discard()
         folder.prepare()
-    folder.check_config(shared, dataset.sha256)
-    atomic_write_json(
-        folder.path / "environment.json",
-        environment_info(
-            command,
-            dataset=dataset.describe(),
-            config=shared,
-            cells=list(config.cells),
-            seeds=list(config.seeds),
-            preset=config.preset,
-            isolated_variants=isolate,
-        ),
-    )
+    code = code_identity(imports)
+    folder.check_config(shared, dataset.sha256, code=code)
+    command = list(sys.argv) if command is None else list(command)
 
     def finished(path: Path) -> bool:
         record = records.read_record(path)
@@ -289,6 +347,8 @@ def run_bench(
             emit({"event": "variant_kept", **label})
             continue
         emit({"event": "variant_start", **label, "epochs": variant.epochs})
+        marker = path.with_suffix(".running")
+        atomic_write_json(marker, {"pid": os.getpid(), "started_at": records.now()})
         log_path = folder.logs / f"{path.stem}.log"
         spec = {
             "dataset": dataset.name,
@@ -313,7 +373,9 @@ def run_bench(
             "dataset_sha256": dataset.sha256,
             "isolated": isolate,
         }
-        records.write_record(path, key, variant.to_dict(), row, outcome.get("history", []))
+        environment = outcome.get("environment") or {**machine_environment(), "code": code}  # crashed: ours
+        records.write_record(path, key, variant.to_dict(), row, outcome.get("history", []), environment, command)
+        marker.unlink(missing_ok=True)
         trained += 1
         emit({"event": "variant_end", **label, "row": row})
         with folder.lock():
@@ -322,6 +384,5 @@ def run_bench(
     with folder.lock():
         result = _write_tables(folder)
     result.trained, result.kept = trained, kept
-    result.files.insert(0, folder.path / "environment.json")
     emit({"event": "run_end", "run_dir": str(folder.path), "trained": trained, "kept": kept, "failed": result.failed})
     return result

@@ -1,12 +1,17 @@
-"""What produced a result: versions, hardware, threads, devices, command line and git commit.
+"""What produced a result: the code, versions, hardware, threads, devices and command line.
 
-A table that cannot say where it came from is not a result: `environment_info()`
-fills `environment.json`, and `provenance()` the few columns every result row carries.
+A table that cannot say where it came from is not a result. `code_identity()` is
+the code that trains (this package's source and every `--import` module, by
+digest, with the git commit it came from); `machine_environment()` the rest of
+the environment; `environment_info()` both with the command line, for
+`environment.json`; and `provenance()` the few columns every result row carries.
 """
 
 from __future__ import annotations
 
 import functools
+import hashlib
+import importlib.util
 import os
 import platform
 import socket
@@ -18,7 +23,17 @@ from pathlib import Path
 
 from recurrent_mnist.settings import default_threads
 
-__all__ = ["cpu_model", "environment_info", "git_commit", "provenance"]
+__all__ = [
+    "code_identity",
+    "cpu_model",
+    "environment_info",
+    "git_commit",
+    "machine_environment",
+    "provenance",
+    "source_digest",
+]
+
+_PACKAGE_DIR = Path(__file__).resolve().parent
 
 _PACKAGES = ("recurrent-mnist", "tensorflow", "keras", "keras-tuner", "numpy", "pandas", "torch")
 
@@ -56,8 +71,11 @@ def _cpu_flags() -> list[str]:
 
 @functools.cache
 def git_commit() -> str | None:
-    """The commit of the source tree this package runs from, when it is a git checkout."""
-    source = Path(__file__).resolve().parent.parent
+    """The commit of the source tree this package runs from, when it is a git checkout.
+
+    `<sha>-dirty` when tracked files have uncommitted changes.
+    """
+    source = _PACKAGE_DIR.parent
     try:
         out = subprocess.run(
             ["git", "-C", str(source), "rev-parse", "HEAD"],
@@ -76,6 +94,88 @@ def git_commit() -> str | None:
     except (OSError, subprocess.SubprocessError):
         return None
     return f"{out}-dirty" if dirty else out
+
+
+def _files_digest(files: list[Path], root: Path) -> str:
+    hasher = hashlib.sha256()
+    for path in sorted(files):
+        hasher.update(path.relative_to(root).as_posix().encode() + b"\0")
+        hasher.update(path.read_bytes() + b"\0")
+    return hasher.hexdigest()
+
+
+@functools.cache
+def source_digest() -> str:
+    """The SHA-256 of this package's Python source (every `.py` file under `recurrent_mnist/`).
+
+    What identifies the code that trains, installed from a checkout, a wheel or a
+    tree with uncommitted changes alike; commits that change only documentation,
+    tests or results keep it.
+    """
+    return _files_digest([p for p in _PACKAGE_DIR.rglob("*.py") if "__pycache__" not in p.parts], _PACKAGE_DIR)
+
+
+def module_digest(name: str) -> str | None:
+    """The SHA-256 of the source of the module `name` (every `.py` file of a package), found
+    without importing it; None when it cannot be found or read."""
+    try:
+        spec = importlib.util.find_spec(name)
+    except (ImportError, ValueError):
+        return None
+    try:
+        if spec is None:
+            return None
+        if spec.submodule_search_locations:
+            roots = [Path(location) for location in spec.submodule_search_locations]
+            files = [p for root in roots for p in root.rglob("*.py") if "__pycache__" not in p.parts]
+            return _files_digest(files, roots[0].parent) if files else None
+        if spec.origin and spec.origin.endswith(".py"):
+            origin = Path(spec.origin)
+            return _files_digest([origin], origin.parent)
+    except OSError:
+        return None
+    return None
+
+
+def code_identity(imports: tuple[str, ...] | list[str] = ()) -> dict:
+    """The code that trains: this package's version and source digest, where it was committed,
+    and the digest of each module in `imports` (the `--import` modules that register cells).
+
+    Two runs whose `source_sha256` and `imports` agree ran the same code; `git_commit` and
+    `git_dirty` say where it came from (None outside a git checkout).
+    """
+    commit = git_commit()
+    return {
+        "version": _version("recurrent-mnist"),
+        "source_sha256": source_digest(),
+        "git_commit": commit.removesuffix("-dirty") if commit else None,
+        "git_dirty": commit.endswith("-dirty") if commit else None,
+        "imports": {name: module_digest(name) for name in sorted(imports)},
+    }
+
+
+def describe_code(code: dict) -> str:
+    """`code_identity()` in a few words: "recurrent-mnist 0.1.0 at commit 1a2b3c4d (source 5e6f7a8b)"."""
+    if not code:
+        return "code not recorded (a run made before runs recorded their code)"
+    where = f"commit {code['git_commit'][:8]}" if code.get("git_commit") else "no git checkout"
+    if code.get("git_dirty"):
+        where += " with uncommitted changes"
+    text = f"recurrent-mnist {code.get('version')} at {where} (source {str(code.get('source_sha256'))[:8]}"
+    imports = code.get("imports") or {}
+    if imports:
+        text += ", " + ", ".join(f"{name} {str(value)[:8]}" for name, value in imports.items())
+    return text + ")"
+
+
+def same_code(a: dict, b: dict) -> bool:
+    """Whether two `code_identity()` records name the same code (source and imports; not where it came from)."""
+    return (
+        bool(a)
+        and bool(b)
+        and a.get("source_sha256") == b.get("source_sha256")
+        and a.get("imports") == b.get("imports")
+    )
 
 
 def _devices() -> list[str]:
@@ -151,21 +251,16 @@ def provenance() -> dict:
         "keras_version": keras.__version__,
         "tensorflow_version": _version("tensorflow"),
         "git_commit": git_commit(),
+        "code_sha256": source_digest()[:12],
     }
 
 
-def environment_info(command: list[str] | None = None, **extra) -> dict:
-    """A JSON-ready description of this process's environment.
-
-    Args:
-        command: the command line; defaults to `sys.argv`.
-        **extra: more fields (seeds, data set, configuration).
-    """
+def machine_environment() -> dict:
+    """Where a figure was measured: Python, platform, host, CPU, threads, devices, Keras backend
+    and package versions. No timestamps, so that one environment always gives the same record."""
     import keras
 
     return {
-        "created_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "command": command if command is not None else list(sys.argv),
         "python": sys.version.split()[0],
         "platform": platform.platform(),
         "host": socket.gethostname(),
@@ -179,6 +274,20 @@ def environment_info(command: list[str] | None = None, **extra) -> dict:
         "devices": _devices(),
         "keras_backend": keras.backend.backend(),
         "versions": {package: _version(package) for package in _PACKAGES},
+    }
+
+
+def environment_info(command: list[str] | None = None, **extra) -> dict:
+    """A JSON-ready description of this process's environment.
+
+    Args:
+        command: the command line; defaults to `sys.argv`.
+        **extra: more fields (seeds, data set, configuration).
+    """
+    return {
+        "created_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "command": command if command is not None else list(sys.argv),
+        **machine_environment(),
         "git_commit": git_commit(),
         **extra,
     }

@@ -35,13 +35,15 @@ __all__ = [
 # What a variant's training measured: the timing, throughput and memory columns.
 MEASURED = [
     "epoch_time_s",
+    "steady_epochs",
     "first_epoch_s",
     "train_time_s",
     "train_samples_per_s",
     "infer_samples_per_s",
     "latency_ms_p50",
     "latency_ms_p95",
-    "peak_rss_mb",
+    "variant_rss_growth_mb",
+    "process_peak_rss_mb",
     "epochs_to_target",
     "seconds_to_target",
 ]
@@ -188,7 +190,8 @@ SUMMARY_DISPLAY = [
     ("train samples/s", "train_samples_per_s", 0),
     ("infer samples/s", "infer_samples_per_s", 0),
     ("latency p50 (ms)", "latency_ms_p50", 2),
-    ("peak RSS (MB)", "peak_rss_mb", 0),
+    ("memory added (MB)", "variant_rss_growth_mb", 0),
+    ("process peak (MB)", "process_peak_rss_mb", 0),
 ]
 
 
@@ -210,7 +213,10 @@ def summary_markdown(summary: pd.DataFrame, title: str, notes: Iterable[str] = (
     headers, rows = summary_rows(summary)
     text = f"# {title}\n\n" + markdown_table(headers, rows, ["r", "l", "l"] + ["r"] * (len(headers) - 3))
     text += "\nMean ± standard deviation over seeds; failed variants are counted, not averaged.\n"
-    text += "Epoch time is the median training time of the epochs after the first (validation excluded).\n"
+    text += (
+        "Epoch time is the median training time (validation excluded) of the epochs that did not trace and "
+        "compile: the first epoch each process trains never counts.\n"
+    )
     for note in notes:
         text += f"\n{note}\n"
     return text

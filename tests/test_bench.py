@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pandas as pd
 import pytest
 
-from recurrent_mnist.bench import BenchConfig, default_run_name, rebuild_report, run_bench
+from recurrent_mnist.bench import BenchConfig, BenchFolder, default_run_name, rebuild_report, run_bench
+from recurrent_mnist.environment import code_identity, source_digest
 from recurrent_mnist.errors import ConfigError, ResultsError
 from recurrent_mnist.reporting import RUNS_COLUMNS
 
@@ -61,10 +63,14 @@ def test_every_documented_file_and_column(tmp_path, small_sample):
     assert {"loss", "accuracy", "val_loss", "val_accuracy", "epoch_time_s"} <= set(history.columns)
 
     environment = json.loads((folder / "environment.json").read_text())
-    for key in ("python", "versions", "cpu", "threads", "devices", "command", "dataset", "seeds", "git_commit"):
-        assert key in environment
-    assert environment["dataset"]["sha256"] == small_sample.sha256
-    assert environment["versions"]["keras"]
+    assert environment["dataset_sha256"] == small_sample.sha256 and environment["config"]["units"] == 8
+    assert environment["code"]["source_sha256"] == source_digest()
+    (trained_in,) = environment["environments"]  # one process trained them all, in one environment
+    assert len(trained_in["variants"]) == 6 and trained_in["code"] == environment["code"]
+    for key in ("python", "versions", "cpu", "threads", "devices", "keras_backend"):
+        assert key in trained_in
+    assert trained_in["versions"]["keras"] and environment["commands"]
+    assert "mixes" not in (folder / "summary.md").read_text()
 
     assert [e["event"] for e in events].count("variant_end") == 6
     assert any(e["event"] == "epoch_end" for e in events)
@@ -80,10 +86,13 @@ def test_rerun_resumes_and_keeps_finished_rows_unchanged(tmp_path, small_sample)
     result = run(tmp_path, config, small_sample)
     assert (result.kept, result.trained) == (1, 1)
     assert lstm_file.read_bytes() == lstm_bytes
-    again = run(tmp_path, config, small_sample)
+    tables = {name: (tmp_path / "run" / name).read_bytes() for name in ("runs.csv", "environment.json")}
+    again = run(tmp_path, config, small_sample, command=["another", "command", "line"])
     assert (again.kept, again.trained) == (2, 0)
     runs = pd.read_csv(tmp_path / "run" / "runs.csv")
     assert sorted(runs["cell"]) == ["gru", "lstm"]
+    # A pure resume rebuilds the same tables: nothing it did not train is recorded.
+    assert tables == {name: (tmp_path / "run" / name).read_bytes() for name in tables}
 
 
 def test_a_failed_variant_is_kept_unless_retried(tmp_path, small_sample, monkeypatch):
@@ -123,6 +132,77 @@ def test_threads_are_part_of_a_runs_identity_and_of_every_row(tmp_path, small_sa
     assert default_run_name(other, small_sample.sha256) != default_run_name(
         BenchConfig.from_options(cells=("simple_rnn",), threads=1, **TINY), small_sample.sha256
     )
+
+
+def test_a_run_trained_by_other_code_is_refused_naming_both_commits(tmp_path, small_sample, monkeypatch):
+    from recurrent_mnist import bench
+
+    run(tmp_path, BenchConfig.from_options(cells=("simple_rnn",), **TINY), small_sample)
+    ours = code_identity()
+    theirs = {**ours, "source_sha256": "f" * 64, "git_commit": "b" * 40, "git_dirty": False}
+    monkeypatch.setattr(bench, "code_identity", lambda imports=(): theirs)
+    record = next((tmp_path / "run" / "variants").glob("*.json")).read_bytes()
+    here = "commit bbbbbbbb (source ffffffff)"
+    there = f"commit {ours['git_commit'][:8]}" if ours["git_commit"] else "no git checkout"
+    with pytest.raises(
+        ResultsError,
+        match=rf"trained by other code \(recurrent-mnist .* at {there}.* there, .*{re.escape(here)} here\)",
+    ):
+        run(tmp_path, BenchConfig.from_options(cells=("simple_rnn", "gru"), **TINY), small_sample)
+    assert next((tmp_path / "run" / "variants").glob("*.json")).read_bytes() == record
+    assert len(list((tmp_path / "run" / "variants").glob("*.json"))) == 1
+
+
+def test_an_edited_import_module_is_other_code(tmp_path, small_sample, monkeypatch):
+    module = tmp_path / "modules" / "cells_for_identity_test.py"
+    module.parent.mkdir()
+    module.write_text("WIDTH = 1\n")
+    monkeypatch.syspath_prepend(str(module.parent))
+    config = BenchConfig.from_options(cells=("simple_rnn",), **TINY)
+    first = run(tmp_path, config, small_sample, imports=("cells_for_identity_test",))
+    assert first.trained == 1
+    module.write_text("WIDTH = 2\n")
+    with pytest.raises(ResultsError, match=r"trained by other code .*cells_for_identity_test"):
+        run(tmp_path, config, small_sample, imports=("cells_for_identity_test",))
+
+
+def test_a_run_that_mixes_environments_says_so_in_every_table(tmp_path, small_sample):
+    run(tmp_path, BenchConfig.from_options(cells=("simple_rnn", "gru"), **TINY), small_sample)
+    path = next((tmp_path / "run" / "variants").glob("gru-*.json"))
+    record = json.loads(path.read_text())
+    record["environment"]["versions"]["tensorflow"] = "0.0.0"
+    path.write_text(json.dumps(record))
+    result = rebuild_report(tmp_path / "run")
+    (warning,) = result.warnings
+    assert "mixes 2 environments" in warning and "versions.tensorflow" in warning
+    assert "mixes 2 environments" in (tmp_path / "run" / "summary.md").read_text()
+    environments = json.loads((tmp_path / "run" / "environment.json").read_text())["environments"]
+    assert sorted(e["variants"][0] for e in environments) == ["gru-seed0", "simple_rnn-seed0"]
+
+
+def test_one_epoch_writes_no_steady_state_time_and_says_why(tmp_path, small_sample):
+    result = run(tmp_path, BenchConfig.from_options(cells=("simple_rnn",), **{**TINY, "epochs": 1}), small_sample)
+    runs = pd.read_csv(tmp_path / "run" / "runs.csv")
+    assert runs["epoch_time_s"].isna().all() and (runs["first_epoch_s"] > 0).all()
+    assert any("no steady-state epoch time" in w for w in result.warnings)
+    assert "no steady-state epoch time" in (tmp_path / "run" / "summary.md").read_text()
+
+
+def test_an_interrupted_variant_is_marked_unfinished_until_a_rerun_trains_it(tmp_path, small_sample, monkeypatch):
+    from recurrent_mnist import _worker
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    config = BenchConfig.from_options(cells=("simple_rnn",), **TINY)
+    with monkeypatch.context() as patch:
+        patch.setattr(_worker, "execute", interrupted)
+        with pytest.raises(KeyboardInterrupt):
+            run(tmp_path, config, small_sample)
+    folder = BenchFolder(tmp_path / "run")
+    assert [name.split("-")[0] for name in folder.unfinished_variants()] == ["simple_rnn"]
+    assert run(tmp_path, config, small_sample).trained == 1
+    assert folder.unfinished_variants() == [] and not list(folder.variants.glob("*.running"))
 
 
 def test_default_run_names_differ_by_configuration(small_sample):
@@ -170,7 +250,8 @@ def test_isolated_variant_runs_in_its_own_process(tmp_path, tiny_data_dir):
     result = run_bench(config, data_dir=tiny_data_dir, results_dir=tmp_path, run_name="iso")
     row = result.runs.iloc[0]
     assert row["status"] == "ok" and bool(row["isolated"])
-    assert row["peak_rss_mb"] > 100  # a process of its own, with TensorFlow loaded
+    assert row["process_peak_rss_mb"] > 100  # a process of its own, with TensorFlow loaded
+    assert 0 < row["variant_rss_growth_mb"] < row["process_peak_rss_mb"]
     assert (tmp_path / "iso" / "logs").is_dir()
 
 

@@ -50,18 +50,68 @@ def test_measurements_are_reported(tiny):
         "infer_samples_per_s",
         "latency_ms_p50",
         "latency_ms_p95",
-        "peak_rss_mb",
+        "variant_rss_growth_mb",
+        "process_peak_rss_mb",
         "params",
         "best_val_accuracy",
     ):
         assert row[column] is not None and row[column] > 0, column
     assert row["latency_ms_p95"] >= row["latency_ms_p50"]
+    assert row["process_peak_rss_mb"] > row["variant_rss_growth_mb"]
+    assert row["steady_epochs"] == 1
 
 
-def test_steady_epoch_time_excludes_the_first_epoch():
-    assert steady_epoch_time([10.0, 2.0, 4.0, 3.0]) == 3.0
-    assert steady_epoch_time([5.0]) == 5.0
+def _epochs(*times_and_marks):
+    return [{"epoch_time_s": t, "includes_compilation": c} for t, c in times_and_marks]
+
+
+def test_a_steady_epoch_time_never_counts_an_epoch_that_compiled():
+    assert steady_epoch_time(_epochs((10.0, True), (2.0, False), (4.0, False), (3.0, False))) == 3.0
+    # Resumed from a checkpoint after epoch 2: the process that trained epoch 3 compiled again.
+    assert steady_epoch_time(_epochs((10.0, True), (2.0, False), (9.0, True), (4.0, False))) == 3.0
+    assert steady_epoch_time(_epochs((5.0, True))) is None
     assert steady_epoch_time([]) is None
+    # A history from before the mark: its first epoch compiled.
+    assert steady_epoch_time([{"epoch_time_s": 10.0}, {"epoch_time_s": 2.0}]) == 2.0
+
+
+def test_one_epoch_gives_no_steady_state_time(tiny):
+    result = train_variant(tiny, TrainConfig(cell="simple_rnn", units=4, epochs=1, batch_size=256), measure=False)
+    assert result.row["epoch_time_s"] is None and result.row["train_samples_per_s"] is None
+    assert result.row["steady_epochs"] == 0 and result.row["first_epoch_s"] > 0
+    assert result.history[0]["includes_compilation"] is True
+
+
+def test_a_variants_memory_is_its_own_also_when_variants_share_a_process(tiny):
+    import numpy as np
+
+    from recurrent_mnist.training import MemoryWatch
+
+    with MemoryWatch() as idle:
+        pass
+    with MemoryWatch() as busy:
+        block = np.ones(64 * 2**20 // 8)  # 64 MiB, touched
+    del block
+    assert idle.growth_mb < 16 and 60 < busy.growth_mb < 100
+    # The second watch does not inherit the first's peak: the process peak does.
+    with MemoryWatch() as after:
+        pass
+    assert after.growth_mb < 16 and after.method == "kernel peak since reset"
+
+
+def test_where_the_kernel_peak_cannot_be_reset_the_memory_is_sampled(monkeypatch, tmp_path):
+    import time
+
+    import numpy as np
+
+    from recurrent_mnist.training import MemoryWatch, measure
+
+    monkeypatch.setattr(measure, "_CLEAR_REFS", tmp_path / "missing" / "clear_refs")
+    with MemoryWatch() as watch:
+        block = np.ones(64 * 2**20 // 8)
+        time.sleep(0.1)
+    del block
+    assert watch.method == "sampled" and 60 < watch.growth_mb < 100
 
 
 class _Exploding(keras.layers.Layer):

@@ -15,6 +15,7 @@ from recurrent_mnist_cli._support import (
     interruptible,
     user_errors,
 )
+from rich.markup import escape
 
 from recurrent_mnist import settings
 
@@ -111,6 +112,8 @@ def bench(
                 imports=modules,
             )
     console.print(summary_table(result.summary, f"Summary ({result.run_dir})"))
+    for warning in result.warnings:
+        err_console.print(f"[yellow]{escape(warning)}[/]", highlight=False)
     if result.failed:
         err_console.print(f"[yellow]{result.failed} variant(s) failed; see summary.md for the reasons.[/]")
     console.print(files_line(result.run_dir, result.files), highlight=False)

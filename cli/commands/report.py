@@ -6,7 +6,8 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from recurrent_mnist_cli._support import console, import_library, user_errors
+from recurrent_mnist_cli._support import console, err_console, import_library, user_errors
+from rich.markup import escape
 
 
 def report(
@@ -24,4 +25,6 @@ def report(
     with user_errors():
         result = rebuild_report(run_dir)
     console.print(summary_table(result.summary, f"Summary ({result.run_dir})"))
+    for warning in result.warnings:
+        err_console.print(f"[yellow]{escape(warning)}[/]", highlight=False)
     console.print(files_line(result.run_dir, result.files), highlight=False)

@@ -129,8 +129,9 @@ def tune(
     from recurrent_mnist.cells import import_cell_modules
     from recurrent_mnist.tuning import TuneConfig, run_search
 
+    modules = tuple(o.split_values(imports) or ())
     with user_errors():
-        import_cell_modules(tuple(o.split_values(imports) or ()))
+        import_cell_modules(modules)
         config = TuneConfig(
             **given,
             **o.given(cells=tuple(o.split_values(cells)) if cells else None),
@@ -150,6 +151,7 @@ def tune(
                 tensorboard_dir=tensorboard_dir,
                 progress=view,
                 command=command_line(),
+                imports=modules,
             )
     if result.role == "worker":
         console.print(

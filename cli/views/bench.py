@@ -73,7 +73,8 @@ class BenchProgress(EventView):
         self.console.print(
             f"  {event['cell']} seed {event['seed']} epoch {event['epoch']}/{event['epochs']}: "
             f"loss {_num(logs.get('loss'))} acc {_num(logs.get('accuracy'))} "
-            f"val_acc {_num(logs.get('val_accuracy'))} ({event['epoch_time_s']:.1f} s)",
+            f"val_acc {_num(logs.get('val_accuracy'))} ({event['epoch_time_s']:.1f} s"
+            + (", with tracing and compilation)" if event.get("includes_compilation") else ")"),
             highlight=False,
         )
 
@@ -85,9 +86,15 @@ class BenchProgress(EventView):
             self.current = None
         self.progress.advance(self.overall)
         if row.get("status") == "ok":
+            steady = row.get("epoch_time_s")
+            timing = (
+                f"epoch {_num(steady, 2)} s"
+                if steady is not None
+                else "no steady-state epoch time (its only epoch included compilation)"
+            )
             self.console.print(
                 f"[green]✓[/] {event['cell']} seed {event['seed']}: test accuracy {_num(row.get('test_accuracy'))}, "
-                f"epoch {_num(row.get('epoch_time_s'), 2)} s",
+                + timing,
                 highlight=False,
             )
         else:

@@ -19,6 +19,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from recurrent_mnist.environment import describe_code, same_code
 from recurrent_mnist.errors import ConfigError, ResultsError
 from recurrent_mnist.runs.atomic import atomic_write_json
 
@@ -115,17 +116,20 @@ class RunFolder:
                 with contextlib.suppress(FileNotFoundError):
                     target.unlink()
 
-    def check_config(self, config: dict, dataset_sha256: str, write: bool = True) -> None:
+    def check_config(self, config: dict, dataset_sha256: str, write: bool = True, code: dict | None = None) -> None:
         """Records what the run is in `IDENTITY_FILE`, or checks that the one there says the same.
 
         Args:
             config: the configuration every part of the run shares (JSON values).
             dataset_sha256: the data set's digest.
             write: record it when the folder holds no run yet (False: leave that to another process).
+            code: the code that trains (`environment.code_identity()`): a run is filled
+                by one code only, so that no table mixes versions. None: not checked.
 
         Raises:
-            ResultsError: the folder holds a run of another configuration or data set (the
-                message names every field that differs), or its identity file is unreadable.
+            ResultsError: the folder holds a run of another configuration or data set, or one
+                trained by other code (the message names every field that differs, or both
+                codes' commits), or its identity file is unreadable.
         """
         path = self.path / self.IDENTITY_FILE
         wanted = {"config": config, "dataset_sha256": dataset_sha256}
@@ -142,8 +146,17 @@ class RunFolder:
                     f"{self.path} holds a {self.KIND} with another configuration ({differences}); "
                     "choose another `run_name`, or pass `fresh=True` to discard it"
                 )
+            if code is not None and not same_code(existing.get("code") or {}, code):
+                raise ResultsError(
+                    f"{self.path} holds a {self.KIND} trained by other code ({describe_code(existing.get('code'))} "
+                    f"there, {describe_code(code)} here); resume it with that code, choose another `run_name`, "
+                    "or pass `fresh=True` to discard it"
+                )
         elif write:
-            atomic_write_json(path, {**wanted, "config_hash": digest(wanted)})
+            record = {**wanted, "config_hash": digest(wanted)}
+            if code is not None:
+                record["code"] = code
+            atomic_write_json(path, record)
 
     @contextlib.contextmanager
     def lock(self, path: str | os.PathLike | None = None, busy: str | None = None, tries: int = 1) -> Iterator[None]:

@@ -1,24 +1,41 @@
 """What a run keeps for each variant: its record file, `variants/<cell>-seed<seed>-<key>.json`.
 
 A record holds the variant's key, its training configuration, its row of
-`runs.csv` (a failed variant's row comes from `TrainConfig.failed_row`) and its
-per-epoch history. The tables are rebuilt from the records, never the other way
-round, so several processes can fill one run and an interrupted one loses no row.
+`runs.csv` (a failed variant's row comes from `TrainConfig.failed_row`), its
+per-epoch history, and where it was trained: the environment of the process
+that trained it (code, versions, machine, threads) and the command line. The
+tables are rebuilt from the records, never the other way round, so several
+processes can fill one run and an interrupted one loses no row.
 """
 
 from __future__ import annotations
 
+import datetime
 import json
 import os
 from pathlib import Path
 
 from recurrent_mnist.runs.atomic import atomic_write_json
 
-__all__ = ["read_record", "read_records", "write_record"]
+__all__ = ["now", "read_record", "read_records", "write_record"]
 
 
-def write_record(path: str | os.PathLike, key: str, train_config: dict, row: dict, history: list[dict]) -> None:
-    atomic_write_json(path, {"key": key, "train_config": train_config, "row": row, "history": history})
+def now() -> str:
+    return datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
+
+
+def write_record(
+    path: str | os.PathLike,
+    key: str,
+    train_config: dict,
+    row: dict,
+    history: list[dict],
+    environment: dict | None = None,
+    command: list[str] | None = None,
+) -> None:
+    record = {"key": key, "train_config": train_config, "row": row, "history": history}
+    record.update(environment=environment or {}, command=command)
+    atomic_write_json(path, record)
 
 
 def read_record(path: str | os.PathLike) -> dict | None:

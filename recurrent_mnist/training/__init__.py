@@ -8,20 +8,29 @@
 """
 
 from recurrent_mnist.training.config import AUTO_XLA_MAX_BATCH, TrainConfig, steps_per_execution_for
-from recurrent_mnist.training.measure import measure_inference, measure_latency, peak_rss_mb, steady_epoch_time
+from recurrent_mnist.training.measure import (
+    NO_STEADY_EPOCH,
+    MemoryWatch,
+    measure_inference,
+    measure_latency,
+    process_peak_rss_mb,
+    steady_epoch_time,
+)
 from recurrent_mnist.training.pipeline import INFERENCE_BATCH, compile_model, input_pipeline, split_validation
 from recurrent_mnist.training.variant import VariantResult, train_variant
 
 __all__ = [
     "AUTO_XLA_MAX_BATCH",
     "INFERENCE_BATCH",
+    "NO_STEADY_EPOCH",
+    "MemoryWatch",
     "TrainConfig",
     "VariantResult",
     "compile_model",
     "input_pipeline",
     "measure_inference",
     "measure_latency",
-    "peak_rss_mb",
+    "process_peak_rss_mb",
     "split_validation",
     "steady_epoch_time",
     "steps_per_execution_for",

@@ -7,7 +7,6 @@ training after every epoch, atomically.
 
 from __future__ import annotations
 
-import datetime
 import json
 import math
 import time
@@ -18,6 +17,7 @@ import keras
 
 from recurrent_mnist.errors import ResultsError
 from recurrent_mnist.runs.atomic import atomic_path, atomic_write_json
+from recurrent_mnist.runs.records import now
 from recurrent_mnist.training.config import TrainConfig
 
 __all__ = ["Checkpoint", "Emit", "Monitor", "now", "restore"]
@@ -27,7 +27,11 @@ Emit = Callable[[dict], None]
 
 class Monitor(keras.callbacks.Callback):
     """Times each epoch's training (validation excluded), stops on a non-finite loss,
-    and reports progress through `emit`."""
+    and reports progress through `emit`.
+
+    The first epoch of a `fit` call traces and compiles the training step: its history
+    entry says so (`includes_compilation`), and no steady-state time counts it.
+    """
 
     def __init__(self, emit: Emit | None, epochs: int, steps: int, target: float | None):
         super().__init__()
@@ -44,6 +48,7 @@ class Monitor(keras.callbacks.Callback):
         self._last_emit = 0.0
         self._train_time = None
         self._epoch = 1
+        self._compiled = False
 
     def _send(self, event: dict):
         if self.emit is not None:
@@ -81,11 +86,14 @@ class Monitor(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         train_time = self._train_time if self._train_time is not None else time.perf_counter() - self._epoch_start
         self.epoch_times.append(train_time)
+        includes_compilation = not self._compiled
+        self._compiled = True
         logs = {k: _float(v) for k, v in (logs or {}).items()}
         self.history.append(
             {
                 "epoch": epoch + 1,
                 "epoch_time_s": train_time,
+                "includes_compilation": includes_compilation,
                 **{key: logs.get(key) for key in ("loss", "accuracy", "val_loss", "val_accuracy")},
             }
         )
@@ -98,16 +106,19 @@ class Monitor(keras.callbacks.Callback):
                 self.failure = f"the {key.replace('_', ' ')} became {logs[key]} in epoch {epoch + 1}"
                 self.model.stop_training = True
         self._send(
-            {"event": "epoch_end", "epoch": epoch + 1, "epochs": self.epochs, "epoch_time_s": train_time, "logs": logs}
+            {
+                "event": "epoch_end",
+                "epoch": epoch + 1,
+                "epochs": self.epochs,
+                "epoch_time_s": train_time,
+                "includes_compilation": includes_compilation,
+                "logs": logs,
+            }
         )
 
 
 def _float(value):
     return None if value is None else float(value)
-
-
-def now() -> str:
-    return datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
 
 
 class Checkpoint(keras.callbacks.Callback):

@@ -2,26 +2,60 @@
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import resource
 import sys
+import threading
 import time
+from pathlib import Path
 
 import keras
 import numpy as np
 
 from recurrent_mnist.training.pipeline import INFERENCE_BATCH, input_pipeline
 
-__all__ = ["LATENCY_CALLS", "measure_inference", "measure_latency", "peak_rss_mb", "steady_epoch_time"]
+__all__ = [
+    "LATENCY_CALLS",
+    "NO_STEADY_EPOCH",
+    "MemoryWatch",
+    "measure_inference",
+    "measure_latency",
+    "process_peak_rss_mb",
+    "steady_epoch_time",
+    "steady_epochs",
+]
 
 LATENCY_CALLS = 100
 
+NO_STEADY_EPOCH = (
+    "no steady-state epoch time: every epoch trained in a process included tracing and compilation "
+    "(the first epoch of each process); train 2 or more epochs"
+)
 
-def steady_epoch_time(epoch_times: list[float]) -> float | None:
-    """The median epoch time, the first epoch (tracing, compilation) excluded when there are several."""
-    if not epoch_times:
-        return None
-    steady = epoch_times[1:] if len(epoch_times) > 1 else epoch_times
-    return float(np.median(steady))
+
+def steady_epochs(history: list[dict]) -> list[float]:
+    """The training times of the epochs that did not include tracing and compilation.
+
+    `Monitor` marks the first epoch that each process trains (`includes_compilation`):
+    a run resumed from a checkpoint compiles again. An entry without the mark (an
+    older checkpoint) counts as compiling when it is the first.
+    """
+    return [
+        float(entry["epoch_time_s"])
+        for index, entry in enumerate(history)
+        if not entry.get("includes_compilation", index == 0) and entry.get("epoch_time_s") is not None
+    ]
+
+
+def steady_epoch_time(history: list[dict]) -> float | None:
+    """The median training time of the epochs without compilation; None when there is none.
+
+    An epoch that includes tracing and compilation is never a steady-state time,
+    so one epoch gives None (`NO_STEADY_EPOCH` says why).
+    """
+    times = steady_epochs(history)
+    return float(np.median(times)) if times else None
 
 
 def measure_inference(model: keras.Model, x: np.ndarray, repeats: int = 3) -> float:
@@ -56,7 +90,87 @@ def measure_latency(model: keras.Model, x: np.ndarray, calls: int = LATENCY_CALL
     return float(np.percentile(times, 50)), float(np.percentile(times, 95))
 
 
-def peak_rss_mb() -> float:
-    """The process's peak resident memory so far, in MB."""
+_STATUS = Path("/proc/self/status")
+_CLEAR_REFS = Path("/proc/self/clear_refs")
+_process_peak_kb = 0.0  # the highest peak seen before a `MemoryWatch` reset the kernel's
+
+
+def _status_kb(field: str) -> float | None:
+    try:
+        for line in _STATUS.read_text().splitlines():
+            if line.startswith(field + ":"):
+                return float(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def _rusage_peak_kb() -> float:
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak / (1024.0 * 1024.0) if sys.platform == "darwin" else peak / 1024.0
+    return peak / 1024.0 if sys.platform == "darwin" else float(peak)  # macOS: bytes; Linux: KiB
+
+
+def process_peak_rss_mb() -> float:
+    """The process's peak resident memory so far, in MB: TensorFlow, the data and every variant it trained."""
+    global _process_peak_kb
+    _process_peak_kb = max(_process_peak_kb, _rusage_peak_kb(), _status_kb("VmHWM") or 0.0)
+    return _process_peak_kb / 1024.0
+
+
+@dataclasses.dataclass
+class MemoryWatch:
+    """What one variant adds to the process's memory: its peak RSS over the RSS it started from.
+
+    `with MemoryWatch() as watch:` around a variant's work; then `watch.growth_mb`.
+    The baseline is the resident memory when the block starts (after imports and
+    data loading). On Linux the kernel's peak is reset there (`/proc/self/clear_refs`),
+    so the peak is this variant's alone, also when several variants train in one
+    process; where it cannot be reset, a thread samples the resident memory every
+    `interval_s` instead (it may miss a spike shorter than that). Without
+    `/proc` (not Linux) `growth_mb` stays None.
+    """
+
+    interval_s: float = 0.02
+    baseline_kb: float | None = None
+    peak_kb: float | None = None
+    method: str | None = None
+    _stop: threading.Event | None = None
+    _thread: threading.Thread | None = None
+
+    @property
+    def growth_mb(self) -> float | None:
+        if self.baseline_kb is None or self.peak_kb is None:
+            return None
+        return max(0.0, self.peak_kb - self.baseline_kb) / 1024.0
+
+    def __enter__(self) -> MemoryWatch:
+        process_peak_rss_mb()  # keep the peak so far before the kernel's is reset
+        self.baseline_kb = _status_kb("VmRSS")
+        if self.baseline_kb is None:
+            return self
+        try:
+            _CLEAR_REFS.write_text("5")  # resets VmHWM to the current RSS (Linux >= 4.0)
+            self.method = "kernel peak since reset"
+        except OSError:
+            self.method = "sampled"
+            self.peak_kb = self.baseline_kb
+            self._stop = threading.Event()
+            self._thread = threading.Thread(target=self._sample, name="rss-sampler", daemon=True)
+            self._thread.start()
+        return self
+
+    def _sample(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            rss = _status_kb("VmRSS")
+            if rss is not None:
+                self.peak_kb = max(self.peak_kb, rss)
+
+    def __exit__(self, *exc_info) -> None:
+        if self._thread is not None:
+            self._stop.set()
+            self._thread.join()
+            with contextlib.suppress(TypeError):
+                self.peak_kb = max(self.peak_kb, _status_kb("VmRSS"))
+        elif self.method is not None:
+            self.peak_kb = _status_kb("VmHWM")
+        process_peak_rss_mb()

@@ -19,7 +19,14 @@ from recurrent_mnist.distribute import get_strategy, strategy_scope
 from recurrent_mnist.model import RowSequenceClassifier
 from recurrent_mnist.training.callbacks import Checkpoint, Emit, Monitor, now, restore
 from recurrent_mnist.training.config import TrainConfig
-from recurrent_mnist.training.measure import measure_inference, measure_latency, peak_rss_mb, steady_epoch_time
+from recurrent_mnist.training.measure import (
+    MemoryWatch,
+    measure_inference,
+    measure_latency,
+    process_peak_rss_mb,
+    steady_epoch_time,
+    steady_epochs,
+)
 from recurrent_mnist.training.pipeline import INFERENCE_BATCH, compile_model, input_pipeline, split_validation
 
 __all__ = ["VariantResult", "train_variant"]
@@ -61,6 +68,10 @@ def train_variant(
     bench's worker, `train` and `tune` do; the layers get `config.threads`
     as their parallel chains in any case.
 
+    Memory: `variant_rss_growth_mb` is the peak resident memory while this
+    variant builds, trains and is measured, over the resident memory when it
+    started (see `MemoryWatch`); `process_peak_rss_mb` is the whole process's peak.
+
     Returns:
         A `VariantResult`. A non-finite loss gives `status="failed"` with the
         reason in `error`; other exceptions propagate.
@@ -68,6 +79,15 @@ def train_variant(
     Raises:
         ResultsError: the checkpoint is unreadable or of another configuration.
     """
+    with MemoryWatch() as memory:
+        result = _train(dataset, config, emit, measure, callbacks, keep_model, checkpoint_dir)
+    result.row["variant_rss_growth_mb"] = memory.growth_mb
+    result.row["process_peak_rss_mb"] = process_peak_rss_mb()
+    result.row["finished_at"] = now()
+    return result
+
+
+def _train(dataset, config, emit, measure, callbacks, keep_model, checkpoint_dir) -> VariantResult:
     keras.utils.set_random_seed(config.seed)
     x_train, y_train, x_val, y_val = split_validation(dataset.x_train, dataset.y_train, config.validation_split)
     strategy = get_strategy(config.strategy)
@@ -121,6 +141,7 @@ def train_variant(
             )
     history_rows = earlier + monitor.history
     epoch_times = [entry["epoch_time_s"] for entry in history_rows]
+    steady = steady_epochs(history_rows)
     elapsed = 0.0
     for entry in history_rows:
         elapsed += entry["epoch_time_s"]
@@ -143,7 +164,8 @@ def train_variant(
         "error": monitor.failure or "",
         "best_val_accuracy": best_val_accuracy,
         "best_epoch": best_epoch,
-        "epoch_time_s": steady_epoch_time(epoch_times),
+        "epoch_time_s": steady_epoch_time(history_rows),
+        "steady_epochs": len(steady),
         "first_epoch_s": epoch_times[0] if epoch_times else None,
         "train_time_s": sum(epoch_times),
         "epochs_to_target": monitor.target_epoch,
@@ -164,6 +186,4 @@ def train_variant(
             row["latency_ms_p50"], row["latency_ms_p95"] = measure_latency(model, dataset.x_test)
         else:
             row.update(infer_samples_per_s=None, latency_ms_p50=None, latency_ms_p95=None)
-    row["peak_rss_mb"] = peak_rss_mb()
-    row["finished_at"] = now()
     return VariantResult(row=row, history=history_rows, model=model if keep_model else None)

@@ -97,10 +97,12 @@ def _workers_busy(oracle, folder: _SearchFolder) -> bool:
     return any(live(tuner_id) for tuner_id in untold)
 
 
-def _run_worker(config, dataset, folder: _SearchFolder, worker_id: str, tensorboard_dir, emit: Progress) -> TuneResult:
+def _run_worker(
+    config, dataset, folder: _SearchFolder, worker_id: str, tensorboard_dir, emit: Progress, code: dict | None = None
+) -> TuneResult:
     busy = f"a worker with `worker_id={worker_id}` is already running on {folder.path}; give each worker its own id"
     with folder.lock(folder.workers / f"{worker_id}.lock", busy, tries=10):
-        folder.check_config(config.identity(), dataset.sha256, write=False)
+        folder.check_config(config.identity(), dataset.sha256, write=False, code=code)
         host, port = settings.parse_oracle_address(config.oracle)
         emit(
             {

@@ -20,7 +20,7 @@ from keras_tuner.engine.trial import Trial, TrialStatus
 
 from recurrent_mnist import reporting, settings
 from recurrent_mnist.datasets import Dataset, load
-from recurrent_mnist.environment import environment_info, limit_threads
+from recurrent_mnist.environment import code_identity, environment_info, limit_threads
 from recurrent_mnist.errors import ConfigError
 from recurrent_mnist.runs.atomic import atomic_write_json, atomic_write_text
 from recurrent_mnist.runs.folder import check_run_name
@@ -58,6 +58,7 @@ def run_search(
     command: list[str] | None = None,
     dataset: Dataset | None = None,
     retrain_best: bool = True,
+    imports: tuple[str, ...] = (),
 ) -> TuneResult:
     """Runs (or resumes) a hyperparameter search and writes its tables and best model.
 
@@ -83,6 +84,8 @@ def run_search(
         dataset: an already loaded data set (it must be `config.dataset`).
         retrain_best: retrain the best configuration and save it as
             `best_model.keras`; False writes only its hyperparameters.
+        imports: the modules that registered custom cells (already imported):
+            their source is part of the code a search is filled by.
 
     Returns:
         A `TuneResult`.
@@ -112,14 +115,15 @@ def run_search(
 
     with _keras_tuner_role(config) as variables:
         if role == "worker":
-            return _run_worker(config, dataset, folder, variables["KERASTUNER_TUNER_ID"], tensorboard_dir, emit)
+            worker_id = variables["KERASTUNER_TUNER_ID"]
+            return _run_worker(config, dataset, folder, worker_id, tensorboard_dir, emit, code_identity(imports))
         busy = f"another process is running the search in {folder.path}; wait for it, or choose another `run_name`"
         with folder.lock(folder.path / ".search.lock", busy):
             if role == "chief":
                 folder.set_chief_state("starting", config.oracle)
             if fresh:
                 folder.discard()
-            folder.check_config(config.identity(), dataset.sha256)
+            folder.check_config(config.identity(), dataset.sha256, code=code_identity(imports))
             atomic_write_json(
                 folder.path / "environment.json",
                 environment_info(command, dataset=dataset.describe(), config=config.to_dict(), role=role),
