@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from recurrent_mnist import stats
 from recurrent_mnist.runs.atomic import atomic_path, atomic_write_text
 
 __all__ = [
@@ -81,8 +82,10 @@ HISTORY_COLUMNS = [
     "train_time_s",
     "variant",
 ]
-# Summarised per cell: mean and standard deviation over the seeds that finished.
+# Summarised per cell: mean and standard deviation over the seeds that finished,
+# and for the two figures a comparison turns on, the 95 % confidence interval of the mean.
 SUMMARY_METRICS = ["test_accuracy", "test_loss", "best_val_accuracy", "epochs", *MEASURED]
+INTERVAL_METRICS = ["test_accuracy", "epoch_time_s"]
 
 
 # --------------------------------------------------------------------------- tables
@@ -129,12 +132,15 @@ def record_frames(records: Iterable[dict]) -> tuple[pd.DataFrame, pd.DataFrame, 
 
 
 def summary_frame(runs: pd.DataFrame) -> pd.DataFrame:
-    """Per cell: how many seeds finished or failed, and mean and standard deviation of each metric.
+    """Per cell: how many seeds finished or failed, the mean and standard deviation of each metric,
+    and the 95 % Student-t interval of the mean of `INTERVAL_METRICS` (`<metric>_ci95_low`/`_high`).
 
     Ranked by mean test accuracy (best first); failed variants are counted, never averaged.
     """
     columns = ["rank", "cell", "seeds", "failed", "params"] + [
-        f"{m}_{stat}" for m in SUMMARY_METRICS for stat in ("mean", "std")
+        f"{m}_{stat}"
+        for m in SUMMARY_METRICS
+        for stat in ("mean", "std", *(("ci95_low", "ci95_high") if m in INTERVAL_METRICS else ()))
     ]
     if runs.empty:
         return pd.DataFrame(columns=columns)
@@ -148,9 +154,10 @@ def summary_frame(runs: pd.DataFrame) -> pd.DataFrame:
             "params": int(group["params"].iloc[0]) if group["params"].notna().any() else None,
         }
         for metric in SUMMARY_METRICS:
-            values = pd.to_numeric(ok[metric], errors="coerce").dropna()
-            record[f"{metric}_mean"] = float(values.mean()) if len(values) else None
-            record[f"{metric}_std"] = float(values.std(ddof=1)) if len(values) > 1 else None
+            summary = stats.summarize(pd.to_numeric(ok[metric], errors="coerce"))
+            record[f"{metric}_mean"], record[f"{metric}_std"] = summary.mean, summary.std
+            if metric in INTERVAL_METRICS:
+                record[f"{metric}_ci95_low"], record[f"{metric}_ci95_high"] = summary.ci_low, summary.ci_high
         records.append(record)
     frame = pd.DataFrame(records)
     frame = frame.sort_values("test_accuracy_mean", ascending=False, na_position="last", kind="stable")
@@ -181,11 +188,20 @@ def markdown_table(headers: list[str], rows: list[list[str]], align: list[str] |
     return "\n".join(lines) + "\n"
 
 
+def interval(row, metric: str, digits: int) -> str:
+    low, high = row.get(f"{metric}_ci95_low"), row.get(f"{metric}_ci95_high")
+    if low is None or high is None or any(isinstance(v, float) and math.isnan(v) for v in (low, high)):
+        return "–"
+    return f"{_fmt(low, digits)} to {_fmt(high, digits)}"
+
+
 SUMMARY_DISPLAY = [
-    # (header, metric, digits)
+    # (header, metric, digits); a header ending in "95 % CI" shows the metric's interval
     ("test accuracy", "test_accuracy", 4),
+    ("test accuracy 95 % CI", "test_accuracy", 4),
     ("best val. accuracy", "best_val_accuracy", 4),
     ("epoch time (s)", "epoch_time_s", 2),
+    ("epoch time 95 % CI", "epoch_time_s", 2),
     ("first epoch (s)", "first_epoch_s", 2),
     ("train samples/s", "train_samples_per_s", 0),
     ("infer samples/s", "infer_samples_per_s", 0),
@@ -204,7 +220,10 @@ def summary_rows(summary: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
         params = _fmt(record["params"], 0) if record["params"] is not None else "–"
         rows.append(
             [str(record["rank"]), record["cell"], seeds, params]
-            + [mean_std(record, metric, digits) for _, metric, digits in SUMMARY_DISPLAY]
+            + [
+                interval(record, metric, digits) if header.endswith("95 % CI") else mean_std(record, metric, digits)
+                for header, metric, digits in SUMMARY_DISPLAY
+            ]
         )
     return headers, rows
 
@@ -212,7 +231,10 @@ def summary_rows(summary: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
 def summary_markdown(summary: pd.DataFrame, title: str, notes: Iterable[str] = ()) -> str:
     headers, rows = summary_rows(summary)
     text = f"# {title}\n\n" + markdown_table(headers, rows, ["r", "l", "l"] + ["r"] * (len(headers) - 3))
-    text += "\nMean ± standard deviation over seeds; failed variants are counted, not averaged.\n"
+    text += (
+        "\nMean ± standard deviation over seeds; 95 % CI: the Student-t confidence interval of the mean "
+        "(two seeds or more). Failed variants are counted, not averaged.\n"
+    )
     text += (
         "Epoch time is the median training time (validation excluded) of the epochs that did not trace and "
         "compile: the first epoch each process trains never counts.\n"

@@ -57,6 +57,10 @@ def test_every_documented_file_and_column(tmp_path, small_sample):
     assert summary["test_accuracy_mean"].is_monotonic_decreasing
     assert (summary["seeds"] == 2).all() and summary["test_accuracy_std"].notna().all()
     assert "± " in (folder / "summary.md").read_text()
+    for metric in ("test_accuracy", "epoch_time_s"):  # two seeds: a Student-t interval around the mean
+        low, mean, high = (summary[f"{metric}_{stat}"] for stat in ("ci95_low", "mean", "ci95_high"))
+        assert ((low < mean) & (mean < high)).all(), metric
+    assert "95 % CI" in (folder / "summary.md").read_text()
 
     history = pd.read_csv(folder / "history.csv")
     assert len(history) == 6 * 2
