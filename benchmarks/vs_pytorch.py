@@ -416,7 +416,7 @@ def keras_worker(args: argparse.Namespace, impl: str) -> dict:
         "infer_samples_per_s": row.get("infer_samples_per_s"),
         "latency_ms_p50": row.get("latency_ms_p50"),
         "latency_ms_p95": row.get("latency_ms_p95"),
-        "peak_rss_mb": row.get("peak_rss_mb"),
+        "peak_rss_mb": row.get("process_peak_rss_mb"),  # the process peak, as for PyTorch
         "thread_settings": tensorflow_threads(),
     }
 

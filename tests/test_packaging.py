@@ -18,3 +18,17 @@ def test_the_embedded_sample_is_package_data():
     patterns = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]
     assert "data/mnist-sample/*" in patterns["recurrent_mnist"]
     assert (ROOT / "recurrent_mnist" / "data" / "mnist-sample" / "manifest.json").exists()
+
+
+def test_ci_runs_the_readmes_two_commands():
+    # .ci/run must run what the README tells a new user, not a copy that drifted.
+    readme = (ROOT / "README.md").read_text()
+    ci = (ROOT / ".ci" / "run").read_text()
+    section = readme.split("## Two commands", 1)[1].split("\n## ", 1)[0]
+    commands = [block.split("\n", 1)[1].strip() for block in section.split("```bash")[1:]]
+    commands = [command.split("\n```", 1)[0].strip() for command in commands]
+    assert len(commands) == 2, commands
+    first, tests = commands
+    assert first + ' --results-dir "$workdir/results"' in ci
+    install, run = tests.rsplit(" && ", 1)
+    assert install in ci and run in ci
