@@ -329,6 +329,10 @@ def run_bench(
         key = _variant_key(shared, dataset.sha256, variant)
         path = folder.variant_path(variant, key)
         plan.append((variant, key, path, finished(path)))
+    if not all(keep for *_, keep in plan):
+        # Filling a run with other code would mix versions in one table; a run with nothing
+        # left to train only has its tables rebuilt, whatever code reads it.
+        folder.check_code(code)
     emit(
         {
             "event": "run_start",

@@ -155,6 +155,10 @@ def test_a_run_trained_by_other_code_is_refused_naming_both_commits(tmp_path, sm
         run(tmp_path, BenchConfig.from_options(cells=("simple_rnn", "gru"), **TINY), small_sample)
     assert next((tmp_path / "run" / "variants").glob("*.json")).read_bytes() == record
     assert len(list((tmp_path / "run" / "variants").glob("*.json"))) == 1
+    # With nothing left to train, other code only rebuilds the tables: a published run stays rerunnable.
+    runs = (tmp_path / "run" / "runs.csv").read_bytes()
+    again = run(tmp_path, BenchConfig.from_options(cells=("simple_rnn",), **TINY), small_sample)
+    assert (again.trained, again.kept) == (0, 1) and (tmp_path / "run" / "runs.csv").read_bytes() == runs
 
 
 def test_an_edited_import_module_is_other_code(tmp_path, small_sample, monkeypatch):
@@ -166,8 +170,9 @@ def test_an_edited_import_module_is_other_code(tmp_path, small_sample, monkeypat
     first = run(tmp_path, config, small_sample, imports=("cells_for_identity_test",))
     assert first.trained == 1
     module.write_text("WIDTH = 2\n")
+    more = BenchConfig.from_options(cells=("simple_rnn", "gru"), **TINY)
     with pytest.raises(ResultsError, match=r"trained by other code .*cells_for_identity_test"):
-        run(tmp_path, config, small_sample, imports=("cells_for_identity_test",))
+        run(tmp_path, more, small_sample, imports=("cells_for_identity_test",))
 
 
 def test_a_run_that_mixes_environments_says_so_in_every_table(tmp_path, small_sample):

@@ -68,6 +68,27 @@ def test_the_identity_check_names_every_field_that_differs(tmp_path):
         folder.check_config({"units": 8, "epochs": 2}, "abc")
 
 
+def test_a_run_is_filled_by_one_code_and_the_refusal_names_both_commits(tmp_path):
+    from recurrent_mnist.environment import code_identity
+
+    folder = RunFolder(tmp_path / "run")
+    folder.prepare()
+    ours = code_identity()
+    folder.check_code(ours)  # no run yet: nothing to compare
+    folder.check_config({"units": 8}, "abc", code=ours)
+    folder.check_code(dict(ours))
+    theirs = {**ours, "source_sha256": "e" * 64, "git_commit": "c" * 40, "git_dirty": True}
+    with pytest.raises(ResultsError) as caught:
+        folder.check_code(theirs)
+    message = str(caught.value)
+    assert (
+        "trained by other code" in message
+        and "commit cccccccc with uncommitted changes (source eeeeeeee) here" in message
+    )
+    with pytest.raises(ResultsError, match=r"other code .*my_cells"):
+        folder.check_code({**ours, "imports": {"my_cells": "0" * 64}})
+
+
 def test_discard_removes_only_the_runs_own_files(tmp_path):
     class Folder(RunFolder):
         FOLDERS = ("parts",)

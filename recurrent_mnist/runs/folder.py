@@ -123,13 +123,12 @@ class RunFolder:
             config: the configuration every part of the run shares (JSON values).
             dataset_sha256: the data set's digest.
             write: record it when the folder holds no run yet (False: leave that to another process).
-            code: the code that trains (`environment.code_identity()`): a run is filled
-                by one code only, so that no table mixes versions. None: not checked.
+            code: the code that trains (`environment.code_identity()`), recorded with a
+                new run; `check_code` compares it with the run's.
 
         Raises:
-            ResultsError: the folder holds a run of another configuration or data set, or one
-                trained by other code (the message names every field that differs, or both
-                codes' commits), or its identity file is unreadable.
+            ResultsError: the folder holds a run of another configuration or data set (the
+                message names every field that differs), or its identity file is unreadable.
         """
         path = self.path / self.IDENTITY_FILE
         wanted = {"config": config, "dataset_sha256": dataset_sha256}
@@ -146,17 +145,25 @@ class RunFolder:
                     f"{self.path} holds a {self.KIND} with another configuration ({differences}); "
                     "choose another `run_name`, or pass `fresh=True` to discard it"
                 )
-            if code is not None and not same_code(existing.get("code") or {}, code):
-                raise ResultsError(
-                    f"{self.path} holds a {self.KIND} trained by other code ({describe_code(existing.get('code'))} "
-                    f"there, {describe_code(code)} here); resume it with that code, choose another `run_name`, "
-                    "or pass `fresh=True` to discard it"
-                )
         elif write:
             record = {**wanted, "config_hash": digest(wanted)}
             if code is not None:
                 record["code"] = code
             atomic_write_json(path, record)
+
+    def check_code(self, code: dict) -> None:
+        """Raises `ResultsError`, naming both commits, unless the run was made by `code`
+        (`environment.same_code`): a run is filled by one code only, so no table mixes versions."""
+        try:
+            existing = json.loads((self.path / self.IDENTITY_FILE).read_text()).get("code") or {}
+        except (OSError, ValueError, AttributeError):
+            return  # no run yet: `check_config` records one
+        if not same_code(existing, code):
+            raise ResultsError(
+                f"{self.path} holds a {self.KIND} trained by other code ({describe_code(existing)} there, "
+                f"{describe_code(code)} here); resume it with that code, choose another `run_name`, "
+                "or pass `fresh=True` to discard it"
+            )
 
     @contextlib.contextmanager
     def lock(self, path: str | os.PathLike | None = None, busy: str | None = None, tries: int = 1) -> Iterator[None]:

@@ -102,7 +102,9 @@ def _run_worker(
 ) -> TuneResult:
     busy = f"a worker with `worker_id={worker_id}` is already running on {folder.path}; give each worker its own id"
     with folder.lock(folder.workers / f"{worker_id}.lock", busy, tries=10):
-        folder.check_config(config.identity(), dataset.sha256, write=False, code=code)
+        folder.check_config(config.identity(), dataset.sha256, write=False)
+        if code is not None:
+            folder.check_code(code)
         host, port = settings.parse_oracle_address(config.oracle)
         emit(
             {

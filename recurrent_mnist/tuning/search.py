@@ -123,7 +123,9 @@ def run_search(
                 folder.set_chief_state("starting", config.oracle)
             if fresh:
                 folder.discard()
-            folder.check_config(config.identity(), dataset.sha256, code=code_identity(imports))
+            code = code_identity(imports)
+            folder.check_config(config.identity(), dataset.sha256, code=code)
+            folder.check_code(code)
             atomic_write_json(
                 folder.path / "environment.json",
                 environment_info(command, dataset=dataset.describe(), config=config.to_dict(), role=role),
