@@ -20,13 +20,18 @@ that measured time: the evaluation itself is not repeated per batch here).
     python benchmarks/tutorial_replay.py --dataset mnist --seeds 0 1 2
 
 Writes `epochs.csv`, `summary.md` and `environment.json` under
-`--results-dir/tutorial-replay-<dataset>/`.
+`--results-dir/tutorial-replay-<dataset>/`, rebuilt from one record per (seed,
+version) in `variants/`: a rerun trains only what is missing, and refuses to
+train into a folder made by other code or with another number of epochs, as
+`bench` does.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -38,8 +43,11 @@ import pandas as pd
 
 from recurrent_mnist import RowSequenceClassifier, datasets, reporting
 from recurrent_mnist.bench import PRESETS
-from recurrent_mnist.environment import environment_info
+from recurrent_mnist.environment import code_identity, machine_environment
+from recurrent_mnist.errors import RecurrentMnistError
+from recurrent_mnist.runs import records
 from recurrent_mnist.runs.atomic import atomic_write_json, atomic_write_text
+from recurrent_mnist.runs.folder import RunFolder
 
 TUTORIAL = PRESETS["tutorial"]
 
@@ -112,6 +120,38 @@ def time_full_evaluation(model: keras.Model, x: np.ndarray, repeats: int = 5) ->
     return float(np.median(samples))
 
 
+VERSIONS = {True: "as written (softmax twice)", False: "corrected (logits)"}
+
+
+class ReplayFolder(RunFolder):
+    FOLDERS = ("variants",)
+
+
+def replay(folder: ReplayFolder, data, seeds: list[int], epochs: int) -> list[dict]:
+    """Trains each (seed, version) that has no record yet; returns every record of the folder."""
+    code = code_identity()
+    folder.check_config({"replay": "tutorial", "epochs": epochs}, data.sha256, code=code)
+    for seed in seeds:
+        for as_written, label in VERSIONS.items():
+            path = folder.path / "variants" / f"{'as-written' if as_written else 'corrected'}-seed{seed}.json"
+            if records.read_record(path) is not None:
+                print(f"seed {seed} {label}: kept from an earlier run", flush=True)
+                continue
+            folder.check_code(code)  # never mix versions in one table
+            accuracies, times, model = train(data, seed, as_written, epochs)
+            row = {"version": label, "seed": seed, "test_accuracy": accuracies[-1]}
+            if as_written:
+                row["full_test_evaluation_s"] = time_full_evaluation(model, data.x_test)
+            history = [
+                {"epoch": epoch, "test_accuracy": accuracy, "epoch_time_s": seconds}
+                for epoch, (accuracy, seconds) in enumerate(zip(accuracies, times, strict=True), start=1)
+            ]
+            environment = {**machine_environment(), "code": code}
+            records.write_record(path, path.stem, {"seed": seed, "epochs": epochs}, row, history, environment, sys.argv)
+            print(f"seed {seed} {label}: test accuracy after epoch {epochs}: {accuracies[-1]:.4f}", flush=True)
+    return records.read_records(folder.path / "variants")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dataset", default="mnist-sample", choices=list(datasets.DATASETS))
@@ -122,30 +162,31 @@ def main() -> None:
     args = parser.parse_args()
 
     data = datasets.load(args.dataset, args.data_dir)
-    folder = args.results_dir / f"tutorial-replay-{args.dataset}"
-    rows, evaluation_s = [], []
+    folder = ReplayFolder(args.results_dir / f"tutorial-replay-{args.dataset}")
     batches = int(np.ceil(len(data.x_train) / TUTORIAL["batch_size"]))
-    for seed in args.seeds:
-        for as_written in (True, False):
-            label = "as written (softmax twice)" if as_written else "corrected (logits)"
-            accuracies, times, model = train(data, seed, as_written, args.epochs)
-            for epoch, (accuracy, seconds) in enumerate(zip(accuracies, times, strict=True), start=1):
-                rows.append(
-                    {"version": label, "seed": seed, "epoch": epoch, "test_accuracy": accuracy, "epoch_time_s": seconds}
-                )
-            print(f"seed {seed} {label}: test accuracy after epoch {args.epochs}: {accuracies[-1]:.4f}", flush=True)
-            if as_written:
-                evaluation_s.append(time_full_evaluation(model, data.x_test))
-
-    epochs = pd.DataFrame(rows)
-    reporting.write_csv(epochs, folder / "epochs.csv")
+    try:
+        folder.prepare()
+        found = replay(folder, data, args.seeds, args.epochs)
+    except RecurrentMnistError as exc:
+        # The library names its own arguments; this script's are --results-dir and the folder itself.
+        message = str(exc).replace("choose another `run_name`, or pass `fresh=True` to discard it", "")
+        sys.exit(f"error: {message.rstrip('; ')}; give another --results-dir, or delete {folder.path} to start over")
+    found = [r for r in found if r["row"]["seed"] in args.seeds]
+    rows = [
+        {"version": r["row"]["version"], "seed": r["row"]["seed"], **entry} for r in found for entry in r["history"]
+    ]
+    evaluation_s = [r["row"]["full_test_evaluation_s"] for r in found if "full_test_evaluation_s" in r["row"]]
+    epochs = pd.DataFrame(rows).sort_values(["version", "seed", "epoch"], kind="stable").reset_index(drop=True)
+    reporting.write_csv(epochs, folder.path / "epochs.csv")
     final = epochs[epochs["epoch"] == args.epochs].groupby("version")["test_accuracy"].agg(["mean", "std", "count"])
     marks = [e for e in (1, 2, 5, 10, args.epochs) if e <= args.epochs]
     per_epoch = epochs[epochs["epoch"].isin(marks)].pivot_table(
         index="epoch", columns="version", values="test_accuracy", aggfunc="mean"
     )
-    train_epoch_s = float(
-        epochs.groupby(["version", "seed"])["epoch_time_s"].apply(lambda s: s.iloc[1:].median()).median()
+    # The first epoch of each training traces and compiles: never a steady-state time.
+    steady = epochs[epochs["epoch"] > 1]["epoch_time_s"]
+    training = (
+        f"{steady.median():.1f} s of training" if len(steady) else "the training (one epoch: no steady-state time)"
     )
     full_eval_s = float(np.median(evaluation_s))
     text = f"# The tutorial replayed on {data.name}\n\n"
@@ -171,23 +212,28 @@ def main() -> None:
     text += (
         f"\nOne evaluation of the {len(data.x_test):,} test images took {full_eval_s:.3f} s (median of 5). "
         f"The script evaluated them after each of the {batches} batches of an epoch: about "
-        f"{full_eval_s * batches:.0f} s per epoch on top of {train_epoch_s:.1f} s of training "
+        f"{full_eval_s * batches:.0f} s per epoch on top of {training} "
         "(projected from the measured evaluation time). Evaluating once per epoch costs "
         f"{full_eval_s:.3f} s.\n"
     )
-    atomic_write_text(folder / "summary.md", text)
+    atomic_write_text(folder.path / "summary.md", text)
+    environments = {}
+    for record in found:
+        environments.setdefault(json.dumps(record["environment"], sort_keys=True), record["environment"])
     atomic_write_json(
-        folder / "environment.json",
-        environment_info(
-            dataset=data.describe(),
-            seeds=args.seeds,
-            epochs=args.epochs,
-            full_test_evaluation_s=full_eval_s,
-            batches_per_epoch=batches,
-        ),
+        folder.path / "environment.json",
+        {
+            "dataset": data.describe(),
+            "seeds": args.seeds,
+            "epochs": args.epochs,
+            "full_test_evaluation_s": full_eval_s,
+            "batches_per_epoch": batches,
+            "environments": list(environments.values()),
+            "commands": sorted({" ".join(r["command"]) for r in found if r.get("command")}),
+        },
     )
     print(text)
-    print(f"Wrote {folder}/epochs.csv, summary.md, environment.json")
+    print(f"Wrote {folder.path}/epochs.csv, summary.md, environment.json")
 
 
 if __name__ == "__main__":
