@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Regenerates the committed reference results with exactly the README's commands,
+# from a clean tree, so that every table under results/ comes from one commit.
+#
+#   benchmarks/reference.sh tutorial   # the TF1 tutorial replay and bench on the embedded sample (~15 min on 2 cores)
+#   benchmarks/reference.sh fashion    # Fashion-MNIST, three cells, three seeds (about an hour on 2 cores)
+#   benchmarks/reference.sh speed      # results/speed: against PyTorch (needs pip install -e ".[torch]"; hours)
+#
+# Run it with nothing else on the machine. An existing folder is discarded first
+# (--fresh), so the tables are remade whole by this commit; commit them afterwards.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [ -n "$(git status --porcelain --untracked-files=no)" ]; then
+    echo "error: the tree has uncommitted changes; commit them first, so the results name one commit" >&2
+    exit 2
+fi
+[ $# -gt 0 ] || { echo "usage: $0 tutorial|fashion|speed ..." >&2; exit 2; }
+export TF_CPP_MIN_LOG_LEVEL=2
+
+for part in "$@"; do
+    case "$part" in
+    tutorial)
+        rm -rf results/reference/tutorial-replay-mnist-sample
+        python benchmarks/tutorial_replay.py --dataset mnist-sample
+        recurrent-mnist bench --preset tutorial --dataset mnist-sample --seeds 0 1 2 \
+            --results-dir results/reference --run-name tutorial-mnist-sample --fresh
+        ;;
+    fashion)
+        recurrent-mnist bench --dataset fashion-mnist --cells lstm gru simple_rnn --seeds 0 1 2 \
+            --units 128 --bidirectional --epochs 40 --early-stopping 5 \
+            --results-dir results/reference --run-name fashion-mnist --fresh
+        ;;
+    speed)
+        python benchmarks/vs_pytorch.py --threads 2 --rounds 2 --name vs_pytorch
+        taskset -c 1 python benchmarks/vs_pytorch.py --threads 1 --rounds 2 --name vs_pytorch_1thread
+        python benchmarks/vs_pytorch.py --threads 2 --cells lstm --shapes 100x50 --impls keras torch --rounds 5 \
+            --name lstm_100x50_2threads_5rounds
+        ;;
+    *)
+        echo "error: unknown part '$part'; choose tutorial, fashion or speed" >&2
+        exit 2
+        ;;
+    esac
+done
+echo "Done at commit $(git rev-parse --short HEAD); check git status and commit the results."
