@@ -342,6 +342,15 @@ ORACLE = Setting(
     "127.0.0.1:8000",
     kind=str,
 )
+# Comparing runs (compare)
+ALPHA = Setting(
+    "alpha",
+    "Significance level of Welch's t-test over seeds: a difference counts when its p is below it.",
+    0.05,
+    kind=float,
+    above=0.0,
+    below=1.0,
+)
 # The folder that holds the run folders of bench and tune.
 RESULTS_DIR = "results"
 # Named starting points for a comparison (`bench --preset`); other options override them.
@@ -383,5 +392,6 @@ SETTINGS: dict[str, Setting] = {
         TIME_BUDGET,
         DISTRIBUTED,
         ORACLE,
+        ALPHA,
     )
 }
