@@ -36,7 +36,6 @@ __all__ = [
     "compare_runs",
     "comparison_rows",
     "default_out_dir",
-    "parse_threshold",
     "write_comparison",
 ]
 
@@ -152,35 +151,6 @@ class Comparison:
 
 
 # --------------------------------------------------------------------------- arguments
-
-
-def parse_threshold(value, argument: str, fraction: str, percentage: str) -> float | None:
-    """A gate's threshold as a fraction: `"10%"` and `"0.1"` both give 0.1; None stays None.
-
-    Args:
-        value: a number, or text: a fraction in [0, 1) (`"0.1"`) or a percentage (`"10%"`).
-        argument: the argument's name, for the error.
-        fraction, percentage: examples of both forms, for the error.
-
-    Raises:
-        ConfigError: naming `argument` and the forms accepted.
-    """
-    if value is None:
-        return None
-    percent = isinstance(value, str) and value.strip().endswith("%")
-    try:
-        if isinstance(value, bool):
-            raise ValueError
-        number = float(value.strip().removesuffix("%") if isinstance(value, str) else value)
-    except (TypeError, ValueError):
-        number = math.nan
-    if not math.isfinite(number) or number < 0 or (not percent and number >= 1):
-        raise ConfigError(
-            f"`{argument}` must be a fraction in [0, 1) such as {fraction} or a percentage such as {percentage}. "
-            f"Received: {argument}={value!r}",
-            argument=argument,
-        )
-    return number / 100 if percent else number
 
 
 def default_out_dir(run_dirs: Sequence[str | os.PathLike], results_dir: str | os.PathLike = settings.RESULTS_DIR):
@@ -328,8 +298,8 @@ def compare_runs(
     >>> comparison.table[["cell", "figure", "run", "mean", "change", "p", "verdict"]]  # doctest: +SKIP
     """
     alpha = settings.ALPHA.check(alpha)
-    fail_if_slower = parse_threshold(fail_if_slower, "fail_if_slower", "0.1", "10%")
-    fail_if_less_accurate = parse_threshold(fail_if_less_accurate, "fail_if_less_accurate", "0.005", "0.5%")
+    fail_if_slower = settings.parse_threshold(fail_if_slower, "fail_if_slower")
+    fail_if_less_accurate = settings.parse_threshold(fail_if_less_accurate, "fail_if_less_accurate")
     paths = [Path(run_dir) for run_dir in run_dirs]
     if len(paths) < 2:
         given = ", ".join(map(str, paths)) or "none"
