@@ -13,6 +13,7 @@ from typing import Annotated
 import typer
 from recurrent_mnist_cli._support import VariadicCommand, console
 from recurrent_mnist_cli.commands.bench import bench
+from recurrent_mnist_cli.commands.compare import compare
 from recurrent_mnist_cli.commands.datasets import datasets
 from recurrent_mnist_cli.commands.evaluate import evaluate
 from recurrent_mnist_cli.commands.report import report
@@ -51,6 +52,7 @@ def _main(
 app.command(cls=VariadicCommand)(bench)
 app.command(cls=VariadicCommand)(tune)
 app.command()(report)
+app.command()(compare)
 app.command(cls=VariadicCommand)(train)
 app.command()(evaluate)
 app.command()(datasets)

@@ -28,7 +28,14 @@ DATA = "Data"
 OUTPUT = "Output"
 
 # Library argument -> flag, where the flag is not the argument with '-' for '_'.
-_FLAGS = {"imports": "--import", "num_layers": "--layers", "name": "--dataset", "seed": "--seed", "seeds": "--seeds"}
+_FLAGS = {
+    "imports": "--import",
+    "num_layers": "--layers",
+    "name": "--dataset",
+    "seed": "--seed",
+    "seeds": "--seeds",
+    "run_dirs": "RUN",  # compare's positional arguments
+}
 
 
 def flag(argument: str) -> str:

@@ -200,6 +200,35 @@ def parse_oracle_address(text: str, argument: str = "oracle") -> tuple[str, int]
     return (match.group(1) or match.group(3)), port
 
 
+# The examples a threshold's error gives of the two forms it takes, per argument.
+_THRESHOLD_EXAMPLES = {"fail_if_slower": ("0.1", "10%"), "fail_if_less_accurate": ("0.005", "0.5%")}
+
+
+def parse_threshold(value, argument: str) -> float | None:
+    """A gate's limit as a fraction: `"10%"` and `"0.1"` both give 0.1; None stays None.
+
+    Takes a number or text: a fraction in [0, 1) (`"0.1"`) or a percentage (`"10%"`);
+    raises `ConfigError` naming `argument` and both forms.
+    """
+    if value is None:
+        return None
+    percent = isinstance(value, str) and value.strip().endswith("%")
+    try:
+        if isinstance(value, bool):
+            raise TypeError
+        number = float(value.strip().removesuffix("%") if isinstance(value, str) else value)
+    except (TypeError, ValueError):
+        number = math.nan
+    if not math.isfinite(number) or number < 0 or (not percent and number >= 1):
+        fraction, percentage = _THRESHOLD_EXAMPLES.get(argument, ("0.1", "10%"))
+        raise ConfigError(
+            f"`{argument}` must be a fraction in [0, 1) such as {fraction} or a percentage such as {percentage}. "
+            f"Received: {argument}={value!r}",
+            argument=argument,
+        )
+    return number / 100 if percent else number
+
+
 def check_worker_id(value: str | None, argument: str = "worker_id") -> str | None:
     """A keras-tuner worker id: letters, digits, '.', '_', '-', without 'chief' (keras-tuner's chief id)."""
     if value is not None and (not isinstance(value, str) or not _WORKER_ID.fullmatch(value) or "chief" in value):
@@ -342,6 +371,15 @@ ORACLE = Setting(
     "127.0.0.1:8000",
     kind=str,
 )
+# Comparing runs (compare)
+ALPHA = Setting(
+    "alpha",
+    "Significance level of Welch's t-test over seeds: a difference counts when its p is below it.",
+    0.05,
+    kind=float,
+    above=0.0,
+    below=1.0,
+)
 # The folder that holds the run folders of bench and tune.
 RESULTS_DIR = "results"
 # Named starting points for a comparison (`bench --preset`); other options override them.
@@ -383,5 +421,6 @@ SETTINGS: dict[str, Setting] = {
         TIME_BUDGET,
         DISTRIBUTED,
         ORACLE,
+        ALPHA,
     )
 }
