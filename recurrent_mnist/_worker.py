@@ -31,7 +31,8 @@ def execute(spec: dict, emit, dataset: Dataset | None = None) -> dict:
             dataset = load(spec["dataset"], spec.get("data_dir"))
             if dataset.sha256 != spec["dataset_sha256"]:
                 raise DatasetError(f"{dataset.source} changed while the bench ran (its SHA-256 differs from the run's)")
-        result = train_variant(dataset, config, emit=emit, measure=spec.get("measure", True))
+        tensorboard = tuple(spec["tensorboard"]) if spec.get("tensorboard") else None
+        result = train_variant(dataset, config, emit=emit, measure=spec.get("measure", True), tensorboard=tensorboard)
         row, history = result.row, result.history
     except (KeyboardInterrupt, SystemExit):
         raise

@@ -34,6 +34,7 @@ from recurrent_mnist.runs.atomic import atomic_write_json
 from recurrent_mnist.runs.folder import RunFolder, check_run_name, digest
 from recurrent_mnist.training.config import TrainConfig
 from recurrent_mnist.training.measure import NO_STEADY_EPOCH
+from recurrent_mnist.training.tensorboard import check_tensorboard, prepare_tensorboard_root
 
 __all__ = ["PRESETS", "BenchConfig", "BenchResult", "rebuild_report", "run_bench"]
 
@@ -279,6 +280,7 @@ def run_bench(
     command: list[str] | None = None,
     dataset: Dataset | None = None,
     imports: tuple[str, ...] = (),
+    tensorboard_dir: str | os.PathLike | None = None,
 ) -> BenchResult:
     """Trains every variant of `config` that the run folder does not hold yet, and builds the tables.
 
@@ -296,6 +298,9 @@ def run_bench(
         dataset: an already loaded data set (it must be `config.dataset`).
         imports: modules that register custom cells, imported in every
             training process too (see `cells.import_cell_modules`).
+        tensorboard_dir: log each variant this call trains for TensorBoard under
+            `<tensorboard_dir>/<run>/<cell>-seed<seed>/` (scalars per epoch, an
+            HParams session with its configuration and final figures).
 
     Returns:
         A `BenchResult` with the tables of every variant in the run folder.
@@ -316,6 +321,8 @@ def run_bench(
     if fresh:
         folder.discard()
         folder.prepare()
+    if tensorboard_dir is not None:
+        check_tensorboard()
     code = code_identity(imports)
     folder.check_config(shared, dataset.sha256, code=code)
     command = list(sys.argv) if command is None else list(command)
@@ -333,6 +340,8 @@ def run_bench(
         # Filling a run with other code would mix versions in one table; a run with nothing
         # left to train only has its tables rebuilt, whatever code reads it.
         folder.check_code(code)
+        if tensorboard_dir is not None:
+            prepare_tensorboard_root(tensorboard_dir)
     emit(
         {
             "event": "run_start",
@@ -361,6 +370,9 @@ def run_bench(
             "train_config": variant.to_dict(),
             "measure": measure,
             "imports": list(imports),
+            "tensorboard": None
+            if tensorboard_dir is None
+            else [str(tensorboard_dir), f"{folder.path.name}/{variant.cell}-seed{variant.seed}"],
         }
 
         def forward(event, label=label):

@@ -22,6 +22,7 @@ from recurrent_mnist.errors import ModelFileError, ResultsError
 from recurrent_mnist.runs.atomic import atomic_write_json
 from recurrent_mnist.saving import load_model, save_model
 from recurrent_mnist.training import INFERENCE_BATCH, TrainConfig, train_variant
+from recurrent_mnist.training.tensorboard import check_tensorboard, prepare_tensorboard_root
 
 __all__ = ["EvaluationResult", "TrainOutcome", "evaluate_model", "train_and_save"]
 
@@ -41,19 +42,23 @@ def train_and_save(
     *,
     data_dir: str | os.PathLike | None = None,
     emit=None,
+    tensorboard_dir: str | os.PathLike | None = None,
 ) -> TrainOutcome:
     """Trains one model and saves it with its history.
 
     Writes `output` (`.keras`), `<stem>.history.csv` and `<stem>.metrics.json`
     beside it. While training, `<output>.backup/` holds a checkpoint of the
     last finished epoch (weights, optimizer state, history); rerunning the
-    same call after an interruption resumes from it.
+    same call after an interruption resumes from it. With `tensorboard_dir`, the
+    training is logged for TensorBoard under `<tensorboard_dir>/<output stem>/`.
 
     Raises:
         DatasetError, ConfigError: nothing was trained.
         ResultsError: the output folder cannot be written.
     """
     output = Path(output)
+    if tensorboard_dir is not None:
+        check_tensorboard()
     dataset = load(dataset_name, data_dir)
     try:
         output.parent.mkdir(parents=True, exist_ok=True)
@@ -61,7 +66,13 @@ def train_and_save(
         raise ResultsError(f"the output folder {output.parent} cannot be created: {exc.strerror or exc}") from None
     checkpoint = output.with_name(output.name + ".backup")
     limit_threads(config.threads)
-    result = train_variant(dataset, config, emit=emit, measure=False, keep_model=True, checkpoint_dir=checkpoint)
+    tensorboard = None
+    if tensorboard_dir is not None:
+        prepare_tensorboard_root(tensorboard_dir)
+        tensorboard = (tensorboard_dir, output.stem)
+    result = train_variant(
+        dataset, config, emit=emit, measure=False, keep_model=True, checkpoint_dir=checkpoint, tensorboard=tensorboard
+    )
     history_path = output.with_name(output.stem + ".history.csv")
     reporting.write_csv(
         reporting.history_frame({**entry, "cell": config.cell, "seed": config.seed} for entry in result.history),

@@ -28,6 +28,7 @@ from recurrent_mnist.training.measure import (
     steady_epochs,
 )
 from recurrent_mnist.training.pipeline import INFERENCE_BATCH, compile_model, input_pipeline, split_validation
+from recurrent_mnist.training.tensorboard import tensorboard_callbacks, write_hparams
 
 __all__ = ["VariantResult", "train_variant"]
 
@@ -50,6 +51,7 @@ def train_variant(
     callbacks: list[keras.callbacks.Callback] | None = None,
     keep_model: bool = False,
     checkpoint_dir: str | os.PathLike | None = None,
+    tensorboard: tuple[str | os.PathLike, str] | None = None,
 ) -> VariantResult:
     """Trains and measures one variant.
 
@@ -62,6 +64,10 @@ def train_variant(
         keep_model: return the trained model in the result.
         checkpoint_dir: save a checkpoint there after every epoch, and resume
             from the one found there. The caller removes it when done.
+        tensorboard: `(root, name)`: log the training for TensorBoard under
+            `<root>/<name>/` and record the variant as an HParams session there
+            (see `training.tensorboard`; the caller writes the root's
+            `write_hparams_config`).
 
     The caller sizes TensorFlow's thread pools for the process
     (`environment.limit_threads(config.threads)`, before TensorFlow runs):
@@ -80,14 +86,14 @@ def train_variant(
         ResultsError: the checkpoint is unreadable or of another configuration.
     """
     with MemoryWatch() as memory:
-        result = _train(dataset, config, emit, measure, callbacks, keep_model, checkpoint_dir)
+        result = _train(dataset, config, emit, measure, callbacks, keep_model, checkpoint_dir, tensorboard)
     result.row["variant_rss_growth_mb"] = memory.growth_mb
     result.row["process_peak_rss_mb"] = process_peak_rss_mb()
     result.row["finished_at"] = now()
     return result
 
 
-def _train(dataset, config, emit, measure, callbacks, keep_model, checkpoint_dir) -> VariantResult:
+def _train(dataset, config, emit, measure, callbacks, keep_model, checkpoint_dir, tensorboard) -> VariantResult:
     keras.utils.set_random_seed(config.seed)
     x_train, y_train, x_val, y_val = split_validation(dataset.x_train, dataset.y_train, config.validation_split)
     strategy = get_strategy(config.strategy)
@@ -100,6 +106,8 @@ def _train(dataset, config, emit, measure, callbacks, keep_model, checkpoint_dir
     steps = math.ceil(len(x_train) / config.batch_size)
     monitor = Monitor(emit, config.epochs, steps, config.target_accuracy)
     fit_callbacks = [monitor, *(callbacks or [])]
+    if tensorboard is not None:
+        fit_callbacks += tensorboard_callbacks(*tensorboard, monitor)
     initial_epoch, earlier = 0, []
     if checkpoint_dir is not None:
         folder = Path(checkpoint_dir)
@@ -186,4 +194,6 @@ def _train(dataset, config, emit, measure, callbacks, keep_model, checkpoint_dir
             row["latency_ms_p50"], row["latency_ms_p95"] = measure_latency(model, dataset.x_test)
         else:
             row.update(infer_samples_per_s=None, latency_ms_p50=None, latency_ms_p95=None)
+    if tensorboard is not None:
+        write_hparams(*tensorboard, config, row, framework=f"keras {keras.__version__} ({keras.backend.backend()})")
     return VariantResult(row=row, history=history_rows, model=model if keep_model else None)

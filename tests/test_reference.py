@@ -1,0 +1,78 @@
+"""The README's reference commands reproduce the committed reference folders.
+
+Each command is read from the README itself and rerun against a copy of its
+committed folder: it must train nothing, exit 0 and rebuild `runs.csv` (or the
+replay's `epochs.csv`) byte for byte.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from clirun import cli_env
+
+ROOT = Path(__file__).resolve().parents[1]
+REFERENCE = ROOT / "results" / "reference"
+FASHION = Path("/usr/share/datasets/fashion-mnist")
+# Reference folders not yet regenerated on one commit by benchmarks/reference.sh (issue 12).
+PENDING = {"fashion-mnist": "made by earlier code (before runs recorded their code); regenerate it"}
+
+
+def _reference_commands() -> list[list[str]]:
+    section = (ROOT / "README.md").read_text().split("## Reference results", 1)[1].split("\n## ", 1)[0]
+    commands = []
+    for block in re.findall(r"```bash\n(.*?)```", section, flags=re.S):
+        for command in block.replace("\\\n", " ").splitlines():
+            words = shlex.split(command, comments=True)
+            if words:
+                commands.append(words)
+    return commands
+
+
+def _option(words: list[str], name: str, default: str) -> str:
+    return words[words.index(name) + 1] if name in words else default
+
+
+def _cases():
+    for words in _reference_commands():
+        if words[:2] == ["recurrent-mnist", "bench"]:
+            name, table = _option(words, "--run-name", ""), "runs.csv"
+        elif words[:2] == ["python", "benchmarks/tutorial_replay.py"]:
+            name, table = f"tutorial-replay-{_option(words, '--dataset', 'mnist-sample')}", "epochs.csv"
+        else:
+            continue
+        marks = [pytest.mark.slow]
+        if name in PENDING:
+            marks.append(pytest.mark.xfail(strict=True, reason=PENDING[name]))
+        yield pytest.param(words, name, table, marks=marks, id=name)
+
+
+def test_the_readme_shows_every_reference_command():
+    names = {case.values[1] for case in _cases()}
+    assert {"tutorial-mnist-sample", "tutorial-replay-mnist-sample", "fashion-mnist"} <= names
+    assert all((REFERENCE / name).is_dir() for name in names)
+
+
+@pytest.mark.parametrize(("words", "name", "table"), list(_cases()))
+def test_a_reference_command_reruns_against_its_folder_and_trains_nothing(tmp_path, words, name, table):
+    if "fashion-mnist" in words and not FASHION.is_dir():
+        pytest.skip(f"Fashion-MNIST is not installed under {FASHION}")
+    shutil.copytree(REFERENCE / name, tmp_path / name)
+    before = (tmp_path / name / table).read_bytes()
+    if words[0] == "recurrent-mnist":
+        args = [sys.executable, "-m", "recurrent_mnist_cli", *words[1:], "--results-dir", str(tmp_path)]
+    else:
+        args = [sys.executable, str(ROOT / words[1]), *words[2:], "--results-dir", str(tmp_path)]
+    done = subprocess.run(args, cwd=tmp_path, env=cli_env(), capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    if words[0] == "recurrent-mnist":
+        assert re.search(r"(\d+) variant\(s\), \1 already finished", done.stdout), done.stdout[-2000:]
+    else:
+        assert "kept from an earlier run" in done.stdout and "test accuracy after epoch" not in done.stdout
+    assert (tmp_path / name / table).read_bytes() == before
