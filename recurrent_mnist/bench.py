@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from recurrent_mnist import _worker, reporting, settings
+from recurrent_mnist import _worker, reporting, settings, sizing
 from recurrent_mnist.datasets import Dataset, load
 from recurrent_mnist.environment import code_identity, describe_code, machine_environment
 from recurrent_mnist.errors import ConfigError, ResultsError
@@ -42,7 +42,7 @@ Progress = Callable[[dict], None]
 
 PRESETS = settings.PRESETS
 # What a preset may set besides training settings.
-_BENCH_FIELDS = ("dataset", "cells", "seeds")
+_BENCH_FIELDS = ("dataset", "cells", "seeds", "match_params")
 
 RESULT_FILES = (
     "runs.csv",
@@ -69,6 +69,12 @@ class BenchConfig:
         train: the training configuration every variant shares (its own
             `cell` and `seed` are replaced per variant).
         preset: the name of the preset this configuration started from, if any.
+        units: units per cell where a cell does not use `train.units`
+            (`{"gru": 148}`); every cell named must be compared.
+        match_params: give every cell but the first the units that bring its
+            parameter count closest to the first's (see `sizing.matched_units`);
+            `run_bench` resolves them into `units` once the data set's image
+            shape is known.
 
     Example:
 
@@ -82,6 +88,8 @@ class BenchConfig:
     seeds: tuple[int, ...] = (settings.SEED.default,)
     train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
     preset: str | None = None
+    units: dict[str, int] = dataclasses.field(default_factory=dict)
+    match_params: bool = False
 
     def __post_init__(self):
         settings.DATASET.check(self.dataset)
@@ -92,10 +100,30 @@ class BenchConfig:
         object.__setattr__(self, "seeds", tuple(dict.fromkeys(settings.SEED.check(s, "seeds") for s in seeds)))
         if not isinstance(self.train, TrainConfig):
             raise ConfigError(f"`train` must be a TrainConfig. Received: train={self.train!r}", argument="train")
+        units = {}
+        for cell, value in dict(self.units).items():
+            name = settings.check_cells((cell,))[0]
+            if name not in self.cells:
+                raise ConfigError(
+                    f"`units` names {name}, which is not compared (cells: {', '.join(self.cells)}). "
+                    f"Received: units={dict(self.units)!r}",
+                    argument="units",
+                )
+            units[name] = settings.UNITS.check(value)
+        object.__setattr__(self, "units", units)
+        if self.match_params and len(self.cells) < 2:
+            raise ConfigError(
+                f"`match_params` needs two cells or more to match. Received: cells={list(self.cells)}",
+                argument="match_params",
+            )
 
+    def units_of(self, cell: str) -> int:
+        """The units `cell` trains with."""
+        return self.units.get(cell, self.train.units)
     @classmethod
     def from_options(cls, preset: str | None = None, **options) -> BenchConfig:
-        """A configuration from flat options: `dataset`, `cells`, `seeds` and any `TrainConfig` field.
+        """A configuration from flat options: `dataset`, `cells`, `seeds`, `match_params`,
+        `units_per_cell` (a dict) and any `TrainConfig` field.
 
         A `preset` (see `PRESETS`) gives the starting values; `options` (None
         values ignored) apply on top.
@@ -107,16 +135,43 @@ class BenchConfig:
             base = dict(PRESETS[preset])
         base.update({k: v for k, v in options.items() if v is not None})
         bench = {k: base.pop(k) for k in _BENCH_FIELDS if k in base}
+        if "units_per_cell" in base:
+            bench["units"] = base.pop("units_per_cell")
         return cls(**bench, train=TrainConfig(**base), preset=preset)
 
     def variants(self) -> list[TrainConfig]:
         # Seed-major order interleaves the cells, so a drift in machine load over
         # the run does not favour the cells that ran first.
-        return [dataclasses.replace(self.train, cell=cell, seed=seed) for seed in self.seeds for cell in self.cells]
+        return [
+            dataclasses.replace(self.train, cell=cell, seed=seed, units=self.units_of(cell))
+            for seed in self.seeds
+            for cell in self.cells
+        ]
 
     def shared(self) -> dict:
-        """Everything that every variant of the run shares: the training configuration but cell and seed."""
-        return self.train.identity()
+        """What identifies the run: the training configuration but cell and seed, and the units of
+        the cells that have their own (and how they were chosen)."""
+        identity = self.train.identity()
+        units = {cell: value for cell, value in self.units.items() if value != self.train.units}
+        if units:
+            identity["units_per_cell"] = dict(sorted(units.items()))
+        if self.match_params:
+            identity["match_params"] = True
+        return identity
+
+    def with_matched_units(self, image_shape: tuple[int, int], num_classes: int) -> BenchConfig:
+        """This configuration with `match_params` resolved into units per cell, for images of `image_shape`."""
+        if not self.match_params:
+            return self
+        matched = sizing.matched_units(
+            self.cells,
+            self.units_of(self.cells[0]),
+            layers=self.train.layers,
+            bidirectional=self.train.bidirectional,
+            image_shape=image_shape,
+            num_classes=num_classes,
+        )
+        return dataclasses.replace(self, units=matched)
 
 
 def default_run_name(config: BenchConfig, dataset_sha256: str) -> str:
@@ -211,6 +266,14 @@ def _write_tables(folder: BenchFolder) -> BenchResult:
         notes.append("Configuration: " + ", ".join(f"{k}={v}" for k, v in identity["config"].items()) + ".")
     if identity.get("code"):
         notes.append(f"Code: {describe_code(identity['code'])}.")
+    sizes = _sizes(runs)
+    if (identity.get("config") or {}).get("match_params"):
+        notes.append(
+            f"**The cells are compared at matched parameter counts**: the first cell keeps its units, every "
+            f"other cell has the units that bring its parameters closest ({sizes})."
+        )
+    elif (identity.get("config") or {}).get("units_per_cell"):
+        notes.append(f"The cells have their own units ({sizes}).")
     if len(environments) > 1:
         differing = ", ".join(differing_fields([{k: v for k, v in e.items() if k != "variants"} for e in environments]))
         warnings.append(
@@ -229,6 +292,13 @@ def _write_tables(folder: BenchFolder) -> BenchResult:
     files = reporting.write_tables(folder.path, runs, summary, history, title, notes)
     files.insert(0, folder.path / "environment.json")
     return BenchResult(folder.path, runs, summary, history, files, failed=len(failed), warnings=warnings)
+
+
+def _sizes(runs: pd.DataFrame) -> str:
+    first = runs[runs["params"].notna()].drop_duplicates("cell")
+    return "; ".join(
+        f"{r['cell']}: {int(r['units'])} units, {int(r['params']):,} parameters" for r in first.to_dict("records")
+    )
 
 
 def variant_environments(found: list[dict]) -> list[dict]:
@@ -314,6 +384,7 @@ def run_bench(
         dataset = load(config.dataset, data_dir)
     if dataset.name != config.dataset:
         raise ConfigError(f"the data set passed is {dataset.name!r}, the configuration names {config.dataset!r}")
+    config = config.with_matched_units(dataset.image_shape, dataset.num_classes)
     shared = config.shared()
     folder = BenchFolder(Path(results_dir) / (run_name or default_run_name(config, dataset.sha256)))
     check_run_name(run_name)

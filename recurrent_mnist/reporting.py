@@ -137,7 +137,7 @@ def summary_frame(runs: pd.DataFrame) -> pd.DataFrame:
 
     Ranked by mean test accuracy (best first); failed variants are counted, never averaged.
     """
-    columns = ["rank", "cell", "seeds", "failed", "params"] + [
+    columns = ["rank", "cell", "seeds", "failed", "units", "params"] + [
         f"{m}_{stat}"
         for m in SUMMARY_METRICS
         for stat in ("mean", "std", *(("ci95_low", "ci95_high") if m in INTERVAL_METRICS else ()))
@@ -151,6 +151,7 @@ def summary_frame(runs: pd.DataFrame) -> pd.DataFrame:
             "cell": cell,
             "seeds": len(ok),
             "failed": int((group["status"] != "ok").sum()),
+            "units": int(group["units"].iloc[0]) if group["units"].notna().any() else None,
             "params": int(group["params"].iloc[0]) if group["params"].notna().any() else None,
         }
         for metric in SUMMARY_METRICS:
@@ -213,13 +214,14 @@ SUMMARY_DISPLAY = [
 
 def summary_rows(summary: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
     """The summary as display strings (shared by Markdown and the terminal table)."""
-    headers = ["rank", "cell", "seeds", "params"] + [h for h, _, _ in SUMMARY_DISPLAY]
+    headers = ["rank", "cell", "seeds", "units", "params"] + [h for h, _, _ in SUMMARY_DISPLAY]
     rows = []
     for record in summary.to_dict("records"):
         seeds = str(record["seeds"]) + (f" ({record['failed']} failed)" if record["failed"] else "")
         params = _fmt(record["params"], 0) if record["params"] is not None else "–"
+        units = str(record["units"]) if record.get("units") is not None else "–"
         rows.append(
-            [str(record["rank"]), record["cell"], seeds, params]
+            [str(record["rank"]), record["cell"], seeds, units, params]
             + [
                 interval(record, metric, digits) if header.endswith("95 % CI") else mean_std(record, metric, digits)
                 for header, metric, digits in SUMMARY_DISPLAY

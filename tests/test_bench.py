@@ -274,3 +274,58 @@ def test_results_are_readable_by_others_as_with_a_plain_open(tmp_path, small_sam
     for name in ("runs.csv", "summary.md", "environment.json"):
         mode = stat.S_IMODE((tmp_path / "run" / name).stat().st_mode)
         assert mode == 0o666 & ~mask, (name, oct(mode))
+
+
+@pytest.mark.parametrize(("layers", "bidirectional"), [(1, False), (2, False), (1, True), (3, True)])
+def test_matched_units_bring_every_cell_within_five_percent_of_the_first(layers, bidirectional):
+    from recurrent_mnist.model import RowSequenceClassifier
+    from recurrent_mnist.sizing import matched_units, parameter_count
+
+    shape = dict(layers=layers, bidirectional=bidirectional, image_shape=(28, 28), num_classes=10)
+    units = matched_units(("lstm", "gru", "simple_rnn"), 64, **shape)
+    assert units["lstm"] == 64 and units["lstm"] < units["gru"] < units["simple_rnn"]
+    counts = {cell: parameter_count(cell, value, **shape) for cell, value in units.items()}
+    assert all(abs(count / counts["lstm"] - 1) < 0.05 for count in counts.values()), counts
+    # The counts are the model's own, stacking, bidirectional layers and head included.
+    model = RowSequenceClassifier("gru", units=units["gru"], num_layers=layers, bidirectional=bidirectional)
+    model.build((None, 28, 28))
+    assert model.count_params() == counts["gru"]
+    # Closest: one unit more or less is further from the target.
+    for step in (-1, 1):
+        assert abs(parameter_count("gru", units["gru"] + step, **shape) - counts["lstm"]) >= abs(
+            counts["gru"] - counts["lstm"]
+        )
+
+
+def test_a_bench_at_matched_parameters_records_units_and_says_so(tmp_path, small_sample):
+    config = BenchConfig.from_options(cells=("lstm", "simple_rnn"), match_params=True, **TINY)
+    result = run(tmp_path, config, small_sample)
+    runs = result.runs.set_index("cell")
+    assert runs.loc["lstm", "units"] == 8 and runs.loc["simple_rnn", "units"] > 8
+    assert abs(runs.loc["simple_rnn", "params"] / runs.loc["lstm", "params"] - 1) < 0.05
+    summary = (tmp_path / "run" / "summary.md").read_text()
+    assert "matched parameter counts" in summary and f"simple_rnn: {runs.loc['simple_rnn', 'units']} units" in summary
+    identity = json.loads((tmp_path / "run" / "run.json").read_text())["config"]
+    assert identity["match_params"] and identity["units_per_cell"]["simple_rnn"] == runs.loc["simple_rnn", "units"]
+
+
+def test_units_per_cell_are_part_of_the_identity(tmp_path, small_sample):
+    config = BenchConfig.from_options(cells=("gru", "simple_rnn"), units_per_cell={"gru": 6}, **TINY)
+    result = run(tmp_path, config, small_sample)
+    assert result.runs.set_index("cell")["units"].to_dict() == {"gru": 6, "simple_rnn": 8}
+    other = BenchConfig.from_options(cells=("gru", "simple_rnn"), units_per_cell={"gru": 7}, **TINY)
+    with pytest.raises(ResultsError, match=r"units_per_cell: \{'gru': 7\} now, \{'gru': 6\} there"):
+        run(tmp_path, other, small_sample)
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (dict(cells=("lstm",), units_per_cell={"gru": 8}), r"`units` names gru, which is not compared"),
+        (dict(cells=("lstm",), match_params=True), r"`match_params` needs two cells or more"),
+        (dict(cells=("lstm", "gru"), units_per_cell={"gru": 0}), r"`units` must be an integer >= 1"),
+    ],
+)
+def test_bad_sizes_are_one_sentence_naming_the_option(options, message):
+    with pytest.raises(ConfigError, match=message):
+        BenchConfig.from_options(**options)

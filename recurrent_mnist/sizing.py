@@ -1,0 +1,73 @@
+"""Cells at equal size: the units that give each cell the parameter count of another.
+
+At equal units the cells differ several-fold in size (an LSTM has four gates'
+weights, a GRU three, a SimpleRNN one). The classic empirical comparisons of
+gated cells (Chung et al. 2014; Jozefowicz et al. 2015) compare them at roughly
+equal parameter counts instead: `matched_units` finds, for each cell, the units
+whose whole model (stacking, bidirectional layers and the head included) comes
+closest to a reference cell's.
+
+Counts come from building the model (`RowSequenceClassifier.count_params()`),
+so they are exact for any registered cell, including custom ones.
+"""
+
+from __future__ import annotations
+
+import functools
+
+from recurrent_mnist import settings
+
+__all__ = ["matched_units", "parameter_count"]
+
+
+@functools.lru_cache(maxsize=1024)
+def parameter_count(
+    cell: str,
+    units: int,
+    *,
+    layers: int,
+    bidirectional: bool,
+    image_shape: tuple[int, int],
+    num_classes: int,
+) -> int:
+    """The parameters of a `RowSequenceClassifier` of `cell` with `units`, for images of `image_shape`."""
+    from recurrent_mnist.model import RowSequenceClassifier
+
+    model = RowSequenceClassifier(
+        cell, units=units, num_layers=layers, bidirectional=bidirectional, num_classes=num_classes
+    )
+    model.build((None, *image_shape))
+    return int(model.count_params())
+
+
+def matched_units(
+    cells: tuple[str, ...],
+    units: int,
+    *,
+    layers: int,
+    bidirectional: bool,
+    image_shape: tuple[int, int],
+    num_classes: int,
+) -> dict[str, int]:
+    """Units per cell: the first cell keeps `units`; every other cell gets the units that bring
+    its parameter count closest to the first's (the smaller units on a tie).
+
+    Example: a 64-unit LSTM on 28 x 28 images with 10 classes has 24,458
+    parameters; a GRU comes closest at 75 units (24,385), a SimpleRNN at 138
+    (24,436).
+    """
+    shape = dict(layers=layers, bidirectional=bidirectional, image_shape=tuple(image_shape), num_classes=num_classes)
+    target = parameter_count(cells[0], units, **shape)
+    matched = {cells[0]: units}
+    for cell in cells[1:]:
+        low, high = settings.UNITS.minimum, 16
+        while parameter_count(cell, high, **shape) < target and high < 2**16:
+            low, high = high, high * 2
+        while high - low > 1:  # the count grows with the units: the target lies between low and high
+            middle = (low + high) // 2
+            if parameter_count(cell, middle, **shape) < target:
+                low = middle
+            else:
+                high = middle
+        matched[cell] = min((low, high), key=lambda u: (abs(parameter_count(cell, u, **shape) - target), u))
+    return matched
