@@ -43,6 +43,8 @@ Progress = Callable[[dict], None]
 PRESETS = settings.PRESETS
 # What a preset may set besides training settings.
 _BENCH_FIELDS = ("dataset", "cells", "seeds", "match_params")
+# The training settings a cell may have of its own (`--units CELL=N`, `--from-tune`).
+PER_CELL = ("units", "layers", "bidirectional", "dropout", "recurrent_dropout", "learning_rate", "batch_size")
 
 RESULT_FILES = (
     "runs.csv",
@@ -69,12 +71,14 @@ class BenchConfig:
         train: the training configuration every variant shares (its own
             `cell` and `seed` are replaced per variant).
         preset: the name of the preset this configuration started from, if any.
-        units: units per cell where a cell does not use `train.units`
-            (`{"gru": 148}`); every cell named must be compared.
+        per_cell: training settings of their own per cell (`PER_CELL` fields),
+            over `train`'s: `{"gru": {"units": 148}}`. Every cell named must be compared.
         match_params: give every cell but the first the units that bring its
             parameter count closest to the first's (see `sizing.matched_units`);
-            `run_bench` resolves them into `units` once the data set's image
+            `run_bench` resolves them into `per_cell` once the data set's image
             shape is known.
+        from_tune: where `per_cell` came from, when it is each cell's best trial
+            of a search (`tuned_settings`): `{"run": ..., "trials": {cell: trial_id}}`.
 
     Example:
 
@@ -88,8 +92,9 @@ class BenchConfig:
     seeds: tuple[int, ...] = (settings.SEED.default,)
     train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
     preset: str | None = None
-    units: dict[str, int] = dataclasses.field(default_factory=dict)
+    per_cell: dict[str, dict] = dataclasses.field(default_factory=dict)
     match_params: bool = False
+    from_tune: dict | None = None
 
     def __post_init__(self):
         settings.DATASET.check(self.dataset)
@@ -100,30 +105,45 @@ class BenchConfig:
         object.__setattr__(self, "seeds", tuple(dict.fromkeys(settings.SEED.check(s, "seeds") for s in seeds)))
         if not isinstance(self.train, TrainConfig):
             raise ConfigError(f"`train` must be a TrainConfig. Received: train={self.train!r}", argument="train")
-        units = {}
-        for cell, value in dict(self.units).items():
+        per_cell = {}
+        for cell, overrides in dict(self.per_cell).items():
             name = settings.check_cells((cell,))[0]
-            if name not in self.cells:
+            fields = sorted(set(overrides) - set(PER_CELL))
+            if fields:
                 raise ConfigError(
-                    f"`units` names {name}, which is not compared (cells: {', '.join(self.cells)}). "
-                    f"Received: units={dict(self.units)!r}",
-                    argument="units",
+                    f"`per_cell` may set {', '.join(PER_CELL)}; not {', '.join(fields)}. "
+                    f"Received: per_cell={dict(self.per_cell)!r}",
+                    argument="per_cell",
                 )
-            units[name] = settings.UNITS.check(value)
-        object.__setattr__(self, "units", units)
+            if name not in self.cells:
+                argument = "units" if set(overrides) == {"units"} else "per_cell"
+                raise ConfigError(
+                    f"`{argument}` names {name}, which is not compared (cells: {', '.join(self.cells)}). "
+                    f"Received: {argument}={dict(self.per_cell)!r}",
+                    argument=argument,
+                )
+            checked = dataclasses.replace(self.train, **overrides)  # TrainConfig checks every value
+            per_cell[name] = {field: getattr(checked, field) for field in overrides}
+        object.__setattr__(self, "per_cell", per_cell)
         if self.match_params and len(self.cells) < 2:
             raise ConfigError(
                 f"`match_params` needs two cells or more to match. Received: cells={list(self.cells)}",
                 argument="match_params",
             )
+        if self.match_params and self.from_tune:
+            raise ConfigError(
+                "`match_params` and `from_tune` both choose the cells' sizes; pick one", argument="match_params"
+            )
 
-    def units_of(self, cell: str) -> int:
-        """The units `cell` trains with."""
-        return self.units.get(cell, self.train.units)
+    def config_of(self, cell: str) -> TrainConfig:
+        """The training configuration of `cell` (its seed aside)."""
+        return dataclasses.replace(self.train, cell=cell, **self.per_cell.get(cell, {}))
+
     @classmethod
     def from_options(cls, preset: str | None = None, **options) -> BenchConfig:
         """A configuration from flat options: `dataset`, `cells`, `seeds`, `match_params`,
-        `units_per_cell` (a dict) and any `TrainConfig` field.
+        `units_per_cell` (`{cell: units}`), `from_tune` (a tune run folder, see
+        `tuned_settings`) and any `TrainConfig` field.
 
         A `preset` (see `PRESETS`) gives the starting values; `options` (None
         values ignored) apply on top.
@@ -135,28 +155,35 @@ class BenchConfig:
             base = dict(PRESETS[preset])
         base.update({k: v for k, v in options.items() if v is not None})
         bench = {k: base.pop(k) for k in _BENCH_FIELDS if k in base}
-        if "units_per_cell" in base:
-            bench["units"] = base.pop("units_per_cell")
-        return cls(**bench, train=TrainConfig(**base), preset=preset)
+        per_cell = {cell: {"units": units} for cell, units in base.pop("units_per_cell", {}).items()}
+        if "from_tune" in base:
+            tuned, provenance = tuned_settings(base.pop("from_tune"), bench.get("cells"))
+            bench.setdefault("cells", tuple(tuned))
+            for cell, values in tuned.items():
+                per_cell[cell] = {**values, **per_cell.get(cell, {})}
+            bench["from_tune"] = provenance
+        return cls(**bench, train=TrainConfig(**base), preset=preset, per_cell=per_cell)
 
     def variants(self) -> list[TrainConfig]:
         # Seed-major order interleaves the cells, so a drift in machine load over
         # the run does not favour the cells that ran first.
-        return [
-            dataclasses.replace(self.train, cell=cell, seed=seed, units=self.units_of(cell))
-            for seed in self.seeds
-            for cell in self.cells
-        ]
+        return [dataclasses.replace(self.config_of(cell), seed=seed) for seed in self.seeds for cell in self.cells]
 
     def shared(self) -> dict:
-        """What identifies the run: the training configuration but cell and seed, and the units of
-        the cells that have their own (and how they were chosen)."""
+        """What identifies the run: the training configuration but cell and seed, each cell's
+        settings of its own, and how they were chosen."""
         identity = self.train.identity()
-        units = {cell: value for cell, value in self.units.items() if value != self.train.units}
-        if units:
-            identity["units_per_cell"] = dict(sorted(units.items()))
+        per_cell = {
+            cell: {k: v for k, v in sorted(overrides.items()) if v != getattr(self.train, k)}
+            for cell, overrides in sorted(self.per_cell.items())
+        }
+        per_cell = {cell: overrides for cell, overrides in per_cell.items() if overrides}
+        if per_cell:
+            identity["per_cell"] = per_cell
         if self.match_params:
             identity["match_params"] = True
+        if self.from_tune:
+            identity["from_tune"] = self.from_tune
         return identity
 
     def with_matched_units(self, image_shape: tuple[int, int], num_classes: int) -> BenchConfig:
@@ -165,13 +192,63 @@ class BenchConfig:
             return self
         matched = sizing.matched_units(
             self.cells,
-            self.units_of(self.cells[0]),
+            self.config_of(self.cells[0]).units,
             layers=self.train.layers,
             bidirectional=self.train.bidirectional,
             image_shape=image_shape,
             num_classes=num_classes,
         )
-        return dataclasses.replace(self, units=matched)
+        per_cell = {cell: {**self.per_cell.get(cell, {}), "units": units} for cell, units in matched.items()}
+        return dataclasses.replace(self, per_cell=per_cell)
+
+
+def tuned_settings(run_dir: str | os.PathLike, cells: tuple[str, ...] | None = None) -> tuple[dict, dict]:
+    """Each cell's best trial of a finished tune run, as training settings (`PER_CELL` fields).
+
+    Args:
+        run_dir: the tune run folder (it holds `best_hyperparameters.json` once the search ended).
+        cells: the cells wanted; default: every cell the search tried.
+
+    Returns:
+        `({cell: settings}, provenance)`; the provenance names the run, the objective
+        and each cell's trial and score, and joins the bench run's identity.
+
+    Raises:
+        ConfigError: the folder holds no finished search, or no finished trial of a cell wanted.
+    """
+    path = Path(run_dir)
+    best_file = path / "best_hyperparameters.json"
+    try:
+        best = json.loads(best_file.read_text())
+    except FileNotFoundError:
+        what = "a finished search" if path.is_dir() else "a folder"
+        raise ConfigError(
+            f"`from_tune={path}` is not {what} (no best_hyperparameters.json: tune writes it when its search ends)",
+            argument="from_tune",
+        ) from None
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"`from_tune`: {best_file} cannot be read ({exc})", argument="from_tune") from None
+    found = best.get("per_cell") if isinstance(best, dict) else None
+    found = found if isinstance(found, dict) else {}
+    wanted = settings.check_cells(tuple(cells)) if cells else tuple(found)
+    missing = [cell for cell in wanted if cell not in found]
+    if missing or not wanted:
+        raise ConfigError(
+            f"`from_tune={path}` holds no finished trial of {', '.join(missing) or 'any cell'} "
+            f"(it has: {', '.join(found) or 'none'})",
+            argument="from_tune",
+        )
+    tuned = {
+        cell: {k: settings.SETTINGS[k].kind(found[cell][k]) for k in PER_CELL if found[cell].get(k) is not None}
+        for cell in wanted
+    }
+    provenance = {
+        "run": path.name,
+        "objective": best.get("objective"),
+        "trials": {cell: str(found[cell].get("trial_id")) for cell in wanted},
+        "scores": {cell: found[cell].get("score") for cell in wanted},
+    }
+    return tuned, provenance
 
 
 def default_run_name(config: BenchConfig, dataset_sha256: str) -> str:
@@ -272,8 +349,19 @@ def _write_tables(folder: BenchFolder) -> BenchResult:
             f"**The cells are compared at matched parameter counts**: the first cell keeps its units, every "
             f"other cell has the units that bring its parameters closest ({sizes})."
         )
-    elif (identity.get("config") or {}).get("units_per_cell"):
-        notes.append(f"The cells have their own units ({sizes}).")
+    elif (identity.get("config") or {}).get("from_tune"):
+        tuned = identity["config"]["from_tune"]
+        trials = ", ".join(f"{cell} trial {trial}" for cell, trial in tuned.get("trials", {}).items())
+        settings_text = "; ".join(
+            f"{cell}: " + ", ".join(f"{k} {v}" for k, v in values.items())
+            for cell, values in identity["config"].get("per_cell", {}).items()
+        )
+        notes.append(
+            f"**Each cell trains with its best configuration from the search {tuned.get('run')}** ({trials}); "
+            f"the variants differ in more than the cell: {settings_text or 'as the shared configuration'}."
+        )
+    elif (identity.get("config") or {}).get("per_cell"):
+        notes.append(f"The cells have settings of their own ({sizes}).")
     if len(environments) > 1:
         differing = ", ".join(differing_fields([{k: v for k, v in e.items() if k != "variants"} for e in environments]))
         warnings.append(

@@ -306,7 +306,7 @@ def test_a_bench_at_matched_parameters_records_units_and_says_so(tmp_path, small
     summary = (tmp_path / "run" / "summary.md").read_text()
     assert "matched parameter counts" in summary and f"simple_rnn: {runs.loc['simple_rnn', 'units']} units" in summary
     identity = json.loads((tmp_path / "run" / "run.json").read_text())["config"]
-    assert identity["match_params"] and identity["units_per_cell"]["simple_rnn"] == runs.loc["simple_rnn", "units"]
+    assert identity["match_params"] and identity["per_cell"]["simple_rnn"]["units"] == runs.loc["simple_rnn", "units"]
 
 
 def test_units_per_cell_are_part_of_the_identity(tmp_path, small_sample):
@@ -314,8 +314,65 @@ def test_units_per_cell_are_part_of_the_identity(tmp_path, small_sample):
     result = run(tmp_path, config, small_sample)
     assert result.runs.set_index("cell")["units"].to_dict() == {"gru": 6, "simple_rnn": 8}
     other = BenchConfig.from_options(cells=("gru", "simple_rnn"), units_per_cell={"gru": 7}, **TINY)
-    with pytest.raises(ResultsError, match=r"units_per_cell: \{'gru': 7\} now, \{'gru': 6\} there"):
+    with pytest.raises(ResultsError, match=r"per_cell: \{'gru': \{'units': 7\}\} now, \{'gru': \{'units': 6\}\} there"):
         run(tmp_path, other, small_sample)
+
+
+def _tune_folder(path, per_cell):
+    path.mkdir(parents=True)
+    (path / "best_hyperparameters.json").write_text(
+        json.dumps({"objective": "val_accuracy", "per_cell": per_cell, "hyperparameters": {}})
+    )
+    return path
+
+
+def test_each_cell_trains_with_its_best_trial_from_a_search(tmp_path, small_sample):
+    tuned = _tune_folder(
+        tmp_path / "search",
+        {
+            "gru": {
+                "trial_id": "03",
+                "score": 0.9,
+                "cell": "gru",
+                "units": 6,
+                "layers": 1,
+                "bidirectional": True,
+                "dropout": 0.1,
+                "learning_rate": 0.002,
+                "batch_size": 128,
+            },
+            "lstm": {
+                "trial_id": "07",
+                "score": 0.8,
+                "cell": "lstm",
+                "units": 5.0,
+                "layers": 2,
+                "bidirectional": False,
+                "dropout": 0.0,
+                "learning_rate": 0.001,
+                "batch_size": 256,
+            },
+        },
+    )
+    config = BenchConfig.from_options(from_tune=tuned, **{**TINY, "units": None, "batch_size": None})
+    assert config.cells == ("gru", "lstm")
+    result = run(tmp_path, config, small_sample)
+    runs = result.runs.set_index("cell")
+    assert runs.loc["gru", ["units", "layers", "bidirectional", "batch_size"]].tolist() == [6, 1, True, 128]
+    assert runs.loc["lstm", ["units", "layers", "learning_rate"]].tolist() == [5, 2, 0.001]
+    identity = json.loads((tmp_path / "run" / "run.json").read_text())["config"]
+    assert identity["from_tune"]["trials"] == {"gru": "03", "lstm": "07"} and identity["from_tune"]["run"] == "search"
+    summary = (tmp_path / "run" / "summary.md").read_text()
+    assert "best configuration from the search search" in summary and "gru trial 03" in summary
+
+
+def test_a_search_that_is_not_finished_or_lacks_a_cell_is_one_sentence(tmp_path):
+    with pytest.raises(ConfigError, match=r"`from_tune=.*empty` is not a finished search"):
+        (tmp_path / "empty").mkdir()
+        BenchConfig.from_options(from_tune=tmp_path / "empty")
+    tuned = _tune_folder(tmp_path / "search", {"gru": {"trial_id": "1", "units": 8}})
+    with pytest.raises(ConfigError, match=r"holds no finished trial of simple_rnn \(it has: gru\)"):
+        BenchConfig.from_options(from_tune=tuned, cells=("gru", "simple_rnn"))
 
 
 @pytest.mark.parametrize(
