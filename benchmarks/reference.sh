@@ -3,6 +3,7 @@
 # from a clean tree, so that every table under results/ comes from one commit.
 #
 #   benchmarks/reference.sh tutorial   # the TF1 tutorial replay and bench on the embedded sample (~15 min on 2 cores)
+#   benchmarks/reference.sh threads    # one thread against two, compared with `recurrent-mnist compare` (~8 min)
 #   benchmarks/reference.sh fashion    # Fashion-MNIST, three cells, three seeds (about an hour on 2 cores)
 #   benchmarks/reference.sh speed      # results/speed: against PyTorch (needs pip install -e ".[torch]"; hours)
 #
@@ -15,7 +16,7 @@ if [ -n "$(git status --porcelain --untracked-files=no)" ]; then
     echo "error: the tree has uncommitted changes; commit them first, so the results name one commit" >&2
     exit 2
 fi
-[ $# -gt 0 ] || { echo "usage: $0 tutorial|fashion|speed ..." >&2; exit 2; }
+[ $# -gt 0 ] || { echo "usage: $0 tutorial|threads|fashion|speed ..." >&2; exit 2; }
 export TF_CPP_MIN_LOG_LEVEL=2
 
 for part in "$@"; do
@@ -25,6 +26,19 @@ for part in "$@"; do
         python benchmarks/tutorial_replay.py --dataset mnist-sample
         recurrent-mnist bench --preset tutorial --dataset mnist-sample --seeds 0 1 2 \
             --results-dir results/reference --run-name tutorial-mnist-sample --fresh
+        ;;
+    threads)
+        # Seed by seed, alternating the thread counts, so that a drift of the machine's speed
+        # over the run falls on both sides alike.
+        rm -rf results/reference/sample-threads-1 results/reference/sample-threads-2
+        for seed in 0 1 2; do
+            for threads in 1 2; do
+                recurrent-mnist bench --dataset mnist-sample --cells lstm gru simple_rnn --seeds "$seed" \
+                    --epochs 4 --threads "$threads" --results-dir results/reference --run-name "sample-threads-$threads"
+            done
+        done
+        recurrent-mnist compare results/reference/sample-threads-1 results/reference/sample-threads-2 \
+            --out results/reference/compare-threads
         ;;
     fashion)
         recurrent-mnist bench --dataset fashion-mnist --cells lstm gru simple_rnn --seeds 0 1 2 \
@@ -38,7 +52,7 @@ for part in "$@"; do
             --name lstm_100x50_2threads_5rounds
         ;;
     *)
-        echo "error: unknown part '$part'; choose tutorial, fashion or speed" >&2
+        echo "error: unknown part '$part'; choose tutorial, threads, fashion or speed" >&2
         exit 2
         ;;
     esac

@@ -25,7 +25,7 @@ import pandas as pd
 from recurrent_mnist import reporting, settings
 from recurrent_mnist.bench import BenchFolder
 from recurrent_mnist.errors import ConfigError, ResultsError
-from recurrent_mnist.runs.atomic import atomic_path, atomic_write_text
+from recurrent_mnist.runs.atomic import atomic_write_text
 from recurrent_mnist.runs.folder import digest, os_message
 from recurrent_mnist.stats import summarize, welch
 
@@ -662,7 +662,5 @@ def plot_comparison(comparison: Comparison, path: str | os.PathLike) -> bool:
     axes.flat[0].legend(fontsize=8)
     figure_.suptitle("Mean ± standard deviation over seeds (diamonds, bars); dots: one seed each", fontsize=9)
     figure_.tight_layout(rect=(0, 0, 1, 0.96))
-    with atomic_path(path, suffix=".png") as tmp:
-        figure_.savefig(tmp, dpi=110, format="png")
-    plt.close(figure_)
+    reporting.save_figure(figure_, path)
     return True

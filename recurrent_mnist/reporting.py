@@ -283,6 +283,13 @@ def _pyplot():
     return plt
 
 
+def save_figure(figure, path: str | os.PathLike) -> None:
+    """Writes a matplotlib figure as a PNG, atomically, and closes it."""
+    with atomic_path(path, suffix=".png") as tmp:
+        figure.savefig(tmp, dpi=110, format="png")
+    _pyplot().close(figure)
+
+
 def plot_learning_curves(history: pd.DataFrame, path: str | os.PathLike) -> bool:
     """Validation accuracy and training loss per epoch, one line per cell (mean over seeds,
     shaded between the lowest and highest seed). Returns False when there is nothing to plot."""
@@ -306,9 +313,7 @@ def plot_learning_curves(history: pd.DataFrame, path: str | os.PathLike) -> bool
         axis.legend()
     figure.suptitle("Mean over seeds; the band spans the lowest and highest seed", fontsize=9)
     figure.tight_layout(rect=(0, 0, 1, 0.96))
-    with atomic_path(path, suffix=".png") as tmp:
-        figure.savefig(tmp, dpi=110, format="png")
-    plt.close(figure)
+    save_figure(figure, path)
     return True
 
 
@@ -338,9 +343,7 @@ def plot_accuracy_vs_time(runs: pd.DataFrame, path: str | os.PathLike) -> bool:
     axis.grid(alpha=0.3)
     axis.legend()
     figure.tight_layout()
-    with atomic_path(path, suffix=".png") as tmp:
-        figure.savefig(tmp, dpi=110, format="png")
-    plt.close(figure)
+    save_figure(figure, path)
     return True
 
 
