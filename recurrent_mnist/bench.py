@@ -311,6 +311,7 @@ def run_bench(
             "variant": key,
             "dataset": dataset.name,
             "dataset_sha256": dataset.sha256,
+            "dataset_verified": dataset.verified,
             "isolated": isolate,
         }
         records.write_record(path, key, variant.to_dict(), row, outcome.get("history", []))
