@@ -15,11 +15,13 @@ import dataclasses
 import json
 import os
 import shutil
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
 
 from recurrent_mnist import reporting
+from recurrent_mnist.cells import import_cell_modules
 from recurrent_mnist.datasets import load
 from recurrent_mnist.environment import environment_info, limit_threads
 from recurrent_mnist.errors import ConfigError, ModelFileError, ResultsError
@@ -176,11 +178,12 @@ def evaluate_model(
     measure: bool = True,
     output: str | os.PathLike | None = None,
     command: list[str] | None = None,
+    imports: Iterable[str] = (),
 ) -> EvaluationResult:
     """Scores a saved model (loaded with `safe_mode=True`) on a data set's test split and writes the result.
 
-    The model file is checked and loaded before any data is read. Import the
-    modules that register its custom cells first (`cells.import_cell_modules`).
+    The model file is checked and loaded before any data is read; a model
+    with a custom cell needs the module that registers it (`imports`).
 
     Args:
         model_path: a `.keras` file (or a trusted legacy `.h5` file).
@@ -193,9 +196,13 @@ def evaluate_model(
         output: the JSON file to write, atomically; by default
             `<stem>.evaluation.json` beside the model.
         command: the command line recorded with the environment.
+        imports: modules to import first, e.g. one that registers the model's
+            custom cell (`cells.register_cell`).
 
     Raises:
-        ModelFileError: the model cannot be loaded safely, or does not fit the data.
+        ModelFileError: the model cannot be loaded safely (a cell that no
+            module in `imports` registered, code that safe mode refuses), or
+            does not fit the data.
         ConfigError: no data set is given and the model's record names none.
         DatasetError: the data set cannot be loaded.
     """
@@ -203,7 +210,13 @@ def evaluate_model(
     output = Path(output) if output is not None else evaluation_path(model_path)
     if output.suffix != ".json":
         raise ConfigError(f"`output` must be a .json file. Received: output={str(output)!r}", argument="output")
-    model = load_model(model_path, trust_legacy_h5=trust_legacy_h5, compile=False)
+    import_cell_modules(tuple(imports))
+    try:
+        model = load_model(model_path, trust_legacy_h5=trust_legacy_h5, compile=False)
+    except ModelFileError as exc:
+        if "Unknown cell" not in str(exc):
+            raise
+        raise ModelFileError(f"{str(exc).rstrip('.')}; name the module that registers it in `imports`") from None
     if dataset_name is None:
         dataset_name = recorded_dataset(model_path)
         if dataset_name is None:

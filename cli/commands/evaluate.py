@@ -48,11 +48,9 @@ def evaluate(
     from recurrent_mnist_cli.views.bench import confusion_table
     from recurrent_mnist_cli.views.events import dataset_lines
 
-    from recurrent_mnist.cells import import_cell_modules
     from recurrent_mnist.single import evaluate_model
 
     with user_errors():
-        import_cell_modules(tuple(o.split_values(imports) or ()))
         result = evaluate_model(
             model_path,
             dataset.value if dataset else None,
@@ -61,6 +59,7 @@ def evaluate(
             measure=measure_inference,
             output=output,
             command=command_line(),
+            imports=o.split_values(imports) or (),
         )
     dataset_lines(console, result.data)
     console.print(
