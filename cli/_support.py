@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator
 
 import typer
 from rich.console import Console
-from typer.core import TyperCommand
+from typer.core import TyperCommand, TyperGroup
 
 console = Console()
 err_console = Console(stderr=True)
@@ -178,7 +178,59 @@ def user_errors() -> Iterator[None]:
         raise fail(_os_error_sentence(exc)) from None
 
 
-class VariadicCommand(TyperCommand):
+_METAVARS = {"int": "INTEGER", "float": "FLOAT", "str": "TEXT", "path": "PATH", "file": "FILE", "directory": "DIR"}
+
+
+def metavar(param, ctx) -> str:
+    """The name of an option's value in `--help`, in Click's words: `INTEGER`, `[a|b]`, `TEXT...`; none for a flag.
+
+    Typer writes types as `<int>` and `<bool>`, after flags too, which take no value.
+    """
+    if getattr(param, "is_flag", False):
+        return ""
+    label = param.display_type(ctx).strip("<>")
+    many = label.startswith("list[")
+    label = label[len("list[") : -1] if many else label
+    name = f"[{label}]" if "|" in label else _METAVARS.get(label, label.upper())
+    return name + ("..." if many else "")
+
+
+class _Help:
+    """Values named as Click names them, and the help panels in one order for every command."""
+
+    def get_params(self, ctx):
+        params = super().get_params(ctx)
+        for param in params:
+            if param.param_type_name == "option" and param.metavar is None:
+                param.metavar = metavar(param, ctx)
+            elif param.param_type_name == "argument" and "display_type_rich" not in vars(param):
+                # An argument's name is its metavar (MODEL); the type column says PATH, not <path>.
+                label = metavar(param, ctx)
+                param.display_type_rich = lambda ctx, label=label: label
+        from recurrent_mnist_cli.options import PANELS
+
+        rank = {panel: index for index, panel in enumerate(PANELS)}
+        return sorted(params, key=lambda param: rank.get(getattr(param, "rich_help_panel", None), -1))
+
+
+class Group(_Help, TyperGroup):
+    """The app: its own options (`--version`, `--help`) shown without a type, as the commands' flags."""
+
+
+class Command(_Help, TyperCommand):
+    """A command whose help shows values as Click does (`--units INTEGER`, a flag bare, `MODEL` not `{MODEL}`)."""
+
+    def collect_usage_pieces(self, ctx) -> list[str]:
+        pieces = [self.options_metavar] if self.options_metavar else []
+        for param in self.get_params(ctx):
+            if param.param_type_name == "argument":
+                name = param.metavar or param.name.upper()
+                name = name if param.required else f"[{name}]"
+                pieces.append(name + ("..." if param.nargs != 1 else ""))
+        return pieces
+
+
+class VariadicCommand(Command):
     """A command whose repeatable options also take several values after one flag.
 
     Click reads `--cells lstm gru` as `--cells lstm` and a stray `gru`; this

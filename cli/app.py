@@ -11,7 +11,7 @@ from importlib.metadata import PackageNotFoundError, version
 from typing import Annotated
 
 import typer
-from recurrent_mnist_cli._support import VariadicCommand, console
+from recurrent_mnist_cli._support import Command, Group, VariadicCommand, console
 from recurrent_mnist_cli.commands.bench import bench
 from recurrent_mnist_cli.commands.compare import compare
 from recurrent_mnist_cli.commands.datasets import datasets
@@ -23,8 +23,8 @@ from recurrent_mnist_cli.commands.tune import tune
 app = typer.Typer(
     name="recurrent-mnist",
     help="Compare recurrent cells (LSTM, GRU, SimpleRNN) on images read as sequences of rows.",
+    cls=Group,
     no_args_is_help=True,
-    add_completion=False,
     pretty_exceptions_show_locals=False,
     rich_markup_mode="markdown",
 )
@@ -51,16 +51,16 @@ def _main(
 # Commands with repeatable options (--cells, --seeds, --import) take several values after one flag.
 app.command(cls=VariadicCommand)(bench)
 app.command(cls=VariadicCommand)(tune)
-app.command()(report)
-app.command()(compare)
+app.command(cls=Command)(report)
+app.command(cls=Command)(compare)
 app.command(cls=VariadicCommand)(train)
-app.command()(evaluate)
-app.command()(datasets)
+app.command(cls=VariadicCommand)(evaluate)
+app.command(cls=Command)(datasets)
 
 
 def main() -> None:
-    """Entry point of the `recurrent-mnist` console script."""
-    app()
+    """Entry point of the `recurrent-mnist` console script (and of `python -m recurrent_mnist`)."""
+    app(prog_name="recurrent-mnist")
 
 
 if __name__ == "__main__":

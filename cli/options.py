@@ -22,16 +22,22 @@ from recurrent_mnist import settings
 from recurrent_mnist.errors import ConfigError
 from recurrent_mnist.settings import Setting
 
+# The help panels, the same for an option in every command that has it, shown in this order.
 MODEL = "Model"
-TRAINING = "Training"
+SPACE = "Search space (narrows the defaults)"
 DATA = "Data"
+TRAINING = "Training"
+SEARCH = "Search"
+DISTRIBUTED = "Distributed"
 OUTPUT = "Output"
+PANELS = (MODEL, SPACE, DATA, TRAINING, SEARCH, DISTRIBUTED, OUTPUT)
 
 # Library argument -> flag, where the flag is not the argument with '-' for '_'.
 _FLAGS = {
     "imports": "--import",
     "num_layers": "--layers",
     "name": "--dataset",
+    "dataset_name": "--dataset",
     "seed": "--seed",
     "seeds": "--seeds",
     "run_dirs": "RUN",  # compare's positional arguments
@@ -78,6 +84,19 @@ def _checked(setting: Setting):
         return value
 
     return callback
+
+
+def flag_option(*flags: str, help: str, panel: str, default: str | None = None):
+    """An on/off option: `--fresh`, or a pair `--isolate/--in-process` whose default the help states."""
+    return Annotated[
+        bool,
+        typer.Option(
+            *flags,
+            help=f"{help} Default: {default}." if default else help,
+            rich_help_panel=panel,
+            show_default=False,
+        ),
+    ]
 
 
 def setting_option(setting: Setting, panel: str, *flags: str, help: str | None = None, kind=None):
@@ -135,12 +154,49 @@ ImportOpt = Annotated[
     list[str] | None,
     typer.Option(
         "--import",
+        metavar="MODULE...",
         help="Python module(s) to import first, e.g. one that registers custom cells with "
         "recurrent_mnist.register_cell (imported in every training process too).",
         rich_help_panel=MODEL,
         show_default=False,
     ),
 ]
+# Every cell option's list of names: the built-in ones and the registered ones.
+CELLS_HELP = (
+    f"Built in: {', '.join(settings.DEFAULT_CELLS)} (fast layers), "
+    f"{', '.join(settings.BUILTIN_CELLS[len(settings.DEFAULT_CELLS) :])} (stock Keras layers); "
+    "or any cell registered by a module given to --import."
+)
+CellOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--cell",
+        metavar="CELL",
+        help=f"The recurrent cell (one model: bench and tune take several, --cells). {CELLS_HELP} Default: lstm.",
+        rich_help_panel=MODEL,
+        show_default=False,
+    ),
+]
+PresetName = StrEnum("PresetName", {name: name for name in settings.PRESETS})
+
+
+def _preset_help() -> str:
+    described = "; ".join(
+        f"'{name}': " + ", ".join(f"{key} {' '.join(v) if isinstance(v, tuple) else v}" for key, v in values.items())
+        for name, values in settings.PRESETS.items()
+    )
+    return f"Start from a preset ({described}; 'tutorial' is the TensorFlow 1 script's). Other options override it."
+
+
+PresetOpt = Annotated[
+    PresetName | None, typer.Option(help=_preset_help(), rich_help_panel=TRAINING, show_default=False)
+]
+MeasureInferenceOpt = flag_option(
+    "--measure-inference/--no-measure-inference",
+    help="Also time inference (samples per second) and single-image latency.",
+    panel=OUTPUT,
+    default="measure-inference",
+)
 ResultsDirOpt = Annotated[
     Path | None,
     typer.Option(
@@ -174,7 +230,8 @@ def cells_option(help: str, panel: str = MODEL):
         list[str] | None,
         typer.Option(
             "--cells",
-            help=f"{help} Default: {' '.join(settings.DEFAULT_CELLS)}; any registered cell (see --import).",
+            metavar="CELL...",
+            help=f"{help} {CELLS_HELP} Default: {' '.join(settings.DEFAULT_CELLS)}.",
             rich_help_panel=panel,
             show_default=False,
         ),

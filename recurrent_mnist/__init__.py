@@ -6,13 +6,15 @@ uses) with Keras, so that saved `.keras` models load with `safe_mode=True`.
 The command line imports the package with `RECURRENT_MNIST_DEFER_KERAS=1`: then
 Keras is imported, and the classes registered, only when a Keras name is first
 used (`recurrent_mnist.RowSequenceClassifier`, or any module that needs it), so
-that `--help` and usage errors come without TensorFlow's start-up time. The
+that `--help` and usage errors come without TensorFlow's start-up time.
+`python -m recurrent_mnist` runs that command line (`__main__`) and defers alike. The
 package's light modules (`settings`, `errors`, `runs.atomic`, `runs.process`)
 never import Keras or TensorFlow themselves.
 """
 
 import importlib
 import os
+import sys
 from importlib.metadata import PackageNotFoundError, version
 
 from recurrent_mnist.errors import ConfigError, DatasetError, RecurrentMnistError, ResultsError
@@ -38,7 +40,14 @@ def __getattr__(name: str):
     raise AttributeError(f"module 'recurrent_mnist' has no attribute {name!r}")
 
 
-if os.environ.get("RECURRENT_MNIST_DEFER_KERAS") != "1":
+def _run_as_command_line() -> bool:
+    # `python -m recurrent_mnist`: Python imports this package to find its `__main__` (with sys.argv[0]
+    # set to "-m" meanwhile); the command line imports Keras itself when a command needs it.
+    argv = getattr(sys, "orig_argv", [])
+    return sys.argv[:1] == ["-m"] and "-m" in argv and argv[argv.index("-m") + 1 :][:1] == ["recurrent_mnist"]
+
+
+if os.environ.get("RECURRENT_MNIST_DEFER_KERAS") != "1" and not _run_as_command_line():
     from recurrent_mnist.cells import available_cells, register_cell
     from recurrent_mnist.model import RowSequenceClassifier
 

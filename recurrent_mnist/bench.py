@@ -546,6 +546,7 @@ def run_bench(
             "variant": key,
             "dataset": dataset.name,
             "dataset_sha256": dataset.sha256,
+            "dataset_verified": dataset.verified,
             "isolated": isolate,
         }
         environment = outcome.get("environment") or {**machine_environment(), "code": code}  # crashed: ours

@@ -260,6 +260,9 @@ RECURRENT_DROPOUT = Setting(
 )
 # The cells a comparison or a search covers unless told otherwise.
 DEFAULT_CELLS = ("lstm", "gru", "simple_rnn")
+# The cells `recurrent_mnist.cells` registers itself (the fast layers, then the stock Keras ones);
+# `register_cell` adds more, and `import_cell_modules` (--import) imports the modules that do.
+BUILTIN_CELLS = (*DEFAULT_CELLS, "keras_lstm", "keras_gru", "keras_simple_rnn")
 # Training
 EPOCHS = Setting("epochs", "The most epochs to train each model.", 10, minimum=1)
 BATCH_SIZE = Setting("batch_size", "Training batch size.", 128, minimum=1, search=(32, 256))

@@ -34,6 +34,6 @@ def write_idx_set(folder: Path, arrays: dict[str, np.ndarray] | None = None, gz:
     for key, base in IDX_FILES.items():
         data = idx_bytes(arrays[key])
         path = folder / (base + (".gz" if gz else ""))
-        path.write_bytes(gzip.compress(data) if gz else data)
+        path.write_bytes(gzip.compress(data, compresslevel=1) if gz else data)
         paths[key] = path
     return paths

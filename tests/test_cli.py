@@ -184,14 +184,37 @@ def test_tiny_bench_on_real_digits(tmp_path, tiny_data_dir):
     assert sorted(runs["cell"]) == ["gru", "lstm"]
     assert (runs["status"] == "ok").all()
     assert "Summary" in result.output and "lstm" in result.output
+    # A slice of MNIST is no published set: it trains, with a warning, and every row says so.
+    assert "Warning: the mnist data in" in result.output and "is not MNIST as published" in result.output
+    assert (runs["dataset_verified"] == False).all()  # noqa: E712 - a column of booleans read back from CSV
 
 
-def test_datasets_lists_and_checks():
+def test_files_of_the_other_data_set_are_refused_naming_it(tmp_path):
+    # The embedded sample's files are real MNIST digits: passed as Fashion-MNIST, nothing is trained.
+    from recurrent_mnist.datasets import sources
+
+    results = tmp_path / "results"
+    result = invoke("bench", "--dataset", "fashion-mnist", "--data-dir", sources._SAMPLE_DIR, "--results-dir", results)
+    assert result.exit_code == 1, result.output
+    assert "holds the embedded mnist-sample (MNIST digits), not fashion-mnist; use --dataset mnist-sample" in (
+        " ".join(result.output.split())
+    )
+    assert "Traceback" not in result.output and not results.exists()
+
+
+def test_datasets_lists_and_checks(tmp_path):
     listing = invoke("datasets")
     assert listing.exit_code == 0 and "fashion-mnist" in listing.output
     check = invoke("datasets", "--check", "mnist-sample")
     assert check.exit_code == 0, check.output
     assert "sha256" in check.output and "4,000 train" in check.output
+    assert "verified: its decoded arrays are the embedded mnist-sample" in check.output
+    from idx_files import write_idx_set
+
+    write_idx_set(tmp_path)
+    own = invoke("datasets", "--check", "fashion-mnist", "--data-dir", tmp_path)
+    assert own.exit_code == 0, own.output
+    assert "is not Fashion-MNIST as published" in " ".join(own.output.split())
 
 
 def test_evaluate_a_missing_model_file(tmp_path):

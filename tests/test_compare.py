@@ -334,7 +334,7 @@ def test_help_and_usage_errors_load_no_tensorflow():
 def test_cli_help_lists_the_options():
     result = invoke("--help")
     assert result.exit_code == 0
-    for text in ("{RUN}...", "--out", "--alpha", "--fail-if-slower", "--fail-if-less-accurate", "baseline"):
+    for text in ("RUN...", "--out", "--alpha", "--fail-if-slower", "--fail-if-less-accurate", "baseline"):
         assert text in result.output
 
 

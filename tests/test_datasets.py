@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import hashlib
 import io
 import json
 import zipfile
@@ -11,7 +12,20 @@ import numpy as np
 import pytest
 from idx_files import idx_bytes, small_arrays, write_idx_set
 
-from recurrent_mnist.datasets import DatasetError, load, load_dir, read_idx, read_npz, sources
+from recurrent_mnist.datasets import (
+    DATASETS,
+    PUBLISHED,
+    PUBLISHED_FILES,
+    DatasetError,
+    PublishedSet,
+    array_digest,
+    load,
+    load_dir,
+    published,
+    read_idx,
+    read_npz,
+    sources,
+)
 
 # --------------------------------------------------------------------------- IDX
 
@@ -260,3 +274,122 @@ def test_fashion_mnist_from_debian(keras_home):
     assert data.x_train.shape == (60000, 28, 28) and data.x_test.shape == (10000, 28, 28)
     assert data.class_names[0] == "T-shirt/top"
     assert str(sources.DEBIAN_FASHION_MNIST) in data.source
+
+
+# --------------------------------------------------------------------------- checked against the published data
+
+
+def _write_npz(folder, name, arrays):
+    folder.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(folder / name, **arrays)
+
+
+def _arrays(data) -> dict:
+    return {key: getattr(data, key) for key in ("x_train", "y_train", "x_test", "y_test")}
+
+
+def test_the_embedded_sample_is_verified_against_its_recorded_digests(sample):
+    assert sample.verified and sample.describe()["verified"] is True
+    assert sample.content_sha256 == {key: digest for key, (_, digest) in PUBLISHED["mnist-sample"].arrays.items()}
+
+
+@pytest.mark.parametrize("form", ["idx", "idx.gz", "npz"])
+def test_the_digests_are_of_the_decoded_arrays_whatever_the_file_format(tmp_path, sample, form):
+    if form == "npz":
+        _write_npz(tmp_path, "mnist_sample.npz", _arrays(sample))
+    else:
+        write_idx_set(tmp_path, _arrays(sample), gz=form == "idx.gz")
+    data = load_dir(tmp_path, "mnist-sample")
+    assert data.verified and data.content_sha256 == sample.content_sha256
+    assert data.sha256 != sample.sha256 or form == "idx.gz"  # the files differ; the data does not
+
+
+def test_a_set_of_ones_own_loads_unverified(tmp_path):
+    write_idx_set(tmp_path)
+    data = load("fashion-mnist", tmp_path)
+    assert data.verified is False and data.describe()["verified"] is False
+    assert set(data.content_sha256) == {"x_train", "y_train", "x_test", "y_test"}
+
+
+@pytest.mark.parametrize("name", ["mnist", "fashion-mnist"])
+def test_files_of_another_published_set_are_refused_naming_it(tmp_path, sample, name):
+    write_idx_set(tmp_path, _arrays(sample), gz=False)
+    with pytest.raises(DatasetError) as info:
+        load(name, tmp_path)
+    assert str(info.value) == (
+        f"{tmp_path} holds the embedded mnist-sample (MNIST digits), not {name}; "
+        "use `name='mnist-sample'`, which needs no `data_dir`"
+    )
+
+
+def test_a_part_of_another_published_set_is_refused_naming_the_part(tmp_path, sample):
+    arrays = {**small_arrays(), "x_train": sample.x_train, "y_train": sample.y_train}
+    write_idx_set(tmp_path, arrays, gz=False)
+    with pytest.raises(DatasetError, match=r"holds the training images and training labels of the embedded"):
+        load("fashion-mnist", tmp_path)
+
+
+def test_mnist_files_passed_as_fashion_mnist_are_refused_naming_mnist(tmp_path, tiny, tiny_data_dir, monkeypatch):
+    # Stand-in for the full MNIST (whose files CI does not have): the tiny digits, recorded as MNIST.
+    digests = {key: (array.shape, array_digest(array)) for key, array in _arrays(tiny).items()}
+    monkeypatch.setitem(published.PUBLISHED, "mnist", PublishedSet("mnist", "MNIST", digests, "test"))
+    with pytest.raises(DatasetError, match=r"holds MNIST, not fashion-mnist; load it as `name='mnist'`"):
+        load("fashion-mnist", tiny_data_dir)
+    assert load("mnist", tiny_data_dir).verified
+
+
+def test_a_file_with_a_published_digest_verifies_it(tmp_path, monkeypatch):
+    _write_npz(tmp_path, "mnist.npz", small_arrays())
+    assert not load("mnist", tmp_path).verified
+    file_digest = hashlib.sha256((tmp_path / "mnist.npz").read_bytes()).hexdigest()
+    monkeypatch.setitem(published.PUBLISHED_FILES, file_digest, ("mnist", "test"))
+    assert load("mnist", tmp_path).verified
+
+
+def test_the_published_table_is_complete_and_says_where_each_digest_comes_from():
+    for name, entry in PUBLISHED.items():
+        assert name == entry.name and name in DATASETS
+        assert set(entry.arrays) == {"x_train", "y_train", "x_test", "y_test"}
+        assert all(len(digest) == 64 for _, digest in entry.arrays.values())
+        assert len(entry.provenance) > 50
+    assert {name for name, _ in PUBLISHED_FILES.values()} <= set(PUBLISHED)
+
+
+# Zalando's README lists the MD5 of each gzip file; Debian's copies carry the same compressed data under
+# another gzip header (no file name, another time). With Zalando's header put back they have that MD5.
+ZALANDO_MD5 = {
+    "train-images-idx3-ubyte.gz": ("8d4fb7e6c68d591d4c3dfef9ec88bf0d", 1504176606),
+    "train-labels-idx1-ubyte.gz": ("25c81989df183df01b3e8a0aad5dffbe", 1504176606),
+    "t10k-images-idx3-ubyte.gz": ("bef4ecab320f06d8554ea6380940ec79", 1504176627),
+    "t10k-labels-idx1-ubyte.gz": ("bb300cfdad3c16e7a12a480ee83cd310", 1504176627),
+}
+
+
+@pytest.mark.fashion
+@pytest.mark.skipif(not sources.DEBIAN_FASHION_MNIST.is_dir(), reason="Debian's dataset-fashion-mnist not installed")
+def test_debians_fashion_mnist_is_zalandos_and_its_digests_are_the_table(keras_home):
+    for name, (md5, mtime) in ZALANDO_MD5.items():
+        debian = (sources.DEBIAN_FASHION_MNIST / name).read_bytes()
+        assert debian[3] == 0, "Debian's header has no file name"  # gzip FLG
+        zalando_header = debian[:3] + b"\x08" + mtime.to_bytes(4, "little") + debian[8:10] + name[:-3].encode() + b"\0"
+        assert hashlib.md5(zalando_header + debian[10:]).hexdigest() == md5, name
+    data = load("fashion-mnist", download=False)
+    assert data.verified
+    assert data.content_sha256 == {key: digest for key, (_, digest) in PUBLISHED["fashion-mnist"].arrays.items()}
+
+
+@pytest.mark.fashion
+@pytest.mark.skipif(not sources.DEBIAN_FASHION_MNIST.is_dir(), reason="Debian's dataset-fashion-mnist not installed")
+def test_fashion_mnist_files_passed_as_mnist_are_refused_naming_fashion_mnist():
+    with pytest.raises(DatasetError, match=r"holds Fashion-MNIST, not mnist; load it as `name='fashion-mnist'`"):
+        load("mnist", sources.DEBIAN_FASHION_MNIST)
+
+
+@pytest.mark.skipif(
+    not any((cache / "mnist.npz").is_file() for cache in sources.keras_cache_dirs()), reason="no mnist.npz in the cache"
+)
+def test_a_full_mnist_in_the_keras_cache_is_verified():
+    # Keras's mnist.npz, where a download left one: verified by its file digest and by its decoded arrays.
+    data = load("mnist", download=False)
+    assert data.verified
+    assert data.content_sha256 == {key: digest for key, (_, digest) in PUBLISHED["mnist"].arrays.items()}

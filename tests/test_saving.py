@@ -102,7 +102,7 @@ def test_evaluate_reports_accuracy_and_a_confusion_matrix(tmp_path, sample):
     model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     model.fit(sample.x_train, sample.y_train, epochs=1, batch_size=128, verbose=0)
     path = save_model(model, tmp_path / "rnn.keras")
-    result = CliRunner().invoke(app, ["evaluate", str(path), "--dataset", "mnist-sample"])
+    result = CliRunner().invoke(app, ["evaluate", str(path), "--dataset", "mnist-sample", "--no-measure-inference"])
     assert result.exit_code == 0, result.output
     logits = model.predict(sample.x_test, verbose=0)
     expected = float((logits.argmax(axis=1) == sample.y_test).mean())

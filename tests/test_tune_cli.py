@@ -135,6 +135,8 @@ def test_defaults(captured):
     assert (config.units, config.layers, config.dropout) == (RANGES["units"], RANGES["layers"], RANGES["dropout"])
     assert (config.learning_rate, config.batch_size) == (RANGES["learning_rate"], RANGES["batch_size"])
     assert config.bidirectional is None and config.strategy == "default" and config.distributed is None
+    # The training settings bench and train have, with their defaults.
+    assert (config.recurrent_dropout, config.steps_per_execution, config.jit_compile) == (0.0, 50, None)
     # Not given: the library's defaults apply (results/, a derived run name, resuming).
     assert not {"results_dir", "run_name", "fresh"} & set(kwargs)
     assert kwargs["tensorboard_dir"] is None
@@ -166,6 +168,19 @@ def test_options_narrow_the_search(captured):
     assert config.units == (32, 64) and config.bidirectional is False and config.time_budget == 1.5
     assert config.learning_rate == (1e-4, 0.005) and config.batch_size == (16, 16)  # a lone max below the minimum
     assert config.strategy == "mirrored"
+
+
+def test_the_training_options_of_bench_reach_the_search(captured):
+    calls, _ = captured
+    result = invoke(
+        "tune", "--recurrent-dropout", "0.2", "--steps-per-execution", "5", "--no-jit-compile",
+        "--early-stopping", "2", "--seed", "4", "--dataset", "mnist-sample",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    config = calls[0][0]
+    assert (config.recurrent_dropout, config.steps_per_execution, config.jit_compile) == (0.2, 5, False)
+    assert (config.early_stopping, config.seed) == (2, 4)
+    assert invoke("tune", "--recurrent-dropout", "1").exit_code == 2
 
 
 @pytest.mark.parametrize(

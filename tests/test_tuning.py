@@ -189,6 +189,30 @@ def test_one_step_per_execution_under_a_distribution_strategy():
         RowSequenceHyperModel(steps_per_execution=0)
 
 
+def test_the_training_settings_of_bench_reach_every_trial():
+    hypermodel = TuneConfig(
+        cells=("gru",), recurrent_dropout=0.25, steps_per_execution=7, jit_compile=False, units=(8, 8)
+    ).hypermodel()
+    model = hypermodel.build(keras_tuner.HyperParameters())
+    assert model.recurrent_dropout == 0.25 and model.steps_per_execution == 7 and model.jit_compile is False
+    # jit_compile=None: bench's automatic rule, per trial (XLA for the lstm cell at small batches on one thread).
+    automatic = RowSequenceHyperModel(cells=("lstm", "gru"), parallel_chains=1)
+    assert automatic.uses_xla("lstm", 32) and not automatic.uses_xla("gru", 32)
+    assert not automatic.uses_xla("lstm", 128)
+    assert not RowSequenceHyperModel(cells=("lstm",), parallel_chains=2).uses_xla("lstm", 32)
+    assert RowSequenceHyperModel(cells=("gru",), jit_compile=True).uses_xla("gru", 256)
+    with pytest.raises(ConfigError, match="recurrent_dropout"):
+        TuneConfig(recurrent_dropout=1.0)
+
+
+def test_how_trials_execute_is_no_part_of_a_searchs_identity():
+    base = TuneConfig().identity()
+    # Searches run before these options existed keep their identity (and so their run name).
+    assert "recurrent_dropout" not in base and "steps_per_execution" not in base and "jit_compile" not in base
+    assert TuneConfig(steps_per_execution=5, jit_compile=True).identity() == base
+    assert TuneConfig(recurrent_dropout=0.1).identity() == {**base, "recurrent_dropout": 0.1}
+
+
 def test_oracle_addresses_and_keras_tuner_variables():
     assert parse_oracle_address("127.0.0.1:8000") == ("127.0.0.1", 8000)
     assert parse_oracle_address("[::1]:9000") == ("::1", 9000)
@@ -212,7 +236,7 @@ def test_oracle_addresses_and_keras_tuner_variables():
 
 def test_a_real_search_writes_every_file(tmp_path, small):
     events = []
-    config = TuneConfig(cells=("lstm", "gru"), max_trials=2, seed=3, **TINY)
+    config = TuneConfig(cells=("lstm", "gru"), max_trials=2, seed=3, steps_per_execution=5, **TINY)
     result = run_search(
         config,
         results_dir=tmp_path,
@@ -260,6 +284,12 @@ def test_a_real_search_writes_every_file(tmp_path, small):
     model = load_model(folder / "best_model.keras")
     assert model.cell == best["hyperparameters"]["cell"] and model.units == best["hyperparameters"]["units"]
     assert model.predict(small.x_test[:3], verbose=0).shape == (3, 10)
+    # Beside it, the record train writes beside its models: evaluate reads the data set there. The best
+    # configuration is retrained as the trials trained (steps per execution, XLA, recurrent dropout).
+    record = json.loads((folder / "best_model.metrics.json").read_text())
+    assert record["dataset"]["name"] == "mnist-sample" and record["config"]["cell"] == model.cell
+    assert (record["config"]["steps_per_execution"], record["config"]["jit_compile"]) == (5, None)
+    assert record["config"]["recurrent_dropout"] == 0.0
 
     environment = json.loads((folder / "environment.json").read_text())
     assert environment["dataset"]["sha256"] == small.sha256 and environment["versions"]["keras-tuner"]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from enum import StrEnum
 from typing import Annotated
 
 import typer
@@ -17,18 +16,6 @@ from recurrent_mnist_cli._support import (
 )
 from rich.markup import escape
 
-from recurrent_mnist import settings
-
-PresetName = StrEnum("PresetName", {name: name for name in settings.PRESETS})
-
-
-def _preset_help() -> str:
-    described = "; ".join(
-        f"'{name}': " + ", ".join(f"{key} {' '.join(v) if isinstance(v, tuple) else v}" for key, v in values.items())
-        for name, values in settings.PRESETS.items()
-    )
-    return f"Start from a preset ({described}; 'tutorial' is the TensorFlow 1 script's). Other options override it."
-
 
 @o.with_options(o.RUN_OPTIONS, into="run")
 @o.with_options({"dataset": o.DatasetOpt, **o.TRAIN_OPTIONS, "target_accuracy": o.TargetAccuracyOpt})
@@ -38,44 +25,27 @@ def bench(
         list[int] | None,
         typer.Option(
             "--seeds",
-            help="Seeds; each (cell, seed) is one variant, e.g. --seeds 0 1 2. Default: 0.",
+            metavar="SEED...",
+            help="Seeds; each (cell, seed) is one variant, e.g. --seeds 0 1 2 (plural, as --cells: train and "
+            "tune take one --seed). Default: 0.",
             callback=o.seeds_callback,
             rich_help_panel=o.TRAINING,
             show_default=False,
         ),
     ] = None,
     imports: o.ImportOpt = None,
-    preset: Annotated[
-        PresetName | None,
-        typer.Option(
-            help=_preset_help(),
-            rich_help_panel=o.TRAINING,
-            show_default=False,
-        ),
-    ] = None,
-    retry_failed: Annotated[
-        bool,
-        typer.Option(
-            "--retry-failed", help="Train variants again that failed in an earlier run.", rich_help_panel=o.OUTPUT
-        ),
-    ] = False,
-    isolate: Annotated[
-        bool,
-        typer.Option(
-            "--isolate/--in-process",
-            help="Train each variant in a fresh process (own memory figures, a "
-            "crash fails one variant) or all in this one (faster start).",
-            rich_help_panel=o.OUTPUT,
-        ),
-    ] = True,
-    measure_inference: Annotated[
-        bool,
-        typer.Option(
-            "--measure-inference/--no-measure-inference",
-            help="Also time inference and single-image latency.",
-            rich_help_panel=o.OUTPUT,
-        ),
-    ] = True,
+    preset: o.PresetOpt = None,
+    retry_failed: o.flag_option(
+        "--retry-failed", help="Train variants again that failed in an earlier run.", panel=o.OUTPUT
+    ) = False,
+    isolate: o.flag_option(
+        "--isolate/--in-process",
+        help="Train each variant in a fresh process (own memory figures, a crash fails one variant) or all in "
+        "this one (faster start).",
+        panel=o.OUTPUT,
+        default="isolate",
+    ) = True,
+    measure_inference: o.MeasureInferenceOpt = True,
     *,
     given: dict,
     run: dict,

@@ -6,7 +6,8 @@ from typing import Annotated
 
 import typer
 from recurrent_mnist_cli import options as o
-from recurrent_mnist_cli._support import console, import_library, user_errors
+from recurrent_mnist_cli._support import console, err_console, import_library, user_errors
+from recurrent_mnist_cli.views.events import unverified_warning
 
 from recurrent_mnist import settings
 
@@ -14,11 +15,21 @@ from recurrent_mnist import settings
 def datasets(
     check: Annotated[
         o.DatasetName | None,
-        typer.Option(help="Load and validate this data set and print its checksum.", show_default=False),
+        typer.Option(
+            help="Load and validate this data set, check it against the published data and print its checksums. "
+            "Default: none (list the data sets).",
+            rich_help_panel=o.DATA,
+            show_default=False,
+        ),
     ] = None,
     data_dir: o.DataDirOpt = None,
 ) -> None:
-    """List the data sets, or validate one with --check."""
+    """List the data sets, or validate one with --check.
+
+    A set is verified when its decoded arrays have the SHA-256 digests of the published data (recorded in
+    recurrent_mnist/datasets/published.py, with where they come from); files of another published set are
+    refused, and a set of one's own loads unverified.
+    """
     from rich.table import Table
 
     import_library()
@@ -42,4 +53,11 @@ def datasets(
         f"images of {data.image_shape[0]}x{data.image_shape[1]}, {data.num_classes} classes",
         highlight=False,
     )
-    console.print(f"  source: {data.source}\n  sha256: {data.sha256}", highlight=False)
+    console.print(f"  source: {data.source}\n  sha256: {data.sha256} (of the files read)", highlight=False)
+    if data.verified:
+        console.print(
+            f"  [green]verified[/]: its decoded arrays are {ds.PUBLISHED[data.name].title} (SHA-256 of each array)",
+            highlight=False,
+        )
+    else:
+        err_console.print(unverified_warning(described), highlight=False)

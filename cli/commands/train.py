@@ -20,41 +20,46 @@ from recurrent_mnist_cli._support import (
 
 @o.with_options({**o.TRAIN_OPTIONS, "seed": o.SeedOpt})
 def train(
-    cell: Annotated[
-        str,
-        typer.Option(
-            help="Cell: lstm, gru, simple_rnn, keras_lstm, ... or any registered cell (see --import).",
-            rich_help_panel=o.MODEL,
-        ),
-    ] = "lstm",
+    cell: o.CellOpt = None,
     dataset: o.DatasetOpt = None,
     data_dir: o.DataDirOpt = None,
     imports: o.ImportOpt = None,
+    preset: o.PresetOpt = None,
     output: Annotated[
-        Path, typer.Option(help="Where to save the trained model (.keras).", rich_help_panel=o.OUTPUT)
-    ] = Path("model.keras"),
+        Path | None,
+        typer.Option(
+            help="Where to save the trained model (.keras); its history and record go beside it. Default: model.keras.",
+            rich_help_panel=o.OUTPUT,
+            show_default=False,
+        ),
+    ] = None,
     *,
     given: dict,
 ) -> None:
-    """Train one model and save it as .keras, with its history as CSV beside it.
+    """Train one model and save it as .keras, with its history (CSV) and record (JSON) beside it.
 
+    The record (model.metrics.json for model.keras) names the data set, which evaluate then uses by default.
     An interrupted training resumes from its last finished epoch when run again.
     """
     import_library()
+    from recurrent_mnist_cli.views.events import dataset_lines
+
     from recurrent_mnist import settings
     from recurrent_mnist.cells import import_cell_modules
-    from recurrent_mnist.single import train_and_save
-    from recurrent_mnist.training import TrainConfig
+    from recurrent_mnist.single import train_and_save, train_config
 
+    output = output or Path("model.keras")
     with user_errors():
         import_cell_modules(tuple(o.split_values(imports) or ()))
-        config = TrainConfig(cell=cell, **given)
+        config = train_config(preset.value if preset else None, cell=cell, **given)
         if output.suffix != ".keras":
             raise fail(f"--output {output} must end in .keras")
 
         def show(event):
             raise_if_interrupted()
-            if event["event"] == "epoch_end":
+            if event["event"] == "dataset":
+                dataset_lines(console, event["dataset"])
+            elif event["event"] == "epoch_end":
                 logs = event["logs"]
                 console.print(
                     f"epoch {event['epoch']}/{event['epochs']}: loss {logs.get('loss'):.4f} "

@@ -24,9 +24,7 @@ from recurrent_mnist_cli._support import (
 from recurrent_mnist import settings
 from recurrent_mnist.settings import Setting
 
-SEARCH = "Search"
-SPACE = "Search space (narrows the defaults)"
-DISTRIBUTED = "Distributed"
+SEARCH, SPACE, DISTRIBUTED = o.SEARCH, o.SPACE, o.DISTRIBUTED
 
 
 def _bound(setting: Setting, end: str, help_text: str):
@@ -36,37 +34,42 @@ def _bound(setting: Setting, end: str, help_text: str):
 
 
 # The settings of a search, one option each (the search space's bounds are below, in `tune` itself).
+# Where an option means what it means in bench and train it is the same declaration, in the same panel;
+# `--early-stopping` and `--validation-split` say in their help why a search's differ.
 SEARCH_OPTIONS = {
     "dataset": o.DatasetOpt,
+    "recurrent_dropout": o.RecurrentDropoutOpt,
     "validation_split": o.setting_option(
         settings.VALIDATION_SPLIT,
-        o.DATA,
+        o.TRAINING,
         help="Fraction of the training images held out (always the same ones) to score the trials on; "
         "the test split is used only once, for the best model. Default: 0.1.",
     ),
+    "early_stopping": o.setting_option(
+        settings.EARLY_STOPPING,
+        o.TRAINING,
+        help="Stop a trial after this many epochs without a better objective. "
+        f"Default: {settings.TUNE_EARLY_STOPPING} (bench and train: off; a search is many short trainings).",
+    ),
+    "seed": o.setting_option(settings.SEED, o.TRAINING, help="Seeds the tuner and every trial. Default: 0."),
+    "strategy": o.StrategyOpt,
+    "steps_per_execution": o.StepsPerExecutionOpt,
+    "jit_compile": o.JitOpt,
+    "threads": o.ThreadsOpt,
     "tuner": o.setting_option(settings.TUNER, SEARCH),
     "max_trials": o.setting_option(settings.MAX_TRIALS, SEARCH),
     "max_epochs": o.setting_option(settings.MAX_EPOCHS, SEARCH),
     "executions_per_trial": o.setting_option(settings.EXECUTIONS_PER_TRIAL, SEARCH),
-    "early_stopping": o.setting_option(
-        settings.EARLY_STOPPING,
-        SEARCH,
-        help="Stop a trial after this many epochs without a better objective. "
-        f"Default: {settings.TUNE_EARLY_STOPPING} (a search is many short trainings).",
-    ),
     "objective": o.setting_option(settings.OBJECTIVE, SEARCH),
-    "seed": o.setting_option(settings.SEED, SEARCH, help="Seeds the tuner and every trial. Default: 0."),
     "time_budget": o.setting_option(settings.TIME_BUDGET, SEARCH),
     "distributed": o.setting_option(settings.DISTRIBUTED, DISTRIBUTED),
-    "strategy": o.StrategyOpt,
-    "threads": o.ThreadsOpt,
 }
 
 
 @o.with_options(o.RUN_OPTIONS, into="run")
 @o.with_options(SEARCH_OPTIONS)
 def tune(
-    cells: o.cells_option("Cells to search over (the 'cell' hyperparameter), e.g. --cells lstm gru.", SEARCH) = None,
+    cells: o.cells_option("Cells to search over (the 'cell' hyperparameter), e.g. --cells lstm gru.", SPACE) = None,
     units_min: _bound(settings.UNITS, "min", "Fewest hidden units; searched in powers of two from it.") = None,
     units_max: _bound(settings.UNITS, "max", "Most hidden units.") = None,
     layers_min: _bound(settings.LAYERS, "min", "Fewest stacked recurrent layers.") = None,
@@ -91,7 +94,7 @@ def tune(
     tensorboard_dir: Annotated[
         Path | None,
         typer.Option(
-            help="Write each trial's TensorBoard logs and keras-tuner's HParams view here.",
+            help="Write each trial's TensorBoard logs and keras-tuner's HParams view here. Default: none.",
             rich_help_panel=o.OUTPUT,
             show_default=False,
         ),
@@ -118,8 +121,12 @@ def tune(
 
     The cell is one hyperparameter of a single search, beside units, layers, direction, dropout, learning
     rate and batch size. Writes trials.csv, best_hyperparameters.json, best_model.keras (the best
-    configuration retrained, with its test accuracy), summary.md and environment.json under
-    RESULTS_DIR/RUN_NAME. Rerunning the same command resumes: finished trials are kept.
+    configuration retrained, with its test accuracy, and its record for evaluate), summary.md and
+    environment.json under RESULTS_DIR/RUN_NAME. Rerunning the same command resumes: finished trials are kept.
+
+    Options named as in bench and train mean the same here. The search space narrows ranges instead
+    of taking one value (--units-min, --units-max, ...), so there is no --preset, and keras-tuner's own
+    words (--max-trials, --max-epochs, --executions-per-trial) keep their meaning.
     """
     import_library()
     _quiet_retracing()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from recurrent_mnist_cli._support import raise_if_interrupted
+from recurrent_mnist_cli._support import err_console, raise_if_interrupted
 from rich.console import Console
 from rich.progress import (
     BarColumn,
@@ -51,9 +51,28 @@ class EventView:
 
     def dataset_line(self, data: dict) -> None:
         """The data set a run trains on, as the first line of its display."""
-        shape = f" {data['image_shape'][0]}x{data['image_shape'][1]}" if "image_shape" in data else ""
-        self.console.print(
-            f"Data set [bold]{data['name']}[/]: {data['train_size']:,} train / {data['test_size']:,} test "
-            f"images{shape} from {data['source']}",
-            highlight=False,
-        )
+        dataset_lines(self.console, data)
+
+
+def dataset_lines(console: Console, data: dict) -> None:
+    """A data set's line (`Dataset.describe()`), and a warning on stderr when it is not the published set."""
+    shape = f" {data['image_shape'][0]}x{data['image_shape'][1]}" if "image_shape" in data else ""
+    console.print(
+        f"Data set [bold]{data['name']}[/]: {data['train_size']:,} train / {data['test_size']:,} test "
+        f"images{shape} from {data['source']}",
+        highlight=False,
+    )
+    if data.get("verified") is False:
+        err_console.print(unverified_warning(data), highlight=False)
+
+
+def unverified_warning(data: dict) -> str:
+    from recurrent_mnist.datasets import PUBLISHED
+
+    published = PUBLISHED.get(data["name"])
+    title = published.title if published else data["name"]
+    return (
+        f"[yellow]Warning:[/] the {data['name']} data in {data['source']} is not {title} as published: its "
+        "decoded arrays do not all have the published SHA-256 digests (a set of your own?). The results are "
+        "recorded with dataset_verified: false."
+    )

@@ -13,6 +13,8 @@ The modules, in the order they build on each other:
 - `catalog`: the names (`DATASETS`, `DatasetInfo`, class names) and `Dataset`.
 - `formats`: the IDX and npz readers (`read_idx`, `read_npz`), bounded and checked.
 - `validation`: the checks that four arrays are images and labels that agree.
+- `published`: the published sets by the SHA-256 of their decoded arrays
+  (`PUBLISHED`, with provenance), and the check that says which set was read.
 - `sources`: where each set comes from (`data_dir`, the Keras cache, Debian's
   Fashion-MNIST, the embedded sample, a download) and `load` itself. The
   lookups tests replace (`keras_cache_dirs`, `_download`) live there.
@@ -20,6 +22,7 @@ The modules, in the order they build on each other:
 
 from recurrent_mnist.datasets.catalog import DATASETS, DIGITS, FASHION_CLASSES, Dataset, DatasetInfo
 from recurrent_mnist.datasets.formats import IDX_FILES, MAX_ARRAY_BYTES, NPZ_KEYS, read_idx, read_npz
+from recurrent_mnist.datasets.published import PUBLISHED, PUBLISHED_FILES, PublishedSet, array_digest
 from recurrent_mnist.datasets.sources import DEBIAN_FASHION_MNIST, keras_cache_dirs, load, load_dir
 from recurrent_mnist.errors import DatasetError
 
@@ -32,9 +35,13 @@ __all__ = [
     "IDX_FILES",
     "MAX_ARRAY_BYTES",
     "NPZ_KEYS",
+    "PUBLISHED",
+    "PUBLISHED_FILES",
     "Dataset",
     "DatasetError",
     "DatasetInfo",
+    "PublishedSet",
+    "array_digest",
     "keras_cache_dirs",
     "load",
     "load_dir",

@@ -76,6 +76,10 @@ class Dataset:
         files: SHA-256 of each file read, by file name.
         sha256: one digest over `files`, naming the exact data a result came from.
         class_names: one name per label.
+        verified: whether the arrays are the published data set `name` (see
+            `datasets.published`); False for a set of one's own, or one built in code.
+        content_sha256: the SHA-256 of each decoded array, by key (`x_train`, ...):
+            the same whatever the files' format or compression.
     """
 
     name: str
@@ -87,6 +91,8 @@ class Dataset:
     files: dict[str, str]
     sha256: str
     class_names: tuple[str, ...]
+    verified: bool = False
+    content_sha256: dict[str, str] = dataclasses.field(default_factory=dict)
 
     @property
     def num_classes(self) -> int:
@@ -97,7 +103,7 @@ class Dataset:
         return tuple(self.x_train.shape[1:])
 
     def describe(self) -> dict:
-        """A JSON-ready summary: name, sizes, source and checksums."""
+        """A JSON-ready summary: name, sizes, source, checksums and whether the data is the published set."""
         return {
             "name": self.name,
             "train_size": len(self.x_train),
@@ -107,6 +113,8 @@ class Dataset:
             "source": self.source,
             "sha256": self.sha256,
             "files": dict(self.files),
+            "verified": self.verified,
+            "content_sha256": dict(self.content_sha256),
         }
 
 

@@ -3,7 +3,9 @@
 In order: a folder the caller names (`data_dir`, read by `load_dir`), the
 Keras cache, Debian's Fashion-MNIST package, then Keras's download; the
 embedded `mnist-sample` comes from the package itself. When none has the
-set, the error names every remedy.
+set, the error names every remedy. Every set read is checked against the
+published data (`published.check`): verified, refused as another set, or
+loaded unverified.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from pathlib import Path
 
 from recurrent_mnist.datasets.catalog import Dataset, _info
 from recurrent_mnist.datasets.formats import IDX_FILES, NPZ_KEYS, _combined_digest, _sha256, read_idx, read_npz
+from recurrent_mnist.datasets.published import check, content_digests
 from recurrent_mnist.datasets.validation import _validated
 from recurrent_mnist.errors import DatasetError
 
@@ -38,15 +41,24 @@ def _find_idx(directory: Path, base: str) -> Path | None:
 
 
 def load_dir(directory: str | os.PathLike, name: str = "mnist") -> Dataset:
-    """Loads a data set from a folder: the four IDX files, or `<name>.npz`.
+    """Loads a data set from a folder: the four IDX files, or `<name>.npz`, checked against the published data.
 
     Args:
         directory: the folder.
-        name: the data set's name, which sets the classes and the npz file name.
+        name: the data set's name, which sets the classes, the npz file name
+            and the published data it is checked against.
+
+    Returns:
+        A `Dataset`, `verified` when its arrays are the published `name`.
 
     Raises:
-        DatasetError: the folder is missing or incomplete, or a file is invalid.
+        DatasetError: the folder is missing or incomplete, a file is invalid,
+            or the files are another published data set (the sentence names it).
     """
+    return _read_dir(directory, name, check_as=name)
+
+
+def _read_dir(directory: str | os.PathLike, name: str, check_as: str) -> Dataset:
     info = _info(name)
     directory = Path(directory).expanduser()
     if not directory.exists():
@@ -77,7 +89,22 @@ def load_dir(directory: str | os.PathLike, name: str = "mnist") -> Dataset:
         files = {path.name: _sha256(path) for path in found.values()}
         source = str(directory)
     x_train, y_train, x_test, y_test = _validated(arrays, origins, info.num_classes)
-    return Dataset(name, x_train, y_train, x_test, y_test, source, files, _combined_digest(files), info.class_names)
+    validated = {"x_train": x_train, "y_train": y_train, "x_test": x_test, "y_test": y_test}
+    digests = content_digests(validated)
+    verified = check(check_as, validated, digests, files, source)
+    return Dataset(
+        name,
+        x_train,
+        y_train,
+        x_test,
+        y_test,
+        source,
+        files,
+        _combined_digest(files),
+        info.class_names,
+        verified=verified,
+        content_sha256=digests,
+    )
 
 
 # --------------------------------------------------------------------------- the named sets
@@ -123,13 +150,18 @@ def _not_found_message(name: str, why: str) -> str:
 
 def _load_sample() -> Dataset:
     manifest = json.loads((_SAMPLE_DIR / "manifest.json").read_text())
-    dataset = load_dir(_SAMPLE_DIR, "mnist")
+    dataset = _read_dir(_SAMPLE_DIR, "mnist", check_as="mnist-sample")
     for file_name, expected in manifest["files"].items():
         if dataset.files.get(file_name) != expected:
             raise DatasetError(
                 f"the embedded sample file {_SAMPLE_DIR / file_name} does not match its "
                 "manifest (SHA-256 differs); reinstall recurrent-mnist"
             )
+    if not dataset.verified:  # the files match their manifest, so only the recorded digests can be wrong
+        raise DatasetError(
+            f"the embedded sample in {_SAMPLE_DIR} does not match its digests in datasets.published; "
+            "reinstall recurrent-mnist"
+        )
     return dataclasses.replace(dataset, name="mnist-sample", source=f"embedded sample ({_SAMPLE_DIR})")
 
 

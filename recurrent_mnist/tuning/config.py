@@ -31,10 +31,16 @@ _CHECKED = (
     settings.SEED,
     settings.TIME_BUDGET,
     settings.VALIDATION_SPLIT,
+    settings.RECURRENT_DROPOUT,
+    settings.STEPS_PER_EXECUTION,
+    settings.JIT_COMPILE,
     settings.STRATEGY,
     settings.THREADS,
     settings.DISTRIBUTED,
 )
+# Fields added after searches were first run: left out of a search's identity while at their
+# default, so that those searches keep their run name and resume.
+_IDENTITY_IF_SET = {"recurrent_dropout": settings.RECURRENT_DROPOUT.default}
 
 
 def _default_worker_id() -> str:
@@ -62,6 +68,10 @@ class TuneConfig:
         validation_split: the fraction of the training images validated on.
         units, layers, dropout, learning_rate, batch_size: `(min, max)` ranges.
         bidirectional: None searches both directions; True or False fixes it.
+        recurrent_dropout: the dropout of the recurrent state of every trial's
+            model (not searched), as `TrainConfig.recurrent_dropout`.
+        steps_per_execution, jit_compile: how each trial's training runs, as in
+            `TrainConfig` (None: XLA by the same automatic rule as bench).
         strategy: `default` or `mirrored` (tf.distribute, every GPU or logical CPU).
         distributed: None (one process), `chief` (runs the oracle) or `worker`.
         oracle: `HOST:PORT` the chief listens on and workers connect to. The
@@ -89,6 +99,9 @@ class TuneConfig:
     dropout: tuple[float, float] = settings.DROPOUT.search
     learning_rate: tuple[float, float] = settings.LEARNING_RATE.search
     batch_size: tuple[int, int] = settings.BATCH_SIZE.search
+    recurrent_dropout: float = settings.RECURRENT_DROPOUT.default
+    steps_per_execution: int = settings.STEPS_PER_EXECUTION.default
+    jit_compile: bool | None = settings.JIT_COMPILE.default
     strategy: str = settings.STRATEGY.default
     threads: int | None = settings.THREADS.default
     distributed: str | None = settings.DISTRIBUTED.default
@@ -128,21 +141,38 @@ class TuneConfig:
             dropout=self.dropout,
             learning_rate=self.learning_rate,
             batch_size=self.batch_size,
+            recurrent_dropout=self.recurrent_dropout,
             objective=self.objective,
             early_stopping=self.early_stopping,
-            steps_per_execution=steps_per_execution_for(self.strategy),
+            steps_per_execution=steps_per_execution_for(self.strategy, self.steps_per_execution),
+            jit_compile=self.jit_compile,
+            strategy=self.strategy,
             parallel_chains=self.threads,
         )
 
     def identity(self) -> dict:
         """What defines the search: a run folder resumes only a search with the same identity.
 
-        The budget (`max_trials`, `time_budget`), the device strategy and the
-        distributed role may change between runs of the same search.
+        The budget (`max_trials`, `time_budget`), how the trials execute (device
+        strategy, threads, steps per execution, XLA) and the distributed role
+        may change between runs of the same search.
         """
         config = dataclasses.asdict(self)
-        for key in ("max_trials", "time_budget", "strategy", "threads", "distributed", "oracle", "worker_id"):
+        for key in (
+            "max_trials",
+            "time_budget",
+            "strategy",
+            "threads",
+            "steps_per_execution",
+            "jit_compile",
+            "distributed",
+            "oracle",
+            "worker_id",
+        ):
             config.pop(key)
+        for key, default in _IDENTITY_IF_SET.items():
+            if config[key] == default:
+                del config[key]
         return json.loads(json.dumps(config))  # tuples as lists, as they read back from JSON
 
     def to_dict(self) -> dict:

@@ -24,7 +24,15 @@ class _SearchFolder(RunFolder):
 
     KIND = "search"
     IDENTITY_FILE = "search.json"
-    FILES = ("trials.csv", "best_hyperparameters.json", "best_model.keras", "summary.md", "search.json", "chief.json")
+    FILES = (
+        "trials.csv",
+        "best_hyperparameters.json",
+        "best_model.keras",
+        "best_model.metrics.json",
+        "summary.md",
+        "search.json",
+        "chief.json",
+    )
     FOLDERS = ("workers",)
     DISCARDED = (*FILES, "environment.json", PROJECT)  # workers/ stays: live workers hold their locks there
 

@@ -17,7 +17,7 @@ from recurrent_mnist import settings
 from recurrent_mnist.errors import ConfigError
 from recurrent_mnist.model import RowSequenceClassifier
 from recurrent_mnist.settings import BATCH_SIZE, BIDIRECTIONAL, DROPOUT, LAYERS, LEARNING_RATE, UNITS, check_range
-from recurrent_mnist.training import INFERENCE_BATCH, compile_model, input_pipeline
+from recurrent_mnist.training import INFERENCE_BATCH, TrainConfig, compile_model, input_pipeline
 
 # The searched settings, by hyperparameter name; each one's default is the first value tried,
 # and its `search` range is the space when no option narrows it.
@@ -79,6 +79,8 @@ class RowSequenceHyperModel(keras_tuner.HyperModel):
         units, layers, dropout, learning_rate, batch_size: `(min, max)`
             ranges; see the table for the defaults.
         bidirectional: None searches both; True or False fixes it.
+        recurrent_dropout: the recurrent state's dropout of every model (not
+            searched). Defaults to 0.
         objective: `"val_accuracy"` (default) or `"val_loss"`: what early
             stopping watches and what picks the best epoch.
         early_stopping: stop a trial after this many epochs without a better
@@ -87,6 +89,10 @@ class RowSequenceHyperModel(keras_tuner.HyperModel):
             graph, as in `TrainConfig`. Defaults to 50; use
             `training.steps_per_execution_for(strategy)` under a distribution
             strategy.
+        jit_compile: compile each training step with XLA; None (the default)
+            decides per trial by `TrainConfig.uses_xla`'s automatic rule.
+        strategy: the `tf.distribute` strategy name the trials run under
+            (`"default"` or `"mirrored"`), for that rule.
         **kwargs: passed to `keras_tuner.HyperModel` (`name`, `tunable`).
 
     Example:
@@ -109,9 +115,12 @@ class RowSequenceHyperModel(keras_tuner.HyperModel):
         dropout=RANGES["dropout"],
         learning_rate=RANGES["learning_rate"],
         batch_size=RANGES["batch_size"],
+        recurrent_dropout=settings.RECURRENT_DROPOUT.default,
         objective="val_accuracy",
         early_stopping=settings.TUNE_EARLY_STOPPING,
         steps_per_execution=settings.STEPS_PER_EXECUTION.default,
+        jit_compile=settings.JIT_COMPILE.default,
+        strategy=settings.STRATEGY.default,
         parallel_chains="auto",
         **kwargs,
     ):
@@ -134,6 +143,9 @@ class RowSequenceHyperModel(keras_tuner.HyperModel):
         self.objective = settings.OBJECTIVE.check(objective)
         self.early_stopping = settings.EARLY_STOPPING.check(early_stopping)
         self.steps_per_execution = settings.STEPS_PER_EXECUTION.check(steps_per_execution)
+        self.recurrent_dropout = settings.RECURRENT_DROPOUT.check(recurrent_dropout)
+        self.jit_compile = settings.JIT_COMPILE.check(jit_compile)
+        self.strategy = settings.STRATEGY.check(strategy)
         self.parallel_chains = parallel_chains
 
     # -- one declaration per hyperparameter -------------------------------------------
@@ -187,12 +199,28 @@ class RowSequenceHyperModel(keras_tuner.HyperModel):
             num_layers=self._int(hp, "layers", self.layers, DEFAULTS["layers"]),
             bidirectional=bool(bidirectional),
             dropout=self._float(hp, "dropout", self.dropout, DEFAULTS["dropout"]),
+            recurrent_dropout=self.recurrent_dropout,
             parallel_chains=self.parallel_chains,
         )
         if self.input_shape is not None:
             model.build((None, *self.input_shape))
         learning_rate = self._float(hp, "learning_rate", self.learning_rate, DEFAULTS["learning_rate"], log=True)
-        return compile_model(model, learning_rate, self.steps_per_execution)
+        jit_compile = self.uses_xla(cell, self.batch_size_value(hp))
+        return compile_model(model, learning_rate, self.steps_per_execution, jit_compile=jit_compile)
+
+    def uses_xla(self, cell: str, batch_size: int) -> bool:
+        """Whether a trial of `cell` at `batch_size` compiles with XLA: `jit_compile`, or bench's automatic rule."""
+        if self.jit_compile is not None:
+            return self.jit_compile
+        threads = self.parallel_chains if isinstance(self.parallel_chains, int) else None
+        trial = TrainConfig(
+            cell=cell,
+            batch_size=batch_size,
+            recurrent_dropout=self.recurrent_dropout,
+            strategy=self.strategy,
+            threads=threads,
+        )
+        return trial.uses_xla(keras.backend.backend())
 
     def fit(self, hp, model, *args, callbacks=None, **kwargs):
         guard = _StopOnNonFiniteLoss()

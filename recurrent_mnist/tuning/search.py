@@ -25,6 +25,7 @@ from recurrent_mnist.errors import ConfigError
 from recurrent_mnist.runs.atomic import atomic_write_json, atomic_write_text
 from recurrent_mnist.runs.folder import check_run_name
 from recurrent_mnist.saving import save_model
+from recurrent_mnist.single import record_path
 from recurrent_mnist.training import TrainConfig, train_variant
 from recurrent_mnist.tuning.config import (
     TuneConfig,
@@ -284,13 +285,24 @@ def _best_model(config, dataset, folder: _SearchFolder, trials: pd.DataFrame, em
             )
             return best
     if not retrain:
-        with contextlib.suppress(FileNotFoundError):
-            model_path.unlink()  # it belongs to another configuration
+        for stale in (model_path, record_path(model_path)):
+            with contextlib.suppress(FileNotFoundError):
+                stale.unlink()  # it belongs to another configuration
         atomic_write_json(best_json, {**best, "model": None})
         return best
     # The best trial's hyperparameters, trained as the search trained its trials.
     shared = {
-        name: getattr(config, name) for name in ("validation_split", "early_stopping", "seed", "strategy", "threads")
+        name: getattr(config, name)
+        for name in (
+            "validation_split",
+            "early_stopping",
+            "seed",
+            "recurrent_dropout",
+            "steps_per_execution",
+            "jit_compile",
+            "strategy",
+            "threads",
+        )
     }
     train_config = TrainConfig(**trial_settings(hyperparameters), **shared, epochs=config.max_epochs)
     emit(
@@ -304,10 +316,16 @@ def _best_model(config, dataset, folder: _SearchFolder, trials: pd.DataFrame, em
     outcome = train_variant(dataset, train_config, measure=False, keep_model=True)
     if outcome.row["status"] != "ok":
         best.update(model=None, error=outcome.row["error"])
-        with contextlib.suppress(FileNotFoundError):
-            model_path.unlink()
+        for stale in (model_path, record_path(model_path)):
+            with contextlib.suppress(FileNotFoundError):
+                stale.unlink()
     else:
         save_model(outcome.model, model_path)
+        # The same record `train` writes beside its model: `evaluate` reads the data set from it.
+        atomic_write_json(
+            record_path(model_path),
+            {"dataset": dataset.describe(), "config": train_config.to_dict(), "metrics": outcome.row},
+        )
         best.update(
             model=model_path.name,
             test_accuracy=outcome.row["test_accuracy"],
