@@ -238,6 +238,76 @@ def cells_option(help: str, panel: str = MODEL):
     ]
 
 
+def tensorboard_option(what: str):
+    """`--tensorboard-dir`: the same option in every command that trains; `what` says what it logs there."""
+    return Annotated[
+        Path | None,
+        typer.Option(
+            "--tensorboard-dir",
+            metavar="DIR",
+            help=f"Write TensorBoard logs here: {what}. Open them with: tensorboard --logdir DIR. Default: none.",
+            rich_help_panel=OUTPUT,
+            show_default=False,
+        ),
+    ]
+
+
+def _units_values(values: list[str] | None):
+    for value in split_values(values) or []:
+        cell, _, units = value.rpartition("=")
+        try:
+            settings.UNITS.check(int(units))
+        except (ValueError, ConfigError):
+            raise typer.BadParameter(f"{value!r} is not {settings.UNITS.describe()} or CELL=UNITS") from None
+        if _ and not cell.strip():
+            raise typer.BadParameter(f"{value!r} names no cell before '='")
+    return values
+
+
+def parse_units(values: list[str] | None) -> tuple[int | None, dict[str, int]]:
+    """`--units 64`, `--units lstm=128 gru=148` or both: the units every cell has, and those of single cells."""
+    shared, per_cell = None, {}
+    for value in split_values(values) or []:
+        cell, _, units = value.rpartition("=")
+        if cell:
+            per_cell[cell.strip()] = int(units)
+        else:
+            shared = int(units)
+    return shared, per_cell
+
+
+# bench's --units also takes a number per cell (a comparison may size each cell its own way).
+BenchUnitsOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--units",
+        metavar="UNITS|CELL=UNITS...",
+        help=f"{settings.UNITS.help} A number for every cell, and/or CELL=UNITS for single cells, "
+        f"e.g. --units lstm=128 gru=148. Default: {settings.UNITS.default}.",
+        callback=_units_values,
+        rich_help_panel=MODEL,
+        show_default=False,
+    ),
+]
+MatchParamsOpt = flag_option(
+    "--match-params",
+    help="Compare the cells at equal size: the first cell keeps --units, every other cell gets the units that "
+    "bring its parameter count (stacking, bidirectional and head included) closest to the first's.",
+    panel=MODEL,
+)
+FromTuneOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--from-tune",
+        metavar="RUN",
+        help="A finished tune run folder: each cell trains with its best trial's units, layers, direction, "
+        "dropout, learning rate and batch size (its cells are compared unless --cells names some). Default: none.",
+        rich_help_panel=MODEL,
+        show_default=False,
+    ),
+]
+
+
 # The options of a training configuration (`TrainConfig`), the same in every command that trains.
 TRAIN_OPTIONS = {
     "units": UnitsOpt,

@@ -125,10 +125,36 @@ def test_tutorial_preset_and_overrides(captured_bench):
     )
 
 
+def test_units_per_cell_match_params_and_from_tune_reach_the_configuration(captured_bench, tmp_path):
+    result = invoke("bench", "--cells", "lstm", "gru", "--units", "64", "gru=80", "--dataset", "mnist-sample")
+    assert result.exit_code == 0, result.output
+    config, _ = captured_bench[-1]
+    assert config.train.units == 64 and config.per_cell == {"gru": {"units": 80}}
+    assert [v.units for v in config.variants()] == [64, 80]
+    assert invoke("bench", "--cells", "lstm", "gru", "--match-params").exit_code == 0
+    assert captured_bench[-1][0].match_params is True
+    search = tmp_path / "search"
+    search.mkdir()
+    (search / "best_hyperparameters.json").write_text(
+        '{"objective": "val_accuracy", "per_cell": {"gru": {"trial_id": "2", "units": 32, "layers": 2}}}'
+    )
+    result = invoke("bench", "--from-tune", search, "--tensorboard-dir", tmp_path / "tb")
+    assert result.exit_code == 0, result.output
+    config, kwargs = captured_bench[-1]
+    assert (
+        config.cells == ("gru",) and config.config_of("gru").layers == 2 and config.from_tune["trials"] == {"gru": "2"}
+    )
+    assert kwargs["tensorboard_dir"] == tmp_path / "tb"
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--epochs", "0"], "--epochs"),
+        (["--units", "gru=abc"], "--units"),
+        (["--units", "=8"], "--units"),
+        (["--cells", "lstm", "--units", "gru=8"], "--units names gru, which is not compared"),
+        (["--cells", "lstm", "--match-params"], "--match-params needs two cells or more"),
+        (["--from-tune", "absent-search"], "--from-tune absent-search is not a folder"),
         (["--units", "-3"], "--units"),
         (["--batch-size", "0"], "--batch-size"),
         (["--layers", "0"], "--layers"),

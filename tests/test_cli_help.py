@@ -39,6 +39,10 @@ DELIBERATE = {
     ("--dataset", "default"): "evaluate: the data set the model was trained on, from its record",
     ("--output", "default"): "each command's own result: train's model, evaluate's JSON",
     ("--output", "help"): "each command's own result: train's model, evaluate's JSON",
+    ("--tensorboard-dir", "help"): "each command says what it logs: bench a session per variant, train one, "
+    "tune one per trial",
+    ("--units", "help"): "bench also takes units per cell (CELL=UNITS): a comparison may size each cell its own way",
+    ("--units", "metavar"): "bench also takes units per cell (CELL=UNITS)",
 }
 # Related options named apart on purpose: (command, option) pairs and why.
 NAMED_APART = {

@@ -72,3 +72,18 @@ def test_tensorboard_needs_the_tensorflow_backend(monkeypatch):
     monkeypatch.setattr(keras.backend, "backend", lambda: "jax")
     with pytest.raises(ConfigError, match="needs the TensorFlow backend"):
         tensorboard.check_tensorboard()
+
+
+def test_train_logs_its_model_for_tensorboard(tmp_path, tiny_data_dir):
+    from recurrent_mnist_cli.app import app
+    from typer.testing import CliRunner
+
+    args = ["train", "--cell", "simple_rnn", "--units", "4", "--epochs", "2", "--batch-size", "256"]
+    args += ["--dataset", "mnist", "--data-dir", tiny_data_dir, "--output", tmp_path / "model.keras"]
+    result = CliRunner().invoke(app, [*map(str, args), "--tensorboard-dir", str(tmp_path / "tb")])
+    assert result.exit_code == 0, result.output
+    _, scalars, plugin_data = _read(tmp_path / "tb")
+    assert len(scalars("model/train", "epoch_loss")) == 2
+    session = plugin_data("model", "_hparams_/session_start_info").session_start_info
+    assert session.hparams["cell"].string_value == "simple_rnn"
+    assert 0 <= scalars("model", "variant/test_accuracy")[0] <= 1

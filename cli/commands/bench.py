@@ -18,7 +18,9 @@ from rich.markup import escape
 
 
 @o.with_options(o.RUN_OPTIONS, into="run")
-@o.with_options({"dataset": o.DatasetOpt, **o.TRAIN_OPTIONS, "target_accuracy": o.TargetAccuracyOpt})
+@o.with_options(
+    {"dataset": o.DatasetOpt, **o.TRAIN_OPTIONS, "units": o.BenchUnitsOpt, "target_accuracy": o.TargetAccuracyOpt}
+)
 def bench(
     cells: o.cells_option("Cells to compare, e.g. --cells lstm gru.") = None,
     seeds: Annotated[
@@ -35,6 +37,12 @@ def bench(
     ] = None,
     imports: o.ImportOpt = None,
     preset: o.PresetOpt = None,
+    match_params: o.MatchParamsOpt = False,
+    from_tune: o.FromTuneOpt = None,
+    tensorboard_dir: o.tensorboard_option(
+        "per variant, its loss, accuracy and epoch times per epoch, and an HParams session with its "
+        "configuration and final figures"
+    ) = None,
     retry_failed: o.flag_option(
         "--retry-failed", help="Train variants again that failed in an earlier run.", panel=o.OUTPUT
     ) = False,
@@ -62,12 +70,17 @@ def bench(
     from recurrent_mnist.cells import import_cell_modules
 
     modules = tuple(o.split_values(imports) or ())
+    units, units_per_cell = o.parse_units(given.pop("units", None))
     with user_errors():
         import_cell_modules(modules)
         config = BenchConfig.from_options(
             preset.value if preset else None,
             cells=tuple(o.split_values(cells)) if cells else None,
             seeds=tuple(seeds) if seeds else None,
+            units=units,
+            units_per_cell=units_per_cell or None,
+            match_params=match_params or None,
+            from_tune=from_tune,
             **given,
         )
         with interruptible(BenchProgress(console)) as view:
@@ -80,6 +93,7 @@ def bench(
                 progress=view,
                 command=command_line(),
                 imports=modules,
+                tensorboard_dir=tensorboard_dir,
             )
     console.print(summary_table(result.summary, f"Summary ({result.run_dir})"))
     for warning in result.warnings:

@@ -25,6 +25,10 @@ def train(
     data_dir: o.DataDirOpt = None,
     imports: o.ImportOpt = None,
     preset: o.PresetOpt = None,
+    tensorboard_dir: o.tensorboard_option(
+        "the loss, accuracy and epoch times per epoch, and an HParams session with the configuration and final "
+        "figures, under DIR/OUTPUT-STEM"
+    ) = None,
     output: Annotated[
         Path | None,
         typer.Option(
@@ -71,7 +75,12 @@ def train(
         stopped = f"Interrupted: progress is kept in {output}.backup; run the same command again to resume."
         with interruptible(contextlib.nullcontext(), stopped):
             outcome = train_and_save(
-                dataset.value if dataset else settings.DATASET.default, config, output, data_dir=data_dir, emit=show
+                dataset.value if dataset else settings.DATASET.default,
+                config,
+                output,
+                data_dir=data_dir,
+                emit=show,
+                tensorboard_dir=tensorboard_dir,
             )
     row = outcome.row
     if row["status"] != "ok":

@@ -6,7 +6,6 @@ words (`--max-trials`, `--max-epochs`, `--executions-per-trial`) keep their mean
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -91,14 +90,7 @@ def tune(
         settings.BATCH_SIZE, "min", "Smallest batch size; searched in powers of two from it."
     ) = None,
     batch_size_max: _bound(settings.BATCH_SIZE, "max", "Largest batch size.") = None,
-    tensorboard_dir: Annotated[
-        Path | None,
-        typer.Option(
-            help="Write each trial's TensorBoard logs and keras-tuner's HParams view here. Default: none.",
-            rich_help_panel=o.OUTPUT,
-            show_default=False,
-        ),
-    ] = None,
+    tensorboard_dir: o.tensorboard_option("each trial's training, and keras-tuner's HParams view of the search") = None,
     oracle: Annotated[
         str | None,
         typer.Option(help=settings.ORACLE.help_with_default, rich_help_panel=DISTRIBUTED, show_default=False),
