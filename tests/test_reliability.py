@@ -202,7 +202,7 @@ def test_the_same_command_gives_the_same_accuracies(tmp_path, tiny_bench):
     assert outputs[0]["test_accuracy"] == outputs[1]["test_accuracy"]
     assert outputs[0]["test_loss"] == outputs[1]["test_loss"]
     environment = json.loads((tmp_path / "a" / "environment.json").read_text())
-    assert environment["seeds"] == [5] and environment["config"]["epochs"] == 1
+    assert environment["environments"][0]["variants"] == ["gru-seed5"] and environment["config"]["epochs"] == 1
 
 
 def test_no_space_left_is_one_sentence_and_no_half_written_table(tmp_path, monkeypatch, tiny_bench):

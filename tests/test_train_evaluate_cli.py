@@ -31,7 +31,7 @@ def captured_train(monkeypatch, tmp_path):
     """Replaces the training with one that records the configuration it was given."""
     calls = []
 
-    def fake_train_and_save(dataset_name, config, output, *, data_dir=None, emit=None):
+    def fake_train_and_save(dataset_name, config, output, *, data_dir=None, emit=None, tensorboard_dir=None):
         calls.append((dataset_name, config, output))
         row = {"status": "ok", "test_accuracy": 0.5, "test_loss": 1.0}
         return recurrent_mnist.single.TrainOutcome(row, [], output, tmp_path / "h.csv")
