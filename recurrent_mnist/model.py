@@ -8,6 +8,7 @@ maps the last hidden state to class logits (no softmax: train with
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import math
@@ -36,7 +37,23 @@ def _bidirectional(layer, name):
     shares objects deserialized from one config) and the wrapper refuses it.
     """
     config = {**layer.get_config(), "go_backwards": not layer.go_backwards, "name": f"backward_{layer.name}"}
-    return keras.layers.Bidirectional(layer, backward_layer=type(layer).from_config(config), name=name)
+    backward = type(layer).from_config(config)
+    return keras.layers.Bidirectional(layer, backward_layer=backward, name=name, dtype=layer.dtype_policy)
+
+
+@contextlib.contextmanager
+def _global_dtype_policy(policy):
+    """Keras's global dtype policy set to `policy` for a while, in this thread (Keras keeps it per thread).
+
+    So that a cell factory, which takes no `dtype`, builds its layer in the model's policy: in the
+    process that loads the model as in the one that saved it, whatever its own global policy.
+    """
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(policy)
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(previous)
 
 
 @keras.saving.register_keras_serializable(package="recurrent_mnist")
@@ -71,7 +88,10 @@ class RowSequenceClassifier(keras.Model):
             inter-op thread count when each operation runs on one thread
             (`recurrent_mnist.environment.limit_threads`), else 1. Other
             cells ignore it.
-        **kwargs: passed to `keras.Model` (`name`, `dtype`, ...).
+        **kwargs: passed to `keras.Model` (`name`, `dtype`, ...). The
+            recurrent layers of a named cell are made in the model's dtype
+            policy (Keras's global policy unless `dtype` is given); under
+            mixed precision the logits stay float32.
 
     Call arguments:
         inputs: images `(N, H, W)` or `(N, H, W, 1)`, uint8 or float. H is the
@@ -157,16 +177,17 @@ class RowSequenceClassifier(keras.Model):
 
     def _layers_from_name(self, name):
         factory = get_cell_factory(name)
-        layers = [
-            factory(
-                self.units,
-                return_sequences=i < self.num_layers - 1,
-                dropout=self.dropout,
-                recurrent_dropout=self.recurrent_dropout,
-                name=f"{name}_{i}",
-            )
-            for i in range(self.num_layers)
-        ]
+        with _global_dtype_policy(self.dtype_policy):
+            layers = [
+                factory(
+                    self.units,
+                    return_sequences=i < self.num_layers - 1,
+                    dropout=self.dropout,
+                    recurrent_dropout=self.recurrent_dropout,
+                    name=f"{name}_{i}",
+                )
+                for i in range(self.num_layers)
+            ]
         for layer in layers:
             if hasattr(layer, "parallel_chains"):  # the fast layers; any other cell has no such setting
                 layer.parallel_chains = self.parallel_chains

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
-import textwrap
 
 import keras
 import numpy as np
@@ -209,32 +206,3 @@ def test_many_models_in_one_process_train(images):
 def test_mixed_precision_keeps_float32_logits(images):
     model = RowSequenceClassifier("gru", units=8, dtype="mixed_bfloat16")
     assert model(images).dtype == "float32"
-
-
-def test_saved_model_loads_with_safe_mode_in_a_new_process(tmp_path, tiny):
-    model = RowSequenceClassifier("gru", units=16, num_layers=2, bidirectional=True)
-    model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
-    model.fit(tiny.x_train[:256], tiny.y_train[:256], epochs=1, batch_size=64, verbose=0)
-    path = tmp_path / "model.keras"
-    model.save(path)
-    x = tiny.x_test[:32]
-    np.save(tmp_path / "x.npy", x)
-    expected = model.predict(x, verbose=0)
-    script = textwrap.dedent(f"""
-        import numpy as np, keras
-        import recurrent_mnist  # registers the classes
-        model = keras.saving.load_model({str(path)!r})  # safe_mode=True is the default
-        assert type(model).__name__ == "RowSequenceClassifier", type(model)
-        np.save({str(tmp_path / "out.npy")!r}, model.predict(np.load({str(tmp_path / "x.npy")!r}), verbose=0))
-    """)
-    subprocess.run([sys.executable, "-c", script], check=True, capture_output=True, timeout=300)
-    np.testing.assert_allclose(np.load(tmp_path / "out.npy"), expected, rtol=1e-6, atol=1e-6)
-
-
-@pytest.mark.parametrize("num_layers", [1, 2])
-def test_a_bidirectional_model_of_a_layer_instance_saves_and_loads(tmp_path, images, num_layers):
-    model = RowSequenceClassifier(cell=keras.layers.GRU(4), num_layers=num_layers, bidirectional=True)
-    expected = model.predict(images, verbose=0)
-    model.save(tmp_path / "bi.keras")
-    restored = keras.saving.load_model(tmp_path / "bi.keras")
-    np.testing.assert_allclose(restored.predict(images, verbose=0), expected, rtol=1e-6, atol=1e-6)
