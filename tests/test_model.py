@@ -267,3 +267,51 @@ def test_many_models_in_one_process_train(images):
 def test_mixed_precision_keeps_float32_logits(images):
     model = RowSequenceClassifier("gru", units=8, dtype="mixed_bfloat16")
     assert model(images).dtype == "float32"
+    assert {layer.compute_dtype for layer in model.recurrent_layers} == {"bfloat16"}  # the model's policy
+
+
+@pytest.fixture
+def refusals(monkeypatch):
+    """Why each call of a fast layer left the fast path (None where it took it), in call order."""
+    from recurrent_mnist.fast_rnn import fast_path_refusal, layers
+
+    seen = []
+
+    def record(*args, **kwargs):
+        seen.append(fast_path_refusal(*args, **kwargs))
+        return seen[-1]
+
+    monkeypatch.setattr(layers, "fast_path_refusal", record)
+    return seen
+
+
+@pytest.mark.parametrize(
+    ("policy", "logits_atol", "update_rtol"), [("mixed_bfloat16", 3e-2, 5e-2), ("mixed_float16", 3e-3, 1e-2)]
+)
+def test_mixed_precision_trains_through_the_fast_path(policy, logits_atol, update_rtol, refusals):
+    x, y = _rows(), np.arange(8) % 10
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(policy)
+    try:
+        fast, stock = RowSequenceClassifier("lstm", units=8), RowSequenceClassifier("keras_lstm", units=8)
+        stock.build(x.shape)
+        fast.build(x.shape)
+        stock.set_weights(fast.get_weights())
+        logits = fast(x)
+        assert logits.dtype == "float32" and fast.recurrent_layers[0].compute_dtype == policy.split("_")[1]
+        np.testing.assert_allclose(np.asarray(logits), np.asarray(stock(x)), atol=logits_atol)
+        # One step of plain SGD: the fast backward pass moves every weight as the stock one does, to the
+        # precision of the policy (relative to the largest change of each weight).
+        before = fast.get_weights()
+        for model in (fast, stock):
+            model.compile(keras.optimizers.SGD(1.0), keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+            model.train_on_batch(x, y)
+        for start, moved, reference in zip(before, fast.get_weights(), stock.get_weights(), strict=True):
+            scale = np.abs(reference - start).max()
+            assert scale > 0  # a step was taken (mixed_float16's loss scaling skips steps that overflow)
+            np.testing.assert_allclose(moved - start, reference - start, atol=update_rtol * scale)
+        losses = fast.fit(x, y, epochs=2, verbose=0).history["loss"]
+        assert np.isfinite(losses).all() and fast.predict(x, verbose=0).dtype == np.float32
+    finally:
+        keras.config.set_dtype_policy(previous)
+    assert refusals and set(refusals) == {None}  # every call, training ones too, took the fast path
