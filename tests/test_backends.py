@@ -52,11 +52,14 @@ def saved_on_tensorflow(tmp_path_factory):
     return folder, expected
 
 
+def _installed(backend):
+    reason = f'{backend} is not installed (pip install -e ".[dev,{backend}]")'
+    return pytest.param(backend, marks=pytest.mark.skipif(importlib.util.find_spec(backend) is None, reason=reason))
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("backend", ["jax", "torch"])
+@pytest.mark.parametrize("backend", [_installed("jax"), _installed("torch")])
 def test_another_backend_trains_saves_and_loads_without_tensorflow(backend, saved_on_tensorflow, tmp_path):
-    if importlib.util.find_spec(backend) is None:
-        pytest.skip(f'{backend} is not installed (pip install -e ".[dev,{backend}]")')
     source, expected = saved_on_tensorflow
     folder = shutil.copytree(source, tmp_path / backend)
     run = subprocess.run(
