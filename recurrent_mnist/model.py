@@ -108,9 +108,10 @@ class RowSequenceClassifier(keras.Model):
             `predict`, `evaluate` and `fit` check arrays and tensors before
             they start, and each call checks the shape it is traced with. A
             TensorFlow graph traced for a shape of unknown rank or width (Keras
-            relaxes the shapes of its `tf.function`s when they change, as with
-            a `tf.data` dataset of both ranks) reads both ranks and checks the
-            shape as it runs: the same message, as an `InvalidArgumentError`.
+            relaxes the shapes of its `tf.function`s when they change, as when
+            `fit` gets a `tf.data` dataset of the other rank) reads both ranks
+            and checks the shape as it runs: the same message, as an
+            `InvalidArgumentError`.
         training: whether dropout is active.
 
     Returns:
