@@ -178,13 +178,38 @@ def same_code(a: dict, b: dict) -> bool:
     )
 
 
-def _devices() -> list[str]:
-    try:
-        import tensorflow as tf
+def _tensorflow():
+    """TensorFlow when Keras runs on it, else None: another backend never pays for its import (11 s here)."""
+    import keras
 
-        return [f"{d.device_type}:{d.name}" for d in tf.config.list_physical_devices()]
-    except Exception:  # noqa: BLE001 - another backend, or TensorFlow unavailable
-        return []
+    if keras.backend.backend() != "tensorflow":
+        return None
+    import tensorflow as tf
+
+    return tf
+
+
+def _devices() -> list[str]:
+    """The Keras backend's devices as `TYPE:name`, accelerators as `GPU:...`."""
+    try:
+        import keras
+
+        backend = keras.backend.backend()
+        if backend == "tensorflow":
+            import tensorflow as tf
+
+            return [f"{d.device_type}:{d.name}" for d in tf.config.list_physical_devices()]
+        if backend == "jax":
+            import jax
+
+            return [f"{d.platform.upper()}:{d}" for d in jax.devices()]
+        if backend == "torch":
+            import torch
+
+            return ["CPU:cpu", *(f"GPU:cuda:{i}" for i in range(torch.cuda.device_count()))]
+    except Exception:  # noqa: BLE001 - a backend that cannot list its devices records none
+        pass
+    return []
 
 
 def limit_threads(threads: int) -> None:
@@ -209,6 +234,7 @@ def set_thread_pools(intra_op: int, inter_op: int) -> None:
     """Sizes TensorFlow's intra-op and inter-op thread pools, here and in every process started from here.
 
     `limit_threads` is the setting this project trains with; this is the general form.
+    On another Keras backend only the variables are set, for TensorFlow in the processes started from here.
     """
     for name, threads in (("intra_op", intra_op), ("inter_op", inter_op)):
         if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
@@ -216,11 +242,11 @@ def set_thread_pools(intra_op: int, inter_op: int) -> None:
     os.environ["TF_NUM_INTRAOP_THREADS"] = str(intra_op)
     os.environ["TF_NUM_INTEROP_THREADS"] = str(inter_op)
     try:
-        import tensorflow as tf
-
-        tf.config.threading.set_intra_op_parallelism_threads(intra_op)
-        tf.config.threading.set_inter_op_parallelism_threads(inter_op)
-    except (ImportError, RuntimeError):  # another backend, or TensorFlow already running here
+        tf = _tensorflow()
+        if tf is not None:
+            tf.config.threading.set_intra_op_parallelism_threads(intra_op)
+            tf.config.threading.set_inter_op_parallelism_threads(inter_op)
+    except (ImportError, RuntimeError):  # TensorFlow unavailable, or already running here
         pass
 
 
@@ -229,11 +255,11 @@ def _threads() -> dict:
         name: os.environ[name] for name in ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS") if name in os.environ
     }
     try:
-        import tensorflow as tf
-
-        found["intra_op"] = tf.config.threading.get_intra_op_parallelism_threads()
-        found["inter_op"] = tf.config.threading.get_inter_op_parallelism_threads()
-    except Exception:  # noqa: BLE001
+        tf = _tensorflow()
+        if tf is not None:
+            found["intra_op"] = tf.config.threading.get_intra_op_parallelism_threads()
+            found["inter_op"] = tf.config.threading.get_inter_op_parallelism_threads()
+    except Exception:  # noqa: BLE001 - TensorFlow unavailable: the variables alone
         pass
     return found
 

@@ -8,6 +8,7 @@ maps the last hidden state to class logits (no softmax: train with
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import math
@@ -36,7 +37,30 @@ def _bidirectional(layer, name):
     shares objects deserialized from one config) and the wrapper refuses it.
     """
     config = {**layer.get_config(), "go_backwards": not layer.go_backwards, "name": f"backward_{layer.name}"}
-    return keras.layers.Bidirectional(layer, backward_layer=type(layer).from_config(config), name=name)
+    backward = type(layer).from_config(config)
+    return keras.layers.Bidirectional(layer, backward_layer=backward, name=name, dtype=layer.dtype_policy)
+
+
+@contextlib.contextmanager
+def _global_dtype_policy(policy):
+    """Keras's global dtype policy set to `policy` for a while, in this thread (Keras keeps it per thread).
+
+    So that a cell factory, which takes no `dtype`, builds its layer in the model's policy: in the
+    process that loads the model as in the one that saved it, whatever its own global policy.
+    """
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(policy)
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(previous)
+
+
+def _shape_text(shape) -> str:
+    """A shape as Keras writes it in messages: `(8, 28, 28)`, `(None, 28, 28, 1)`, `<unknown rank>`."""
+    if shape is None or getattr(shape, "rank", 0) is None:
+        return "<unknown rank>"
+    return str(tuple(None if d is None else int(d) for d in shape))
 
 
 @keras.saving.register_keras_serializable(package="recurrent_mnist")
@@ -71,12 +95,23 @@ class RowSequenceClassifier(keras.Model):
             inter-op thread count when each operation runs on one thread
             (`recurrent_mnist.environment.limit_threads`), else 1. Other
             cells ignore it.
-        **kwargs: passed to `keras.Model` (`name`, `dtype`, ...).
+        **kwargs: passed to `keras.Model` (`name`, `dtype`, ...). The
+            recurrent layers of a named cell are made in the model's dtype
+            policy (Keras's global policy unless `dtype` is given); under
+            mixed precision the logits stay float32.
 
     Call arguments:
-        inputs: images `(N, H, W)` or `(N, H, W, 1)`, uint8 or float. H is the
-            number of time steps and W the features per step; neither is fixed
-            to 28, but W must match the shape the model was built with.
+        inputs: images `(N, H, W)` or `(N, H, W, 1)`, uint8 or float, in any
+            order over the model's life. H is the number of time steps and may
+            change from call to call; W, the features per step, is fixed by the
+            first call (or `build`). Any other shape is a `ValueError`:
+            `predict`, `evaluate` and `fit` check arrays and tensors before
+            they start, and each call checks the shape it is traced with. A
+            TensorFlow graph traced for a shape of unknown rank or width (Keras
+            relaxes the shapes of its `tf.function`s when they change, as when
+            `fit` gets a `tf.data` dataset of the other rank) reads both ranks
+            and checks the shape as it runs: the same message, as an
+            `InvalidArgumentError`.
         training: whether dropout is active.
 
     Returns:
@@ -151,22 +186,24 @@ class RowSequenceClassifier(keras.Model):
         if self.bidirectional:
             layers = [_bidirectional(layer, name=f"bidirectional_{i}") for i, layer in enumerate(layers)]
         self.recurrent_layers = layers
+        self._features = None  # W, the values per row: set by `build`
         self.head = keras.layers.Dense(self.num_classes, name="logits", dtype=self._head_dtype())
 
     # -- construction ---------------------------------------------------------------
 
     def _layers_from_name(self, name):
         factory = get_cell_factory(name)
-        layers = [
-            factory(
-                self.units,
-                return_sequences=i < self.num_layers - 1,
-                dropout=self.dropout,
-                recurrent_dropout=self.recurrent_dropout,
-                name=f"{name}_{i}",
-            )
-            for i in range(self.num_layers)
-        ]
+        with _global_dtype_policy(self.dtype_policy):
+            layers = [
+                factory(
+                    self.units,
+                    return_sequences=i < self.num_layers - 1,
+                    dropout=self.dropout,
+                    recurrent_dropout=self.recurrent_dropout,
+                    name=f"{name}_{i}",
+                )
+                for i in range(self.num_layers)
+            ]
         for layer in layers:
             if hasattr(layer, "parallel_chains"):  # the fast layers; any other cell has no such setting
                 layer.parallel_chains = self.parallel_chains
@@ -215,23 +252,28 @@ class RowSequenceClassifier(keras.Model):
     # -- Keras API ------------------------------------------------------------------
 
     def _sequence_shape(self, input_shape):
-        shape = tuple(input_shape)
-        if len(shape) == 4 and shape[-1] in (1, None):
-            shape = shape[:3]
-        if len(shape) != 3:
+        """`(N, H, W)` from the shape of images `(N, H, W)` or `(N, H, W, 1)`, or ValueError."""
+        if input_shape is None or getattr(input_shape, "rank", 0) is None:
+            shape = None
+        else:
+            shape = tuple(input_shape)
+            if len(shape) == 4 and shape[-1] in (1, None):
+                shape = shape[:3]
+        if shape is None or len(shape) != 3:
             raise ValueError(
-                f"{self.name} expects images of shape (N, H, W) or (N, H, W, 1). "
-                f"Received input shape {tuple(input_shape)}"
+                "`input_shape` must be that of images (N, H, W) or (N, H, W, 1). "
+                f"Received: input_shape={_shape_text(input_shape)}"
             )
         if shape[2] is None:
             raise ValueError(
-                f"{self.name} needs the image width (features per time step) to be known. "
-                f"Received input shape {tuple(input_shape)}"
+                "`input_shape` must give the image width W (the features per time step). "
+                f"Received: input_shape={_shape_text(input_shape)}"
             )
         return shape
 
     def build(self, input_shape):
         shape = self._sequence_shape(input_shape)
+        self._features = int(shape[2])
         for layer in self.recurrent_layers:
             layer.build(shape)
             shape = layer.compute_output_shape(shape)
@@ -239,15 +281,85 @@ class RowSequenceClassifier(keras.Model):
         self.built = True
 
     def call(self, inputs, training=False):
-        x = inputs
-        if len(x.shape) == 4:
-            x = keras.ops.squeeze(x, axis=-1)
+        x = self._rows(inputs)
         x = keras.ops.cast(x, self.compute_dtype)
         if self.rescale is not None:
             x = keras.ops.multiply(x, keras.ops.cast(self.rescale, self.compute_dtype))
         for layer in self.recurrent_layers:
             x = layer(x, training=training)
         return self.head(x)
+
+    def _readable(self, shape) -> bool:
+        """Whether images of this static shape (None: unknown as yet) can be read as `(N, H, W)` rows."""
+        rank_ok = len(shape) == 3 or (len(shape) == 4 and shape[3] in (1, None))
+        return rank_ok and (self._features is None or shape[2] in (self._features, None))
+
+    def _input_error(self, argument, shape) -> str:
+        width = "" if self._features is None else f" with W={self._features}, the width {self.name} was built with"
+        return (
+            f"`{argument}` must be images (N, H, W) or (N, H, W, 1){width} (H may vary). "
+            f"Received: {argument}.shape={shape}"
+        )
+
+    def _rows(self, inputs):
+        """The images as sequences `(N, H, W)`, or ValueError for a shape the model cannot read."""
+        shape = inputs.shape
+        if getattr(shape, "rank", 0) is not None:  # a TensorFlow shape may have an unknown rank
+            shape = tuple(shape)
+            if not self._readable(shape):
+                raise ValueError(self._input_error("inputs", _shape_text(shape)))
+            if None not in shape[2:]:
+                return keras.ops.squeeze(inputs, axis=-1) if len(shape) == 4 else inputs
+        return self._rows_checked_as_the_graph_runs(inputs)
+
+    def _rows_checked_as_the_graph_runs(self, inputs):
+        """`_rows` for a shape that is known only when the graph runs: its rank, channels or width.
+
+        Only TensorFlow traces such shapes (Keras relaxes the shapes of `predict`,
+        `fit` and `evaluate` when it retraces them); JAX and PyTorch always call
+        with concrete shapes. The result has a static rank and width; H stays
+        unknown, so the fast layers leave such a trace to the stock loop.
+        """
+        import tensorflow as tf  # the backend: already loaded
+
+        shape = tf.shape(inputs)
+        padded = tf.concat([shape, tf.ones([4], shape.dtype)], axis=0)  # index 0 to 3 exist at any rank
+        rank = tf.rank(inputs)
+        readable = ((rank == 3) | ((rank == 4) & (padded[3] == 1))) & (padded[2] == self._features)
+        check = tf.debugging.Assert(readable, [self._input_error("inputs", ""), shape], summarize=8)
+        with tf.control_dependencies([check]):
+            return tf.reshape(inputs, tf.stack([padded[0], padded[1], self._features]))
+
+    # -- Keras's loops: array inputs checked before they start ------------------------
+    # Inside them a shape can be out of Python's reach (TensorFlow) and a failed step loses the weights (JAX:
+    # Keras 3.15 takes the variables' values out for the step and puts them back only after it).
+
+    def _check_images(self, x, argument):
+        """ValueError for an array or tensor `x` of a shape the model cannot read; other inputs
+        (datasets, generators) are checked by `call` as they come."""
+        shape = getattr(x, "shape", None)
+        if shape is None or getattr(shape, "rank", 0) is None:
+            return
+        if not self._readable(tuple(shape)):
+            raise ValueError(self._input_error(argument, _shape_text(shape)))
+
+    def fit(self, x=None, y=None, *args, **kwargs):
+        """`keras.Model.fit`, with the images of `x` and `validation_data` checked before it starts."""
+        self._check_images(x, "x")
+        validation_data = kwargs.get("validation_data")
+        if isinstance(validation_data, (tuple, list)) and validation_data:
+            self._check_images(validation_data[0], "validation_data")
+        return super().fit(x, y, *args, **kwargs)
+
+    def evaluate(self, x=None, y=None, *args, **kwargs):
+        """`keras.Model.evaluate`, with the images of `x` checked before it starts."""
+        self._check_images(x, "x")
+        return super().evaluate(x, y, *args, **kwargs)
+
+    def predict(self, x, *args, **kwargs):
+        """`keras.Model.predict`, with the images of `x` checked before it starts."""
+        self._check_images(x, "x")
+        return super().predict(x, *args, **kwargs)
 
     def compute_output_shape(self, input_shape):
         return (input_shape[0], self.num_classes)
