@@ -169,14 +169,18 @@ def check_cells(cells, argument: str = "cells") -> tuple[str, ...]:
     """The registered names of `cells` (aliases resolved, duplicates dropped), or `ConfigError`.
 
     Imports the cell registry, and so Keras: a cell name is only known once the
-    registry (and any `imports`) is loaded.
+    registry (and any `imports`) is loaded. The built-in names as the registry
+    spells them (`BUILTIN_CELLS`) need no registry, so that a process without
+    Keras (the PyTorch peer's) can check a configuration of them.
     """
-    from recurrent_mnist.cells import canonical_cell_name
-
     if isinstance(cells, str) or not cells:
         raise ConfigError(
             f"`{argument}` is empty; name at least one cell. Received: {argument}={cells!r}", argument=argument
         )
+    if all(isinstance(cell, str) and cell in BUILTIN_CELLS for cell in cells):
+        return tuple(dict.fromkeys(cells))
+    from recurrent_mnist.cells import canonical_cell_name
+
     try:
         return tuple(dict.fromkeys(canonical_cell_name(cell) for cell in cells))
     except (TypeError, ValueError) as exc:

@@ -5,34 +5,41 @@
 - `callbacks`: epoch timing and progress (`Monitor`), resumable checkpoints;
 - `measure`: steady-state epoch time, inference throughput, latency, memory;
 - `variant`: `train_variant`, which puts them together.
+
+The names below are imported on first use, and `config`, `pipeline` and
+`measure` import no Keras themselves: a process that must not load TensorFlow
+(the PyTorch peer's worker, `recurrent_mnist.torch_peer`) takes its
+configuration, validation split and measurements from here.
 """
 
-from recurrent_mnist.training.config import AUTO_XLA_MAX_BATCH, TrainConfig, steps_per_execution_for
-from recurrent_mnist.training.measure import (
-    NO_STEADY_EPOCH,
-    MemoryWatch,
-    measure_inference,
-    measure_latency,
-    process_peak_rss_mb,
-    steady_epoch_time,
-)
-from recurrent_mnist.training.pipeline import INFERENCE_BATCH, compile_model, input_pipeline, split_validation
-from recurrent_mnist.training.variant import VariantResult, train_variant
+import importlib
 
-__all__ = [
-    "AUTO_XLA_MAX_BATCH",
-    "INFERENCE_BATCH",
-    "NO_STEADY_EPOCH",
-    "MemoryWatch",
-    "TrainConfig",
-    "VariantResult",
-    "compile_model",
-    "input_pipeline",
-    "measure_inference",
-    "measure_latency",
-    "process_peak_rss_mb",
-    "split_validation",
-    "steady_epoch_time",
-    "steps_per_execution_for",
-    "train_variant",
-]
+# The public names, and the module of each.
+_NAMES = {
+    "AUTO_XLA_MAX_BATCH": "config",
+    "TrainConfig": "config",
+    "steps_per_execution_for": "config",
+    "NO_STEADY_EPOCH": "measure",
+    "MemoryWatch": "measure",
+    "measure_inference": "measure",
+    "measure_latency": "measure",
+    "process_peak_rss_mb": "measure",
+    "steady_epoch_time": "measure",
+    "INFERENCE_BATCH": "pipeline",
+    "compile_model": "pipeline",
+    "input_pipeline": "pipeline",
+    "split_validation": "pipeline",
+    "VariantResult": "variant",
+    "train_variant": "variant",
+}
+
+
+def __getattr__(name: str):
+    if name in _NAMES:
+        value = getattr(importlib.import_module(f"{__name__}.{_NAMES[name]}"), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+__all__ = sorted(_NAMES)

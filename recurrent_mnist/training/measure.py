@@ -1,4 +1,8 @@
-"""The measurements a comparison needs beyond accuracy: steady-state epoch time, inference, latency, memory."""
+"""The measurements a comparison needs beyond accuracy: steady-state epoch time, inference, latency, memory.
+
+No Keras import: the PyTorch peer (`recurrent_mnist.torch_peer`) measures its
+epochs and memory with the same functions.
+"""
 
 from __future__ import annotations
 
@@ -9,11 +13,14 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import keras
 import numpy as np
 
 from recurrent_mnist.training.pipeline import INFERENCE_BATCH, input_pipeline
+
+if TYPE_CHECKING:
+    import keras
 
 __all__ = [
     "LATENCY_CALLS",
@@ -35,16 +42,19 @@ NO_STEADY_EPOCH = (
 
 
 def steady_epochs(history: list[dict]) -> list[float]:
-    """The training times of the epochs that did not include tracing and compilation.
+    """The training times of the epochs that did not include tracing and compilation (or warm-up).
 
     `Monitor` marks the first epoch that each process trains (`includes_compilation`):
     a run resumed from a checkpoint compiles again. An entry without the mark (an
-    older checkpoint) counts as compiling when it is the first.
+    older checkpoint) counts as compiling when it is the first. The PyTorch peer
+    compiles nothing but marks its first epoch `warm_up`, kept out alike.
     """
     return [
         float(entry["epoch_time_s"])
         for index, entry in enumerate(history)
-        if not entry.get("includes_compilation", index == 0) and entry.get("epoch_time_s") is not None
+        if not entry.get("includes_compilation", index == 0)
+        and not entry.get("warm_up")
+        and entry.get("epoch_time_s") is not None
     ]
 
 

@@ -2,12 +2,18 @@
 
 Every variant of every command gets the same validation split (seeded apart from
 the variant's seed) and the same input pipeline, so that figures compare models.
+Keras is imported when a model or pipeline is made, not with this module: the
+PyTorch peer takes its validation split from here.
 """
 
 from __future__ import annotations
 
-import keras
+from typing import TYPE_CHECKING
+
 import numpy as np
+
+if TYPE_CHECKING:
+    import keras
 
 __all__ = ["INFERENCE_BATCH", "VALIDATION_SPLIT_SEED", "compile_model", "input_pipeline", "split_validation"]
 
@@ -32,6 +38,8 @@ def compile_model(
     model: keras.Model, learning_rate: float, steps_per_execution: int = 1, jit_compile: bool = False
 ) -> keras.Model:
     """Compiles with Adam, cross-entropy on logits (no softmax twice) and accuracy."""
+    import keras
+
     model.compile(
         optimizer=keras.optimizers.Adam(learning_rate),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
@@ -51,6 +59,8 @@ def input_pipeline(x: np.ndarray, y: np.ndarray | None, batch_size: int, *, shuf
     the autotune thread and stalled every epoch by 1-3 s on a 2-core machine
     (docs/speed.md).
     """
+    import keras
+
     if keras.backend.backend() != "tensorflow":
         return None
     import tensorflow as tf
