@@ -121,9 +121,14 @@ def _rusage_peak_kb() -> float:
 
 
 def process_peak_rss_mb() -> float:
-    """The process's peak resident memory so far, in MB: TensorFlow, the data and every variant it trained."""
+    """The process's peak resident memory so far, in MB: TensorFlow, the data and every variant it trained.
+
+    From the kernel's `VmHWM` where there is `/proc`; `getrusage` only without it, because Linux keeps a
+    process's `ru_maxrss` across `fork` and `exec`: a training process that bench started would report
+    bench's own peak when that is higher.
+    """
     global _process_peak_kb
-    _process_peak_kb = max(_process_peak_kb, _rusage_peak_kb(), _status_kb("VmHWM") or 0.0)
+    _process_peak_kb = max(_process_peak_kb, _status_kb("VmHWM") or _rusage_peak_kb())
     return _process_peak_kb / 1024.0
 
 
