@@ -15,7 +15,13 @@ from pathlib import Path
 
 from recurrent_mnist.cells import import_cell_modules
 from recurrent_mnist.datasets import Dataset, load
-from recurrent_mnist.environment import code_identity, limit_threads, machine_environment, provenance
+from recurrent_mnist.environment import (
+    code_identity,
+    framework_name,
+    limit_threads,
+    machine_environment,
+    provenance,
+)
 from recurrent_mnist.errors import DatasetError
 from recurrent_mnist.runs.process import crash_reason, run_worker, serve_worker
 from recurrent_mnist.training import TrainConfig, train_variant
@@ -38,7 +44,7 @@ def execute(spec: dict, emit, dataset: Dataset | None = None) -> dict:
         raise
     except Exception as exc:  # noqa: BLE001 - recorded as this variant's failure
         traceback.print_exc(file=sys.stderr)
-        row, history = config.failed_row(f"{type(exc).__name__}: {exc}"), []
+        row, history = {**config.failed_row(f"{type(exc).__name__}: {exc}"), "framework": framework_name()}, []
     environment = {**machine_environment(), "code": code_identity(spec.get("imports", ()))}
     return {"event": "result", "row": {**row, **provenance()}, "history": history, "environment": environment}
 
@@ -53,7 +59,7 @@ def run_isolated(spec: dict, log_path: Path, emit) -> dict:
     if outcome is not None:
         return outcome
     row = TrainConfig.from_dict(spec["train_config"]).failed_row(crash_reason(returncode, log_path))
-    return {"row": row, "history": []}
+    return {"row": {**row, "framework": framework_name()}, "history": []}
 
 
 if __name__ == "__main__":

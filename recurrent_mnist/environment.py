@@ -27,6 +27,7 @@ __all__ = [
     "code_identity",
     "cpu_model",
     "environment_info",
+    "framework_name",
     "git_commit",
     "machine_environment",
     "provenance",
@@ -264,29 +265,64 @@ def _threads() -> dict:
     return found
 
 
-def provenance() -> dict:
-    """Columns that every result row carries, so that rows from several machines stay apart."""
+def framework_name(framework: str = "keras") -> str:
+    """What trains, as a row's `framework` column says it: "keras 3.15.1 (tensorflow)", "torch 2.13.0+cpu".
+
+    Imports Keras for `"keras"`; PyTorch's version is read from its installed metadata, without importing it.
+    """
+    if framework == "torch":
+        return f"torch {_version('torch')}"
     import keras
 
+    return f"keras {keras.__version__} ({keras.backend.backend()})"
+
+
+def provenance(framework: str = "keras") -> dict:
+    """Columns that every result row carries, so that rows from several machines stay apart.
+
+    `framework="torch"`: the columns of a PyTorch peer's row (`recurrent_mnist.torch_peer`), which
+    trains on the CPU and uses neither Keras nor TensorFlow (their columns stay empty); Keras is not imported.
+    """
+    if framework == "torch":
+        trained_with = {"device": "CPU", "backend": None, "keras_version": None, "tensorflow_version": None}
+    else:
+        import keras
+
+        trained_with = {
+            "device": next((d for d in _devices() if d.startswith("GPU")), "CPU"),
+            "backend": keras.backend.backend(),
+            "keras_version": keras.__version__,
+            "tensorflow_version": _version("tensorflow"),
+        }
     return {
         "host": socket.gethostname(),
         "cpu": cpu_model(),
         "cpus": default_threads(),
-        "device": next((d for d in _devices() if d.startswith("GPU")), "CPU"),
-        "backend": keras.backend.backend(),
-        "keras_version": keras.__version__,
-        "tensorflow_version": _version("tensorflow"),
+        **trained_with,
         "git_commit": git_commit(),
         "code_sha256": source_digest()[:12],
     }
 
 
-def machine_environment() -> dict:
-    """Where a figure was measured: Python, platform, host, CPU, threads, devices, Keras backend
-    and package versions. No timestamps, so that one environment always gives the same record."""
-    import keras
+def machine_environment(framework: str = "keras") -> dict:
+    """Where a figure was measured: the framework, Python, platform, host, CPU, threads, devices,
+    Keras backend and package versions. No timestamps, so that one environment always gives the same record.
 
+    `framework="torch"`: the environment of a PyTorch peer's process: PyTorch's threads (when it
+    is loaded here), the CPU it trains on, no Keras backend; neither PyTorch nor Keras is imported.
+    """
+    if framework == "torch":
+        torch = sys.modules.get("torch")
+        threads = {}
+        if torch is not None:
+            threads = {"intra_op": torch.get_num_threads(), "inter_op": torch.get_num_interop_threads()}
+        framework_fields = {"threads": threads, "devices": ["CPU"]}
+    else:
+        import keras
+
+        framework_fields = {"threads": _threads(), "devices": _devices(), "keras_backend": keras.backend.backend()}
     return {
+        "framework": framework_name(framework),
         "python": sys.version.split()[0],
         "platform": platform.platform(),
         "host": socket.gethostname(),
@@ -296,11 +332,13 @@ def machine_environment() -> dict:
             "usable_cpus": default_threads(),
             "flags": _cpu_flags(),
         },
-        "threads": _threads(),
-        "devices": _devices(),
-        "keras_backend": keras.backend.backend(),
+        **framework_fields,
         "versions": {package: _version(package) for package in _PACKAGES},
     }
+
+
+# The fields of `machine_environment` that describe the framework rather than the machine.
+FRAMEWORK_FIELDS = ("framework", "threads", "devices", "keras_backend")
 
 
 def environment_info(command: list[str] | None = None, **extra) -> dict:

@@ -16,6 +16,7 @@ import keras
 
 from recurrent_mnist.datasets import Dataset
 from recurrent_mnist.distribute import get_strategy, strategy_scope
+from recurrent_mnist.environment import framework_name
 from recurrent_mnist.model import RowSequenceClassifier
 from recurrent_mnist.training.callbacks import Checkpoint, Emit, Monitor, now, restore
 from recurrent_mnist.training.config import TrainConfig
@@ -163,6 +164,7 @@ def _train(dataset, config, emit, measure, callbacks, keep_model, checkpoint_dir
     best_val_accuracy, best_epoch = max(scored, key=lambda pair: pair[0]) if scored else (None, None)
     row = {
         **config.columns(),
+        "framework": framework_name(),
         "params": int(model.count_params()),
         "epochs": len(history_rows),
         "train_samples": len(x_train),
@@ -195,5 +197,5 @@ def _train(dataset, config, emit, measure, callbacks, keep_model, checkpoint_dir
         else:
             row.update(infer_samples_per_s=None, latency_ms_p50=None, latency_ms_p95=None)
     if tensorboard is not None:
-        write_hparams(*tensorboard, config, row, framework=f"keras {keras.__version__} ({keras.backend.backend()})")
+        write_hparams(*tensorboard, config, row, framework=row["framework"])
     return VariantResult(row=row, history=history_rows, model=model if keep_model else None)
