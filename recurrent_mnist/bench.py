@@ -11,6 +11,11 @@ half-written table.
 By default each variant trains in a fresh Python process: its peak memory is its
 own, a crash or out-of-memory kill fails that variant only, and no variant
 inherits another's state.
+
+With `frameworks=("keras", "torch")` each (cell, seed) also trains as a PyTorch
+model of the same shape (`recurrent_mnist.torch_peer`), always in a process of
+its own that never loads TensorFlow, on the same arrays and measured alike;
+its rows say `framework` torch.
 """
 
 from __future__ import annotations
@@ -20,18 +25,20 @@ import dataclasses
 import json
 import os
 import sys
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
 
-from recurrent_mnist import _worker, reporting, settings, sizing
+from recurrent_mnist import _worker, reporting, settings, sizing, torch_peer
 from recurrent_mnist.datasets import Dataset, load
-from recurrent_mnist.environment import code_identity, describe_code, machine_environment
+from recurrent_mnist.environment import FRAMEWORK_FIELDS, code_identity, describe_code, machine_environment
 from recurrent_mnist.errors import ConfigError, ResultsError
 from recurrent_mnist.runs import records
 from recurrent_mnist.runs.atomic import atomic_write_json
 from recurrent_mnist.runs.folder import RunFolder, check_run_name, digest
+from recurrent_mnist.torch_peer import worker as torch_worker
 from recurrent_mnist.training.config import TrainConfig
 from recurrent_mnist.training.measure import NO_STEADY_EPOCH
 from recurrent_mnist.training.tensorboard import check_tensorboard, prepare_tensorboard_root
@@ -42,9 +49,22 @@ Progress = Callable[[dict], None]
 
 PRESETS = settings.PRESETS
 # What a preset may set besides training settings.
-_BENCH_FIELDS = ("dataset", "cells", "seeds", "match_params")
+_BENCH_FIELDS = ("dataset", "cells", "seeds", "match_params", "frameworks")
 # The training settings a cell may have of its own (`--units CELL=N`, `--from-tune`).
 PER_CELL = ("units", "layers", "bidirectional", "dropout", "recurrent_dropout", "learning_rate", "batch_size")
+# What trains the variants: Keras (the default), and the PyTorch peer of the same model.
+FRAMEWORKS = torch_peer.FRAMEWORKS
+DEFAULT_FRAMEWORKS = FRAMEWORKS[:1]
+
+# What summary.md says when a run has PyTorch rows.
+TORCH_NOTE = (
+    "Rows of framework torch are the PyTorch peer of each Keras model (`recurrent_mnist.torch_peer`), each "
+    "trained in a process without TensorFlow: the same layers, parameters, initial weight scheme, input "
+    "dropout, Adam learning rate and epsilon, data, validation split, batch size, early stopping and "
+    "measurements; its own random draws (initial weights, dropout masks) and batch order (a permutation per "
+    "epoch seeded with the variant's seed), so a seed is not the same run in both frameworks. Its first epoch "
+    "compiles nothing, but is kept out of the steady-state epoch time as Keras's is."
+)
 
 RESULT_FILES = (
     "runs.csv",
@@ -79,6 +99,10 @@ class BenchConfig:
             shape is known.
         from_tune: where `per_cell` came from, when it is each cell's best trial
             of a search (`tuned_settings`): `{"run": ..., "trials": {cell: trial_id}}`.
+        frameworks: what trains each (cell, seed): `"keras"` (default) and/or
+            `"torch"`, the PyTorch peer of the same model (`recurrent_mnist.torch_peer`;
+            needs `pip install "recurrent-mnist[torch]"` and the built-in cells).
+            Each (cell, seed, framework) is one variant.
 
     Example:
 
@@ -95,6 +119,7 @@ class BenchConfig:
     per_cell: dict[str, dict] = dataclasses.field(default_factory=dict)
     match_params: bool = False
     from_tune: dict | None = None
+    frameworks: tuple[str, ...] = DEFAULT_FRAMEWORKS
 
     def __post_init__(self):
         settings.DATASET.check(self.dataset)
@@ -134,6 +159,16 @@ class BenchConfig:
             raise ConfigError(
                 "`match_params` and `from_tune` both choose the cells' sizes; pick one", argument="match_params"
             )
+        frameworks = (self.frameworks,) if isinstance(self.frameworks, str) else tuple(self.frameworks)
+        unknown = [framework for framework in frameworks if framework not in FRAMEWORKS]
+        if unknown or not frameworks:
+            raise ConfigError(
+                f"`frameworks` must name one or more of {', '.join(FRAMEWORKS)}. Received: frameworks={frameworks!r}",
+                argument="frameworks",
+            )
+        object.__setattr__(self, "frameworks", tuple(dict.fromkeys(frameworks)))
+        if "torch" in self.frameworks:
+            torch_peer.check_trainable([self.config_of(cell) for cell in self.cells])
 
     def config_of(self, cell: str) -> TrainConfig:
         """The training configuration of `cell` (its seed aside)."""
@@ -165,9 +200,15 @@ class BenchConfig:
         return cls(**bench, train=TrainConfig(**base), preset=preset, per_cell=per_cell)
 
     def variants(self) -> list[TrainConfig]:
+        """The training configuration of each (cell, seed), whatever framework trains it."""
         # Seed-major order interleaves the cells, so a drift in machine load over
         # the run does not favour the cells that ran first.
         return [dataclasses.replace(self.config_of(cell), seed=seed) for seed in self.seeds for cell in self.cells]
+
+    def framework_variants(self) -> list[tuple[str, TrainConfig]]:
+        """Every variant as `(framework, configuration)`: each (cell, seed) in each framework, the
+        frameworks of one cell next to each other (so a drift in machine load hits them alike)."""
+        return [(framework, variant) for variant in self.variants() for framework in self.frameworks]
 
     def shared(self) -> dict:
         """What identifies the run: the training configuration but cell and seed, each cell's
@@ -184,6 +225,8 @@ class BenchConfig:
             identity["match_params"] = True
         if self.from_tune:
             identity["from_tune"] = self.from_tune
+        if self.frameworks != DEFAULT_FRAMEWORKS:
+            identity["frameworks"] = sorted(self.frameworks)
         return identity
 
     def with_matched_units(self, image_shape: tuple[int, int], num_classes: int) -> BenchConfig:
@@ -293,8 +336,8 @@ class BenchFolder(RunFolder):
         self.variants = self.path / "variants"
         self.logs = self.path / "logs"
 
-    def variant_path(self, variant: TrainConfig, key: str) -> Path:
-        return self.variants / f"{variant.cell}-seed{variant.seed}-{key[:12]}.json"
+    def variant_path(self, variant: TrainConfig, key: str, framework: str = "keras") -> Path:
+        return self.variants / f"{variant_label(variant.cell, variant.seed, framework)}-{key[:12]}.json"
 
     def finished_variants(self) -> list[dict]:
         return records.read_records(self.variants)
@@ -362,19 +405,21 @@ def _write_tables(folder: BenchFolder) -> BenchResult:
         )
     elif (identity.get("config") or {}).get("per_cell"):
         notes.append(f"The cells have settings of their own ({sizes}).")
-    if len(environments) > 1:
-        differing = ", ".join(differing_fields([{k: v for k, v in e.items() if k != "variants"} for e in environments]))
+    differing = mixed_fields(environments)
+    if differing:
         warnings.append(
-            f"This run mixes {len(environments)} environments (they differ in: {differing}); "
+            f"This run mixes {len(environments)} environments (they differ in: {', '.join(differing)}); "
             "environment.json lists each with its variants. Compare timings only within one environment."
         )
     ok = runs[runs["status"] == "ok"]
     if len(ok) and ok["epoch_time_s"].isna().any():
         warnings.append(f"Epoch time is empty for some variants: {NO_STEADY_EPOCH}.")
     notes += [f"**{warning}**" for warning in warnings]
+    if any(_framework_key(framework) != "keras" for framework in runs["framework"]):
+        notes.append(TORCH_NOTE)
     failed = runs[runs["status"] != "ok"]
     if len(failed):
-        reasons = "; ".join(f"{r['cell']} seed {r['seed']}: {r['error']}" for r in failed.to_dict("records"))
+        reasons = "; ".join(f"{_row_label(r)}: {r['error']}" for r in failed.to_dict("records"))
         notes.append(f"{len(failed)} variant(s) failed: {reasons}.")
     title = f"Recurrent cells compared: {folder.path.name}"
     files = reporting.write_tables(folder.path, runs, summary, history, title, notes)
@@ -389,16 +434,40 @@ def _sizes(runs: pd.DataFrame) -> str:
     )
 
 
+def _framework_key(framework) -> str:
+    """ "torch" of "torch 2.13.0+cpu"; "keras" of a Keras row's or of an empty value (rows from before frameworks)."""
+    return str(framework).split()[0] if isinstance(framework, str) and framework else "keras"
+
+
+def _row_label(row: dict) -> str:
+    framework = _framework_key(row.get("framework"))
+    return f"{row['cell']} seed {row['seed']}" + ("" if framework == "keras" else f" ({framework})")
+
+
 def variant_environments(found: list[dict]) -> list[dict]:
     """The distinct environments that trained a run's variants, each with the variants it trained."""
     groups: dict[str, dict] = {}
     for record in found:
         environment = record.get("environment") or {}
         group = groups.setdefault(json.dumps(environment, sort_keys=True), {"variants": [], **environment})
-        group["variants"].append(f"{record['row']['cell']}-seed{record['row']['seed']}")
+        row = record["row"]
+        group["variants"].append(variant_label(row["cell"], row["seed"], _framework_key(row.get("framework"))))
     for group in groups.values():
         group["variants"].sort()
     return sorted(groups.values(), key=lambda group: group["variants"])
+
+
+def mixed_fields(environments: list[dict]) -> list[str]:
+    """The fields in which the environments that trained a run differ where they should not: any field
+    between environments of one framework, only the machine's (not `FRAMEWORK_FIELDS`) between frameworks."""
+    plain = [{k: v for k, v in e.items() if k != "variants"} for e in environments]
+    by_framework: dict[str, list[dict]] = {}
+    for environment in plain:
+        by_framework.setdefault(_framework_key(environment.get("framework")), []).append(environment)
+    differing = set(differing_fields([{k: v for k, v in e.items() if k not in FRAMEWORK_FIELDS} for e in plain]))
+    for group in by_framework.values():
+        differing.update(differing_fields(group))
+    return sorted(differing)
 
 
 def _flatten(value, prefix: str = "") -> dict:
@@ -420,8 +489,16 @@ def differing_fields(items: list[dict]) -> list[str]:
 # --------------------------------------------------------------------------- running variants
 
 
-def _variant_key(shared: dict, dataset_sha256: str, variant: TrainConfig) -> str:
-    return digest({"shared": shared, "dataset": dataset_sha256, "cell": variant.cell, "seed": variant.seed})
+def variant_label(cell: str, seed: int, framework: str = "keras") -> str:
+    """`lstm-seed0`; another framework than Keras is named: `lstm-torch-seed0`."""
+    return f"{cell}-seed{seed}" if framework == "keras" else f"{cell}-{framework}-seed{seed}"
+
+
+def _variant_key(shared: dict, dataset_sha256: str, variant: TrainConfig, framework: str = "keras") -> str:
+    key = {"shared": shared, "dataset": dataset_sha256, "cell": variant.cell, "seed": variant.seed}
+    if framework != "keras":  # Keras variants keep the keys they had before there were frameworks
+        key["framework"] = framework
+    return digest(key)
 
 
 def run_bench(
@@ -491,10 +568,10 @@ def run_bench(
         return record is not None and (record["row"].get("status") == "ok" or not retry_failed)
 
     plan = []
-    for variant in config.variants():
-        key = _variant_key(shared, dataset.sha256, variant)
-        path = folder.variant_path(variant, key)
-        plan.append((variant, key, path, finished(path)))
+    for framework, variant in config.framework_variants():
+        key = _variant_key(shared, dataset.sha256, variant, framework)
+        path = folder.variant_path(variant, key, framework)
+        plan.append((framework, variant, key, path, finished(path)))
     if not all(keep for *_, keep in plan):
         # Filling a run with other code would mix versions in one table; a run with nothing
         # left to train only has its tables rebuilt, whatever code reads it.
@@ -512,50 +589,62 @@ def run_bench(
     )
 
     trained = kept = 0
-    for index, (variant, key, path, keep) in enumerate(plan, start=1):
-        label = {"cell": variant.cell, "seed": variant.seed, "index": index, "total": len(plan)}
-        if keep or finished(path):  # finished earlier, or meanwhile by another process
-            kept += 1
-            emit({"event": "variant_kept", **label})
-            continue
-        emit({"event": "variant_start", **label, "epochs": variant.epochs})
-        marker = path.with_suffix(".running")
-        atomic_write_json(marker, {"pid": os.getpid(), "started_at": records.now()})
-        log_path = folder.logs / f"{path.stem}.log"
-        spec = {
-            "dataset": dataset.name,
-            "data_dir": None if data_dir is None else str(data_dir),
-            "dataset_sha256": dataset.sha256,
-            "train_config": variant.to_dict(),
-            "measure": measure,
-            "imports": list(imports),
-            "tensorboard": None
-            if tensorboard_dir is None
-            else [str(tensorboard_dir), f"{folder.path.name}/{variant.cell}-seed{variant.seed}"],
-        }
+    arrays = None  # the data set's arrays for the PyTorch processes, written once, removed at the end
+    with contextlib.ExitStack() as scratch:
+        for index, (framework, variant, key, path, keep) in enumerate(plan, start=1):
+            label = {"cell": variant.cell, "seed": variant.seed, "index": index, "total": len(plan)}
+            if framework != "keras":
+                label["framework"] = framework
+            if keep or finished(path):  # finished earlier, or meanwhile by another process
+                kept += 1
+                emit({"event": "variant_kept", **label})
+                continue
+            emit({"event": "variant_start", **label, "epochs": variant.epochs})
+            marker = path.with_suffix(".running")
+            atomic_write_json(marker, {"pid": os.getpid(), "started_at": records.now()})
+            log_path = folder.logs / f"{path.stem}.log"
+            spec = {
+                "dataset": dataset.name,
+                "data_dir": None if data_dir is None else str(data_dir),
+                "dataset_sha256": dataset.sha256,
+                "train_config": variant.to_dict(),
+                "measure": measure,
+                "imports": list(imports),
+                "tensorboard": None
+                if tensorboard_dir is None or framework != "keras"
+                else [str(tensorboard_dir), f"{folder.path.name}/{variant.cell}-seed{variant.seed}"],
+            }
 
-        def forward(event, label=label):
-            emit({**event, **label})
+            def forward(event, label=label):
+                emit({**event, **label})
 
-        if isolate:
-            outcome = _worker.run_isolated(spec, log_path, forward)
-        else:
-            outcome = _worker.execute(spec, forward, dataset=dataset)
-        row = {
-            **outcome["row"],
-            "variant": key,
-            "dataset": dataset.name,
-            "dataset_sha256": dataset.sha256,
-            "dataset_verified": dataset.verified,
-            "isolated": isolate,
-        }
-        environment = outcome.get("environment") or {**machine_environment(), "code": code}  # crashed: ours
-        records.write_record(path, key, variant.to_dict(), row, outcome.get("history", []), environment, command)
-        marker.unlink(missing_ok=True)
-        trained += 1
-        emit({"event": "variant_end", **label, "row": row})
-        with folder.lock():
-            _write_tables(folder)
+            if framework == "torch":
+                # Always a process of its own, also in-process: PyTorch beside TensorFlow would share
+                # the process's threads and memory, and its figures would not be PyTorch's alone.
+                if arrays is None:
+                    where = Path(scratch.enter_context(tempfile.TemporaryDirectory(prefix="recurrent-mnist-")))
+                    arrays = torch_worker.save_arrays(dataset, where / "arrays.npz")
+                outcome = torch_worker.run_isolated({**spec, "arrays": arrays}, log_path, forward)
+            elif isolate:
+                outcome = _worker.run_isolated(spec, log_path, forward)
+            else:
+                outcome = _worker.execute(spec, forward, dataset=dataset)
+            row = {
+                **outcome["row"],
+                "variant": key,
+                "dataset": dataset.name,
+                "dataset_sha256": dataset.sha256,
+                "dataset_verified": dataset.verified,
+                "isolated": isolate or framework != "keras",
+            }
+            # A worker that crashed reported no environment: this process's stands in.
+            environment = outcome.get("environment") or {**machine_environment(framework), "code": code}
+            records.write_record(path, key, variant.to_dict(), row, outcome.get("history", []), environment, command)
+            marker.unlink(missing_ok=True)
+            trained += 1
+            emit({"event": "variant_end", **label, "row": row})
+            with folder.lock():
+                _write_tables(folder)
 
     with folder.lock():
         result = _write_tables(folder)

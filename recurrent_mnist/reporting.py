@@ -52,6 +52,7 @@ MEASURED = [
 RUNS_COLUMNS = [
     "cell",
     "seed",
+    "framework",
     "units",
     "layers",
     "bidirectional",
@@ -73,6 +74,7 @@ RUNS_COLUMNS = [
 HISTORY_COLUMNS = [
     "cell",
     "seed",
+    "framework",
     "epoch",
     "loss",
     "accuracy",
@@ -96,16 +98,38 @@ def write_csv(frame: pd.DataFrame, path: str | os.PathLike) -> None:
         frame.to_csv(tmp, index=False)
 
 
+def framework_of(row: dict) -> str | None:
+    """A row's `framework`; for a row written before rows had one, the Keras that its provenance names."""
+    framework = row.get("framework")
+    if isinstance(framework, str) and framework:
+        return framework
+    if row.get("keras_version"):
+        return f"keras {row['keras_version']} ({row.get('backend')})"
+    return None
+
+
 def runs_frame(rows: Iterable[dict]) -> pd.DataFrame:
-    """One row per variant, documented columns first, sorted by cell and seed."""
-    frame = pd.DataFrame(list(rows))
+    """One row per variant, documented columns first, sorted by cell, framework and seed."""
+    frame = pd.DataFrame([{**row, "framework": framework_of(row)} for row in rows])
     if frame.empty:
         return pd.DataFrame(columns=RUNS_COLUMNS)
     for column in RUNS_COLUMNS:
         if column not in frame:
             frame[column] = None
     ordered = RUNS_COLUMNS + [c for c in frame.columns if c not in RUNS_COLUMNS]
-    return frame[ordered].sort_values(["cell", "seed"], kind="stable").reset_index(drop=True)
+    return frame[ordered].sort_values(["cell", "framework", "seed"], kind="stable").reset_index(drop=True)
+
+
+def _by_framework(frame: pd.DataFrame) -> bool:
+    """Whether the rows come from more than one framework (then tables and plots keep them apart)."""
+    return "framework" in frame and frame["framework"].nunique(dropna=False) > 1
+
+
+def series_labels(frame: pd.DataFrame) -> pd.Series:
+    """What names a row's series in a plot: its cell, with the framework's name when the rows mix frameworks."""
+    if not _by_framework(frame):
+        return frame["cell"]
+    return frame["cell"] + " (" + frame["framework"].fillna("?").str.split().str[0] + ")"
 
 
 def history_frame(rows: Iterable[dict]) -> pd.DataFrame:
@@ -124,7 +148,13 @@ def record_frames(records: Iterable[dict]) -> tuple[pd.DataFrame, pd.DataFrame, 
     records = list(records)
     runs = runs_frame(record["row"] for record in records)
     history = history_frame(
-        {**entry, "cell": record["row"]["cell"], "seed": record["row"]["seed"], "variant": record["key"]}
+        {
+            **entry,
+            "cell": record["row"]["cell"],
+            "seed": record["row"]["seed"],
+            "framework": framework_of(record["row"]),
+            "variant": record["key"],
+        }
         for record in records
         for entry in record.get("history", [])
     )
@@ -135,9 +165,12 @@ def summary_frame(runs: pd.DataFrame) -> pd.DataFrame:
     """Per cell: how many seeds finished or failed, the mean and standard deviation of each metric,
     and the 95 % Student-t interval of the mean of `INTERVAL_METRICS` (`<metric>_ci95_low`/`_high`).
 
-    Ranked by mean test accuracy (best first); failed variants are counted, never averaged.
+    When the rows come from several frameworks (Keras and the PyTorch peer), per cell and framework,
+    with a `framework` column. Ranked by mean test accuracy (best first), every group together; failed
+    variants are counted, never averaged.
     """
-    columns = ["rank", "cell", "seeds", "failed", "units", "params"] + [
+    keys = ["cell", "framework"] if _by_framework(runs) else ["cell"]
+    columns = ["rank", *keys, "seeds", "failed", "units", "params"] + [
         f"{m}_{stat}"
         for m in SUMMARY_METRICS
         for stat in ("mean", "std", *(("ci95_low", "ci95_high") if m in INTERVAL_METRICS else ()))
@@ -145,10 +178,10 @@ def summary_frame(runs: pd.DataFrame) -> pd.DataFrame:
     if runs.empty:
         return pd.DataFrame(columns=columns)
     records = []
-    for cell, group in runs.groupby("cell", sort=False):
+    for values, group in runs.groupby(keys, sort=False, dropna=False):
         ok = group[group["status"] == "ok"]
         record = {
-            "cell": cell,
+            **dict(zip(keys, values, strict=True)),
             "seeds": len(ok),
             "failed": int((group["status"] != "ok").sum()),
             "units": int(group["units"].iloc[0]) if group["units"].notna().any() else None,
@@ -214,14 +247,15 @@ SUMMARY_DISPLAY = [
 
 def summary_rows(summary: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
     """The summary as display strings (shared by Markdown and the terminal table)."""
-    headers = ["rank", "cell", "seeds", "units", "params"] + [h for h, _, _ in SUMMARY_DISPLAY]
+    keys = ["cell", "framework"] if "framework" in summary else ["cell"]
+    headers = ["rank", *keys, "seeds", "units", "params"] + [h for h, _, _ in SUMMARY_DISPLAY]
     rows = []
     for record in summary.to_dict("records"):
         seeds = str(record["seeds"]) + (f" ({record['failed']} failed)" if record["failed"] else "")
         params = _fmt(record["params"], 0) if record["params"] is not None else "–"
         units = str(record["units"]) if record.get("units") is not None else "–"
         rows.append(
-            [str(record["rank"]), record["cell"], seeds, units, params]
+            [str(record["rank"]), *(str(record[key]) for key in keys), seeds, units, params]
             + [
                 interval(record, metric, digits) if header.endswith("95 % CI") else mean_std(record, metric, digits)
                 for header, metric, digits in SUMMARY_DISPLAY
@@ -232,7 +266,9 @@ def summary_rows(summary: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
 
 def summary_markdown(summary: pd.DataFrame, title: str, notes: Iterable[str] = ()) -> str:
     headers, rows = summary_rows(summary)
-    text = f"# {title}\n\n" + markdown_table(headers, rows, ["r", "l", "l"] + ["r"] * (len(headers) - 3))
+    labels = headers.index("seeds")  # cell (and framework) and seeds are left-aligned, the rest right
+    align = ["r"] + ["l"] * labels + ["r"] * (len(headers) - labels - 1)
+    text = f"# {title}\n\n" + markdown_table(headers, rows, align)
     text += (
         "\nMean ± standard deviation over seeds; 95 % CI: the Student-t confidence interval of the mean "
         "(two seeds or more). Failed variants are counted, not averaged.\n"
@@ -298,7 +334,7 @@ def plot_learning_curves(history: pd.DataFrame, path: str | os.PathLike) -> bool
     plt = _pyplot()
     figure, (acc_axis, loss_axis) = plt.subplots(1, 2, figsize=(11, 4.2))
     acc_metric = "val_accuracy" if history["val_accuracy"].notna().any() else "accuracy"
-    for cell, group in history.groupby("cell"):
+    for cell, group in history.groupby(series_labels(history)):
         for axis, metric in ((acc_axis, acc_metric), (loss_axis, "loss")):
             per_epoch = group.groupby("epoch")[metric].agg(["mean", "min", "max"])
             (line,) = axis.plot(per_epoch.index, per_epoch["mean"], marker="o", markersize=3, label=cell)
@@ -324,7 +360,7 @@ def plot_accuracy_vs_time(runs: pd.DataFrame, path: str | os.PathLike) -> bool:
         return False
     plt = _pyplot()
     figure, axis = plt.subplots(figsize=(6.5, 4.5))
-    for cell, group in ok.groupby("cell"):
+    for cell, group in ok.groupby(series_labels(ok)):
         points = axis.scatter(group["train_time_s"], group["test_accuracy"], label=cell, alpha=0.6)
         axis.scatter(
             group["train_time_s"].mean(),

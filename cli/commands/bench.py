@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
 from typing import Annotated
 
 import typer
@@ -15,6 +16,8 @@ from recurrent_mnist_cli._support import (
     user_errors,
 )
 from rich.markup import escape
+
+Framework = StrEnum("Framework", {"keras": "keras", "torch": "torch"})
 
 
 @o.with_options(o.RUN_OPTIONS, into="run")
@@ -31,6 +34,17 @@ def bench(
             help="Seeds; each (cell, seed) is one variant, e.g. --seeds 0 1 2 (plural, as --cells: train and "
             "tune take one --seed). Default: 0.",
             callback=o.seeds_callback,
+            rich_help_panel=o.TRAINING,
+            show_default=False,
+        ),
+    ] = None,
+    frameworks: Annotated[
+        list[Framework] | None,
+        typer.Option(
+            "--frameworks",
+            metavar="FRAMEWORK...",
+            help="What trains each (cell, seed): keras, and torch, the PyTorch model of the same shape, "
+            'e.g. --frameworks keras torch (needs pip install "recurrent-mnist[torch]"). Default: keras.',
             rich_help_panel=o.TRAINING,
             show_default=False,
         ),
@@ -81,6 +95,7 @@ def bench(
             units_per_cell=units_per_cell or None,
             match_params=match_params or None,
             from_tune=from_tune,
+            frameworks=tuple(framework.value for framework in frameworks) if frameworks else None,
             **given,
         )
         with interruptible(BenchProgress(console)) as view:

@@ -16,6 +16,12 @@ def _num(value, digits=4) -> str:
     return f"{value:.{digits}f}"
 
 
+def _variant(event) -> str:
+    """ "lstm seed 0", or "lstm (torch) seed 0" for a variant that another framework than Keras trains."""
+    framework = f" ({event['framework']})" if event.get("framework") else ""
+    return f"{event['cell']}{framework} seed {event['seed']}"
+
+
 class BenchProgress(EventView):
     """Shows a bench run: one bar over the variants, one over the current variant's
     training steps with epoch, live accuracy and ETA, and a line per finished epoch."""
@@ -32,7 +38,7 @@ class BenchProgress(EventView):
         )
 
     def _label(self, event) -> str:
-        return f"{event['cell']} seed {event['seed']} ({event['index']}/{event['total']})"
+        return f"{_variant(event)} ({event['index']}/{event['total']})"
 
     def _on_run_start(self, event):
         self.run_dir = event["run_dir"]
@@ -45,7 +51,7 @@ class BenchProgress(EventView):
         self.overall = self.progress.add_task("variants", total=event["total"], completed=event["kept"], status="")
 
     def _on_variant_kept(self, event):
-        self.console.print(f"[dim]kept {event['cell']} seed {event['seed']} from an earlier run[/]")
+        self.console.print(f"[dim]kept {_variant(event)} from an earlier run[/]")
 
     def _on_variant_start(self, event):
         self._epochs = event["epochs"]
@@ -71,7 +77,7 @@ class BenchProgress(EventView):
     def _on_epoch_end(self, event):
         logs = event["logs"]
         self.console.print(
-            f"  {event['cell']} seed {event['seed']} epoch {event['epoch']}/{event['epochs']}: "
+            f"  {_variant(event)} epoch {event['epoch']}/{event['epochs']}: "
             f"loss {_num(logs.get('loss'))} acc {_num(logs.get('accuracy'))} "
             f"val_acc {_num(logs.get('val_accuracy'))} ({event['epoch_time_s']:.1f} s"
             + (", with tracing and compilation)" if event.get("includes_compilation") else ")"),
@@ -93,14 +99,11 @@ class BenchProgress(EventView):
                 else "no steady-state epoch time (its only epoch included compilation)"
             )
             self.console.print(
-                f"[green]✓[/] {event['cell']} seed {event['seed']}: test accuracy {_num(row.get('test_accuracy'))}, "
-                + timing,
+                f"[green]✓[/] {_variant(event)}: test accuracy {_num(row.get('test_accuracy'))}, " + timing,
                 highlight=False,
             )
         else:
-            self.console.print(
-                f"[red]✗[/] {event['cell']} seed {event['seed']} failed: {row.get('error')}", highlight=False
-            )
+            self.console.print(f"[red]✗[/] {_variant(event)} failed: {row.get('error')}", highlight=False)
 
 
 # The terminal shows the columns people scan first, means only but for accuracy;
@@ -122,17 +125,16 @@ def summary_table(summary, title: str) -> Table:
     table = Table(
         title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False, padding=(0, 1), collapse_padding=True
     )
-    for header in ("cell", "seeds", *(column[0] for column in TERMINAL_COLUMNS)):
-        table.add_column(
-            header, justify="left" if header in ("cell", "seeds") else "right", no_wrap=True, min_width=len(header)
-        )
+    labels = ("cell", "framework", "seeds") if "framework" in summary else ("cell", "seeds")
+    for header in (*labels, *(column[0] for column in TERMINAL_COLUMNS)):
+        table.add_column(header, justify="left" if header in labels else "right", no_wrap=True, min_width=len(header))
     for record in summary.to_dict("records"):
         seeds = str(record["seeds"]) + (f" ({record['failed']} failed)" if record["failed"] else "")
         cells = [
             mean_std(record, metric, digits) if spread else _num(record[f"{metric}_mean"], digits)
             for _, metric, digits, spread in TERMINAL_COLUMNS
         ]
-        table.add_row(record["cell"], seeds, *cells)
+        table.add_row(*(str(record[label]) for label in labels[:-1]), seeds, *cells)
     return table
 
 
