@@ -6,9 +6,11 @@ script trains
 - `keras`: the project's own training path (`recurrent_mnist.training.train_variant`
   with the default cell, e.g. `TrainConfig(cell="lstm")`), so the figure measured
   IS the one `recurrent-mnist bench` reports in its `epoch_time_s` column;
-- `torch`: the PyTorch peer: `nn.LSTM`/`nn.GRU`/`nn.RNN(28, units, batch_first=True)`,
-  the last time step's output, `nn.Linear(units, 10)`, Adam 1e-3, cross-entropy,
-  the same images, batch size and seed, shuffled every epoch;
+- `torch`: the PyTorch peer that `recurrent-mnist bench --frameworks torch` trains
+  (`recurrent_mnist.torch_peer.train_peer`): `nn.LSTM`/`nn.GRU`/`nn.RNN(28, units,
+  batch_first=True)` with Keras's parameters and initial weight scheme, the last
+  hidden state, `nn.Linear(units, 10)`, Adam 1e-3 (Keras's epsilon),
+  cross-entropy, the same images, batch size and seed, shuffled every epoch;
 - `keras-stock`: the plain Keras layer (registered cells `keras_lstm`,
   `keras_gru`, `keras_simple_rnn`) through the same training path;
 - `keras-xla` (not run by default): `keras` with `jit_compile=True` (XLA), a
@@ -33,8 +35,9 @@ How it measures:
   Keras layer with TensorFlow's default pool shape (intra-op = inter-op =
   `--threads`); torch `set_num_threads(--threads)` (intra-op) and
   `set_num_interop_threads(1)`;
-- epoch 1 (tracing, compilation) is reported apart; the steady-state epoch time
-  of a run is the median of its later epochs, as in `train_variant`;
+- epoch 1 (tracing, compilation; PyTorch's warm-up) is reported apart; the
+  steady-state epoch time of a run is the median of its later epochs, as in
+  `train_variant` and `train_peer`;
 - inference throughput (batch 1024 over the test set, median of 3 after a
   warm-up) and latency (one uint8 image per call, p50/p95 of 100 calls after 5
   warm-up calls) are measured the same way on both sides: raw uint8 images in,
@@ -82,7 +85,6 @@ import importlib.util
 import json
 import math
 import os
-import resource
 import shlex
 import statistics
 import subprocess
@@ -112,13 +114,10 @@ KERAS_CELL_NAMES = {
     "keras-xla": {cell: cell for cell in CELLS},
 }
 GATES = {"lstm": 4, "gru": 3, "simple_rnn": 1}
+TORCH_LAYERS = {"lstm": "LSTM", "gru": "GRU", "simple_rnn": "RNN"}
 TIME_STEPS = 28
 FEATURES = 28
 LEARNING_RATE = 1e-3
-INFERENCE_BATCH = 1024  # as recurrent_mnist.training
-INFERENCE_REPEATS = 3
-LATENCY_WARMUP = 5
-LATENCY_CALLS = 100
 PEAK_SIZES = ((2048, 5), (4096, 2))  # (n, timed repeats) of an n x n x n fp32 matmul
 STDERR_TAIL = 3000
 OTHER_LOAD_WARNING = 0.05  # share of all CPUs used by other processes during a run
@@ -217,13 +216,6 @@ def train_flops_per_step(cell: str, units: int, batch: int) -> int:
 
 def train_flops_per_epoch(cell: str, units: int, batch: int, n_train: int) -> int:
     return math.ceil(n_train / batch) * train_flops_per_step(cell, units, batch)
-
-
-def steady_epoch_time(epoch_times: list[float]) -> float | None:
-    """The median epoch time after the first (the same rule as `recurrent_mnist.training`)."""
-    if not epoch_times:
-        return None
-    return float(statistics.median(epoch_times[1:] if len(epoch_times) > 1 else epoch_times))
 
 
 def data_digest(x_train, y_train, x_test, y_test) -> str:
@@ -422,121 +414,66 @@ def keras_worker(args: argparse.Namespace, impl: str) -> dict:
 
 
 def torch_worker(args: argparse.Namespace) -> dict:
-    """The PyTorch peer: same shape, data, batch size, optimizer, loss and measurements."""
+    """The PyTorch peer that `bench --frameworks torch` trains (`recurrent_mnist.torch_peer`): same shape,
+    data, batch size, initial weight scheme, optimizer, loss and measurements."""
     if args.data_file is None:
         raise ValueError("the torch worker needs --data-file (an .npz the prepare worker wrote)")
     torch = import_torch(args.threads)
-    from torch import nn
+    from recurrent_mnist.datasets import Dataset
+    from recurrent_mnist.torch_peer.train import train_peer
+    from recurrent_mnist.training.config import TrainConfig
 
     with np.load(args.data_file) as arrays:
         x_train, y_train, x_test, y_test = (arrays[k] for k in ("x_train", "y_train", "x_test", "y_test"))
     num_classes = int(max(y_train.max(), y_test.max())) + 1
-    recurrent = {"lstm": nn.LSTM, "gru": nn.GRU, "simple_rnn": nn.RNN}[args.cell]
-
-    class PeerClassifier(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.rnn = recurrent(x_train.shape[2], args.units, batch_first=True)
-            self.head = nn.Linear(args.units, num_classes)
-
-        def forward(self, x):
-            outputs, _ = self.rnn(x)
-            return self.head(outputs[:, -1])
-
-    def preprocess(images: np.ndarray):
-        return torch.from_numpy(images).float().mul_(1.0 / 255.0)
-
-    torch.manual_seed(args.seed)
-    model = PeerClassifier()
-    optimizer = torch.optim.Adam(model.parameters(), lr=LEARNING_RATE)
-    loss_fn = nn.CrossEntropyLoss()
-    x = preprocess(x_train)
-    y = torch.from_numpy(y_train.astype(np.int64))
-    n = len(x)
-    shuffle = torch.Generator().manual_seed(args.seed)
-
-    epoch_times, status, error, loss_mean = [], "ok", "", None
-    for epoch in range(args.epochs):
-        model.train()
-        start = time.perf_counter()
-        order = torch.randperm(n, generator=shuffle)
-        total = 0.0
-        for first in range(0, n, args.batch):
-            index = order[first : first + args.batch]
-            loss = loss_fn(model(x[index]), y[index])
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            total += loss.item() * len(index)
-        epoch_times.append(time.perf_counter() - start)
-        loss_mean = total / n
-        if not math.isfinite(loss_mean):
-            status, error = "failed", f"the loss became {loss_mean} in epoch {epoch + 1}"
-            break
-
-    model.eval()
-
-    def predict(images: np.ndarray) -> np.ndarray:
-        with torch.no_grad():
-            return np.concatenate(
-                [
-                    model(preprocess(images[i : i + INFERENCE_BATCH])).numpy()
-                    for i in range(0, len(images), INFERENCE_BATCH)
-                ]
-            )
-
-    steady = steady_epoch_time(epoch_times)
-    record = {
+    data = Dataset(
+        name=args.dataset,
+        x_train=x_train,
+        y_train=y_train,
+        x_test=x_test,
+        y_test=y_test,
+        source=str(args.data_file),
+        files={},
+        sha256="",
+        class_names=tuple(str(label) for label in range(num_classes)),
+    )
+    config = TrainConfig(
+        cell=args.cell,
+        units=args.units,
+        batch_size=args.batch,
+        epochs=args.epochs,
+        learning_rate=LEARNING_RATE,
+        validation_split=0.0,
+        seed=args.seed,
+        threads=args.threads,
+    )
+    row, history = train_peer(data, config, measure=True)
+    return {
         **run_record(args, "torch"),
-        "status": status,
-        "error": error,
-        "framework": f"torch {torch.__version__}",
-        "layer": f"torch.nn.{recurrent.__name__}",
-        "params": sum(p.numel() for p in model.parameters()),
-        "train_samples": n,
+        "status": row["status"],
+        "error": row["error"],
+        "framework": row["framework"],
+        "layer": f"torch.nn.{ {'lstm': 'LSTM', 'gru': 'GRU', 'simple_rnn': 'RNN'}[args.cell] }",
+        "train_config": config.to_dict(),
+        "params": row["params"],
+        "train_samples": row["train_samples"],
         "test_samples": len(x_test),
         "data_digest": data_digest(x_train, y_train, x_test, y_test),
-        "epoch_times": epoch_times,
-        "epoch_time_s": steady,
-        "first_epoch_s": epoch_times[0] if epoch_times else None,
-        "train_samples_per_s": n / steady if steady else None,
-        "test_accuracy": None,
-        "final_train_loss": loss_mean,
-        "infer_samples_per_s": None,
-        "latency_ms_p50": None,
-        "latency_ms_p95": None,
+        "epoch_times": [float(entry["epoch_time_s"]) for entry in history],
+        "epoch_time_s": row["epoch_time_s"],
+        "first_epoch_s": row["first_epoch_s"],
+        "train_samples_per_s": row["train_samples_per_s"],
+        "test_accuracy": row["test_accuracy"],
+        "final_train_loss": history[-1].get("loss") if history else None,
+        "infer_samples_per_s": row["infer_samples_per_s"],
+        "latency_ms_p50": row["latency_ms_p50"],
+        "latency_ms_p95": row["latency_ms_p95"],
+        "peak_rss_mb": row["process_peak_rss_mb"],
         "thread_settings": {
             "num_threads": torch.get_num_threads(),
             "num_interop_threads": torch.get_num_interop_threads(),
         },
     }
-    if status != "ok":
-        return record
-    record["test_accuracy"] = float((predict(x_test).argmax(axis=1) == y_test).mean())
-
-    # Inference: as recurrent_mnist.training.measure_inference (warm-up, then the median of 3 passes).
-    predict(x_test[:INFERENCE_BATCH])
-    passes = []
-    for _ in range(INFERENCE_REPEATS):
-        start = time.perf_counter()
-        predict(x_test)
-        passes.append(time.perf_counter() - start)
-    record["infer_samples_per_s"] = len(x_test) / float(np.median(passes))
-
-    # Latency: as recurrent_mnist.training.measure_latency (5 warm-up calls, then 100 single images).
-    with torch.no_grad():
-        for i in range(LATENCY_WARMUP):
-            model(preprocess(x_test[i : i + 1])).numpy()
-        calls = []
-        for i in range(LATENCY_CALLS):
-            image = x_test[i % len(x_test) : i % len(x_test) + 1]
-            start = time.perf_counter()
-            model(preprocess(image)).numpy()
-            calls.append((time.perf_counter() - start) * 1000.0)
-    record["latency_ms_p50"] = float(np.percentile(calls, 50))
-    record["latency_ms_p95"] = float(np.percentile(calls, 95))
-    record["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux: KiB
-    return record
 
 
 def worker_main(args: argparse.Namespace) -> int:
