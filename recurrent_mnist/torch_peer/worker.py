@@ -36,6 +36,7 @@ def save_arrays(dataset: Dataset, path: str | os.PathLike) -> dict:
         "source": dataset.source,
         "sha256": dataset.sha256,
         "class_names": list(dataset.class_names),
+        "verified": dataset.verified,
     }
 
 
@@ -48,6 +49,7 @@ def _load_arrays(arrays: dict) -> Dataset:
         files={},
         sha256=arrays["sha256"],
         class_names=tuple(arrays["class_names"]),
+        verified=arrays["verified"],
         **values,
     )
 
