@@ -343,6 +343,13 @@ def compare_runs(
 
 
 def _common_cells(runs: list[ComparedRun], notes: list[str]) -> list[str]:
+    for run in runs:
+        frameworks = run.rows["framework"].dropna().unique() if "framework" in run.rows else []
+        if len(frameworks) > 1:  # rows are matched by cell: the frameworks' figures would be pooled
+            raise ResultsError(
+                f"{run.path} holds rows of several frameworks ({', '.join(frameworks)}); compare matches rows "
+                "by cell, so compare runs of one framework"
+            )
     held = [list(dict.fromkeys(run.rows["cell"])) if not run.rows.empty else [] for run in runs]
     for run, cells in zip(runs, held, strict=True):
         if not cells:

@@ -16,7 +16,8 @@ import pytest
 
 from recurrent_mnist import torch_peer
 from recurrent_mnist.bench import BenchConfig, _variant_key, run_bench
-from recurrent_mnist.errors import ConfigError
+from recurrent_mnist.compare import compare_runs
+from recurrent_mnist.errors import ConfigError, ResultsError
 from recurrent_mnist.reporting import MEASURED
 from recurrent_mnist.runs.folder import digest
 
@@ -260,3 +261,5 @@ def test_a_bench_of_both_frameworks_fills_the_same_columns(tmp_path, tiny, torch
     assert torch_environment["variants"] == ["gru-torch-seed0", "lstm-torch-seed0"]
     assert {e.get("framework") for e in events if e["event"] == "variant_end"} == {None, "torch"}
     assert any(e["event"] == "epoch_end" and e.get("framework") == "torch" for e in events)
+    with pytest.raises(ResultsError, match=r"holds rows of several frameworks .* compare runs of one framework"):
+        compare_runs([tmp_path / "run", tmp_path / "run"])  # compare matches rows by cell alone
