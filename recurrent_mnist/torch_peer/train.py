@@ -145,8 +145,9 @@ def _train(dataset: Dataset, config: TrainConfig, emit, measure: bool) -> tuple[
                 **{key: logs.get(key) for key in ("loss", "accuracy", "val_loss", "val_accuracy")},
             }
         )
-        if config.target_accuracy is not None and target_epoch is None:
-            if (logs.get("val_accuracy") or 0.0) >= config.target_accuracy:
+        val_accuracy = logs.get("val_accuracy")
+        if config.target_accuracy is not None and target_epoch is None and val_accuracy is not None:
+            if val_accuracy >= config.target_accuracy:  # training time only, as Monitor counts it
                 target_epoch, target_seconds = epoch, sum(entry["epoch_time_s"] for entry in history)
         emit(
             {
@@ -158,7 +159,7 @@ def _train(dataset: Dataset, config: TrainConfig, emit, measure: bool) -> tuple[
                 "logs": logs,
             }
         )
-        if failure or (stopper is not None and stopper.stop(model, epoch, logs.get("val_accuracy"))):
+        if failure or (stopper is not None and stopper.stop(model, epoch, val_accuracy)):
             break
     if stopper is not None:
         stopper.restore(model)
