@@ -158,7 +158,9 @@ def test_early_stopping_stops_and_restores_as_keras_does(torch):
 
 def test_the_peer_modules_load_neither_keras_nor_tensorflow():
     code = (
-        "import sys, recurrent_mnist.torch_peer, recurrent_mnist.torch_peer.worker\n"
+        "import importlib.util, sys, recurrent_mnist.torch_peer, recurrent_mnist.torch_peer.worker\n"
+        "if importlib.util.find_spec('torch'):\n"
+        "    import recurrent_mnist.torch_peer.model, recurrent_mnist.torch_peer.train\n"
         "from recurrent_mnist.training import TrainConfig, split_validation, steady_epoch_time, MemoryWatch\n"
         "TrainConfig(cell='gru')\n"
         "print([m for m in ('keras', 'tensorflow') if m in sys.modules])"
