@@ -74,7 +74,9 @@ def _cpu_flags() -> list[str]:
 def git_commit() -> str | None:
     """The commit of the source tree this package runs from, when it is a git checkout.
 
-    `<sha>-dirty` when tracked files have uncommitted changes.
+    `<sha>-dirty` when the package's source (`recurrent_mnist/`) differs from that
+    commit's: a changed or new file there. Other files (results, docs, tests) do
+    not make the code differ from the commit's.
     """
     source = _PACKAGE_DIR.parent
     try:
@@ -86,7 +88,8 @@ def git_commit() -> str | None:
             check=True,
         ).stdout.strip()
         dirty = subprocess.run(
-            ["git", "-C", str(source), "status", "--porcelain", "--untracked-files=no"],
+            # Only the package's own files: results or docs written since the commit do not change the code.
+            ["git", "-C", str(source), "status", "--porcelain", "--untracked-files=all", "--", str(_PACKAGE_DIR)],
             capture_output=True,
             text=True,
             timeout=5,

@@ -142,3 +142,17 @@ def test_the_light_modules_load_neither_keras_nor_tensorflow():
     env = {**os.environ, "RECURRENT_MNIST_DEFER_KERAS": "1"}
     done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
     assert done.stdout.strip() == "[]", done.stdout + done.stderr
+
+
+def test_files_outside_the_package_do_not_make_its_commit_dirty(tmp_path):
+    # A reference run writes results between two variants: the code that trains is still the commit's.
+    from recurrent_mnist import environment
+
+    root = Path(environment.__file__).resolve().parents[1]
+    before = environment.git_commit.__wrapped__()
+    outside = root / f"outside-the-package-{os.getpid()}.txt"
+    outside.write_text("written by a test")
+    try:
+        assert environment.git_commit.__wrapped__() == before
+    finally:
+        outside.unlink()
