@@ -55,7 +55,13 @@ def _cases():
 
 def test_the_readme_shows_every_reference_command():
     names = {case.values[1] for case in _cases()}
-    assert {"tutorial-mnist-sample", "tutorial-replay-mnist-sample", "fashion-mnist"} <= names
+    assert {
+        "tutorial-mnist-sample",
+        "tutorial-replay-mnist-sample",
+        "sample-threads-1",
+        "sample-threads-2",
+        "fashion-mnist",
+    } <= names
     assert all((REFERENCE / name).is_dir() for name in names)
 
 
