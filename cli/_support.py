@@ -27,6 +27,8 @@ class Terminated(KeyboardInterrupt):
 
 # The interruption asked for by a signal, until the command has handled it.
 _requested: type[KeyboardInterrupt] | None = None
+# Where a command ends at once on a signal (see `interruptible`): called with the exit code.
+_exit_now: Callable[[int], None] | None = None
 
 
 def install_signal_handlers() -> None:
@@ -41,6 +43,8 @@ def install_signal_handlers() -> None:
     def handler(signum, frame):
         global _requested
         _requested = Terminated if signum == signal.SIGTERM else KeyboardInterrupt
+        if _exit_now is not None:
+            _exit_now(EXIT_SIGTERM if signum == signal.SIGTERM else EXIT_SIGINT)
         raise _requested()
 
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -66,31 +70,48 @@ def interrupt_code(exc: BaseException) -> int:
 
 
 @contextlib.contextmanager
-def interruptible(view, message: str | Callable[[], str] | None = None) -> Iterator:
+def interruptible(view, message: str | Callable[[], str] | None = None, at_once: bool = False) -> Iterator:
     """Shows `view` (a rich display, or a null context) while long work runs.
 
     Ctrl-C or SIGTERM stops the work, prints `message` (what is kept, how to
     resume; a callable is asked then; default: the view's
     `interrupted_message`) and exits 130 or 143 without a traceback.
+
+    With `at_once`, a signal ends the process from its handler (display closed,
+    message out, `os._exit`), without unwinding: for work whose results are
+    written atomically as they finish (bench's variants, train's checkpoints),
+    where raising through TensorFlow's running `fit` has crashed (SIGSEGV). Without
+    it the interruption is raised, so that the work can write what it holds
+    (tune writes its trials table) before the message.
     """
-    global _requested
+    global _requested, _exit_now
     message = message or view.interrupted_message
+
+    def say_and_exit(code: int) -> None:
+        with contextlib.suppress(Exception):
+            view.__exit__(None, None, None)  # restores the cursor a live display hid
+        err_console.print(message() if callable(message) else message, highlight=False)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+
     install_signal_handlers()
+    if at_once:
+        _exit_now = say_and_exit
     try:
         with view:
             yield view
     except KeyboardInterrupt as exc:
-        err_console.print(message() if callable(message) else message, highlight=False)
         if _requested is not None:
             # A real signal: end here. Every result file is already whole (atomic writes), and the
             # interpreter's teardown beside TensorFlow's still-running input threads has crashed
             # (SIGSEGV) after a SIGTERM.
-            sys.stdout.flush()
-            sys.stderr.flush()
-            os._exit(interrupt_code(exc))
+            say_and_exit(interrupt_code(exc))
+        err_console.print(message() if callable(message) else message, highlight=False)
         raise typer.Exit(code=interrupt_code(exc)) from None
     finally:
         _requested = None
+        _exit_now = None
 
 
 def import_library():

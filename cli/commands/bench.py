@@ -98,7 +98,7 @@ def bench(
             frameworks=tuple(framework.value for framework in frameworks) if frameworks else None,
             **given,
         )
-        with interruptible(BenchProgress(console)) as view:
+        with interruptible(BenchProgress(console), at_once=True) as view:
             result = run_bench(
                 config,
                 **run,

@@ -73,7 +73,7 @@ def train(
                 )
 
         stopped = f"Interrupted: progress is kept in {output}.backup; run the same command again to resume."
-        with interruptible(contextlib.nullcontext(), stopped):
+        with interruptible(contextlib.nullcontext(), stopped, at_once=True):
             outcome = train_and_save(
                 dataset.value if dataset else settings.DATASET.default,
                 config,
