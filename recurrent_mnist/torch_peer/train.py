@@ -27,6 +27,7 @@ from recurrent_mnist.training.config import TrainConfig
 from recurrent_mnist.training.measure import (
     LATENCY_CALLS,
     MemoryWatch,
+    best_epoch,
     process_peak_rss_mb,
     steady_epoch_time,
     steady_epochs,
@@ -167,16 +168,7 @@ def _train(dataset: Dataset, config: TrainConfig, emit, measure: bool) -> tuple[
 
 
 def _row(model, dataset, config, x_train, history, failure, started, target_epoch, target_seconds, measure):
-    elapsed = 0.0
-    for entry in history:
-        elapsed += entry["epoch_time_s"]
-        entry["train_time_s"] = elapsed
-    scored = [
-        (entry["val_accuracy"], entry["epoch"])
-        for entry in history
-        if entry.get("val_accuracy") is not None and math.isfinite(entry["val_accuracy"])
-    ]
-    best_val_accuracy, best_epoch = max(scored, key=lambda pair: pair[0]) if scored else (None, None)
+    best_val_accuracy, best_val_epoch = best_epoch(history)
     steady = steady_epoch_time(history)
     row = {
         **config.columns(),
@@ -189,11 +181,11 @@ def _row(model, dataset, config, x_train, history, failure, started, target_epoc
         "status": "failed" if failure else "ok",
         "error": failure or "",
         "best_val_accuracy": best_val_accuracy,
-        "best_epoch": best_epoch,
+        "best_epoch": best_val_epoch,
         "epoch_time_s": steady,
         "steady_epochs": len(steady_epochs(history)),
         "first_epoch_s": history[0]["epoch_time_s"] if history else None,
-        "train_time_s": elapsed,
+        "train_time_s": sum(entry["epoch_time_s"] for entry in history),
         "epochs_to_target": target_epoch,
         "seconds_to_target": target_seconds,
         "started_at": started,

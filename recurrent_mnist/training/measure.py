@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import math
 import resource
 import sys
 import threading
@@ -26,6 +27,7 @@ __all__ = [
     "LATENCY_CALLS",
     "NO_STEADY_EPOCH",
     "MemoryWatch",
+    "best_epoch",
     "measure_inference",
     "measure_latency",
     "process_peak_rss_mb",
@@ -56,6 +58,21 @@ def steady_epochs(history: list[dict]) -> list[float]:
         and not entry.get("warm_up")
         and entry.get("epoch_time_s") is not None
     ]
+
+
+def best_epoch(history: list[dict]) -> tuple[float | None, int | None]:
+    """Adds each epoch's cumulative `train_time_s` to `history`, and returns the best
+    validation accuracy and its epoch (None, None without a finite one)."""
+    elapsed = 0.0
+    for entry in history:
+        elapsed += entry["epoch_time_s"]
+        entry["train_time_s"] = elapsed
+    scored = [
+        (entry["val_accuracy"], entry["epoch"])
+        for entry in history
+        if entry.get("val_accuracy") is not None and math.isfinite(entry["val_accuracy"])
+    ]
+    return max(scored, key=lambda pair: pair[0]) if scored else (None, None)
 
 
 def steady_epoch_time(history: list[dict]) -> float | None:

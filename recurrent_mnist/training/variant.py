@@ -22,6 +22,7 @@ from recurrent_mnist.training.callbacks import Checkpoint, Emit, Monitor, now, r
 from recurrent_mnist.training.config import TrainConfig
 from recurrent_mnist.training.measure import (
     MemoryWatch,
+    best_epoch,
     measure_inference,
     measure_latency,
     process_peak_rss_mb,
@@ -151,17 +152,8 @@ def _train(dataset, config, emit, measure, callbacks, keep_model, checkpoint_dir
     history_rows = earlier + monitor.history
     epoch_times = [entry["epoch_time_s"] for entry in history_rows]
     steady = steady_epochs(history_rows)
-    elapsed = 0.0
-    for entry in history_rows:
-        elapsed += entry["epoch_time_s"]
-        entry["train_time_s"] = elapsed
 
-    scored = [
-        (entry["val_accuracy"], entry["epoch"])
-        for entry in history_rows
-        if entry.get("val_accuracy") is not None and math.isfinite(entry["val_accuracy"])
-    ]
-    best_val_accuracy, best_epoch = max(scored, key=lambda pair: pair[0]) if scored else (None, None)
+    best_val_accuracy, best_val_epoch = best_epoch(history_rows)
     row = {
         **config.columns(),
         "framework": framework_name(),
@@ -173,7 +165,7 @@ def _train(dataset, config, emit, measure, callbacks, keep_model, checkpoint_dir
         "status": "failed" if monitor.failure else "ok",
         "error": monitor.failure or "",
         "best_val_accuracy": best_val_accuracy,
-        "best_epoch": best_epoch,
+        "best_epoch": best_val_epoch,
         "epoch_time_s": steady_epoch_time(history_rows),
         "steady_epochs": len(steady),
         "first_epoch_s": epoch_times[0] if epoch_times else None,
