@@ -24,7 +24,7 @@ for part in "$@"; do
     tutorial)
         rm -rf results/reference/tutorial-replay-mnist-sample
         python benchmarks/tutorial_replay.py --dataset mnist-sample
-        recurrent-mnist bench --preset tutorial --dataset mnist-sample --seeds 0 1 2 \
+        recurrent-mnist bench --preset tutorial --dataset mnist-sample --seeds 0 1 2 --threads 2 \
             --results-dir results/reference --run-name tutorial-mnist-sample --fresh
         ;;
     threads)

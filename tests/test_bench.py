@@ -354,7 +354,7 @@ def test_each_cell_trains_with_its_best_trial_from_a_search(tmp_path, small_samp
             },
         },
     )
-    config = BenchConfig.from_options(from_tune=tuned, **{**TINY, "units": None, "batch_size": None})
+    config = BenchConfig.from_options(from_tune=tuned, **{**TINY, "units": None, "batch_size": None, "epochs": 1})
     assert config.cells == ("gru", "lstm")
     result = run(tmp_path, config, small_sample)
     runs = result.runs.set_index("cell")

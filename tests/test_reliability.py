@@ -95,10 +95,10 @@ def test_interrupted_train_resumes_from_its_last_epoch(tmp_path, tiny_data_dir):
     output = tmp_path / "model.keras"
     # Enough epochs that the signal, handled when a 50-step execution returns, arrives mid-training.
     args = ["train", "--cell", "gru", "--dataset", "mnist", "--data-dir", tiny_data_dir, "--units", "8"]
-    args += ["--epochs", "200", "--batch-size", "64", "--output", output]
+    args += ["--epochs", "80", "--batch-size", "64", "--output", output]
     backup = tmp_path / "model.keras.backup"
     with start(*args, cwd=tmp_path) as process:
-        read_line_containing(process, "epoch 1/200")
+        read_line_containing(process, "epoch 1/80")
         wait_for(lambda: (backup / "state.json").exists(), process=process)  # the checkpoint of epoch 1
         process.send_signal(signal.SIGINT)
         process.wait(timeout=60)
@@ -111,9 +111,9 @@ def test_interrupted_train_resumes_from_its_last_epoch(tmp_path, tiny_data_dir):
 
     rerun = run(*args, cwd=tmp_path)
     assert rerun.returncode == 0, rerun.stderr
-    assert "epoch 1/200" not in rerun.stdout  # resumed: the first epoch was not trained again
+    assert "epoch 1/80" not in rerun.stdout  # resumed: the first epoch was not trained again
     history = pd.read_csv(tmp_path / "model.history.csv")
-    assert history["epoch"].tolist()[-1] == 200 and history["epoch"].is_unique
+    assert history["epoch"].tolist()[-1] == 80 and history["epoch"].is_unique
     assert output.exists() and not (tmp_path / "model.keras.backup").exists()
 
 
