@@ -365,16 +365,12 @@ def run_record(args: argparse.Namespace, impl: str) -> dict:
     }
 
 
-def keras_worker(args: argparse.Namespace, impl: str) -> dict:
-    """Trains through `recurrent_mnist.training.train_variant`: the figure the bench reports."""
-    configure_tensorflow(args.threads, impl)
-    import keras
+def train_config(args: argparse.Namespace, cell: str, **options):
+    """The training configuration of one run of this script: the same for every framework but the cell."""
+    from recurrent_mnist.training.config import TrainConfig  # no Keras: the PyTorch worker uses it too
 
-    from recurrent_mnist.training import TrainConfig, train_variant
-
-    data = load_subset(args)
-    config = TrainConfig(
-        cell=KERAS_CELL_NAMES[impl][args.cell],
+    return TrainConfig(
+        cell=cell,
         units=args.units,
         batch_size=args.batch,
         epochs=args.epochs,
@@ -382,8 +378,19 @@ def keras_worker(args: argparse.Namespace, impl: str) -> dict:
         validation_split=0.0,
         seed=args.seed,
         threads=args.threads,
-        **KERAS_OPTIONS.get(impl, {}),
+        **options,
     )
+
+
+def keras_worker(args: argparse.Namespace, impl: str) -> dict:
+    """Trains through `recurrent_mnist.training.train_variant`: the figure the bench reports."""
+    configure_tensorflow(args.threads, impl)
+    import keras
+
+    from recurrent_mnist.training import train_variant
+
+    data = load_subset(args)
+    config = train_config(args, KERAS_CELL_NAMES[impl][args.cell], **KERAS_OPTIONS.get(impl, {}))
     result = train_variant(data, config, measure=True, keep_model=True)
     row = result.row
     epoch_times = [float(entry["epoch_time_s"]) for entry in result.history]
@@ -421,7 +428,6 @@ def torch_worker(args: argparse.Namespace) -> dict:
     torch = import_torch(args.threads)
     from recurrent_mnist.datasets import Dataset
     from recurrent_mnist.torch_peer.train import train_peer
-    from recurrent_mnist.training.config import TrainConfig
 
     with np.load(args.data_file) as arrays:
         x_train, y_train, x_test, y_test = (arrays[k] for k in ("x_train", "y_train", "x_test", "y_test"))
@@ -437,16 +443,7 @@ def torch_worker(args: argparse.Namespace) -> dict:
         sha256="",
         class_names=tuple(str(label) for label in range(num_classes)),
     )
-    config = TrainConfig(
-        cell=args.cell,
-        units=args.units,
-        batch_size=args.batch,
-        epochs=args.epochs,
-        learning_rate=LEARNING_RATE,
-        validation_split=0.0,
-        seed=args.seed,
-        threads=args.threads,
-    )
+    config = train_config(args, args.cell)
     row, history = train_peer(data, config, measure=True)
     return {
         **run_record(args, "torch"),

@@ -88,3 +88,18 @@ def keras_home(tmp_path, monkeypatch):
     monkeypatch.setenv("KERAS_HOME", str(home))
     monkeypatch.setattr(sources, "keras_cache_dirs", lambda: [home / "datasets"])
     return home
+
+
+@pytest.fixture
+def refusals(monkeypatch):
+    """Why each call of a fast layer left the fast path (None where it took it), in call order."""
+    from recurrent_mnist.fast_rnn import fast_path_refusal, layers
+
+    seen = []
+
+    def record(*args, **kwargs):
+        seen.append(fast_path_refusal(*args, **kwargs))
+        return seen[-1]
+
+    monkeypatch.setattr(layers, "fast_path_refusal", record)
+    return seen

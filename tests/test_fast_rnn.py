@@ -19,7 +19,6 @@ from recurrent_mnist.fast_rnn import (
     FastSimpleRNN,
     driver,
     fallback,
-    fast_path_refusal,
     layers,
     resolve_parallel_chains,
 )
@@ -57,19 +56,6 @@ def form(request, monkeypatch):
 def chains(monkeypatch):
     """Lets the fast layers cut the batch into chains however small: `parallel_chains` then decides alone."""
     monkeypatch.setattr(driver, "MIN_CHAIN_ROWS", 1)
-
-
-@pytest.fixture
-def refusals(monkeypatch):
-    """Every reason `fast_path_refusal` gives (None where the fast path runs), in call order."""
-    seen = []
-
-    def record(*args, **kwargs):
-        seen.append(fast_path_refusal(*args, **kwargs))
-        return seen[-1]
-
-    monkeypatch.setattr(layers, "fast_path_refusal", record)
-    return seen
 
 
 def _data(batch=5, steps=7, feat=6, seed=0):

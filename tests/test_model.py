@@ -270,21 +270,6 @@ def test_mixed_precision_keeps_float32_logits(images):
     assert {layer.compute_dtype for layer in model.recurrent_layers} == {"bfloat16"}  # the model's policy
 
 
-@pytest.fixture
-def refusals(monkeypatch):
-    """Why each call of a fast layer left the fast path (None where it took it), in call order."""
-    from recurrent_mnist.fast_rnn import fast_path_refusal, layers
-
-    seen = []
-
-    def record(*args, **kwargs):
-        seen.append(fast_path_refusal(*args, **kwargs))
-        return seen[-1]
-
-    monkeypatch.setattr(layers, "fast_path_refusal", record)
-    return seen
-
-
 @pytest.mark.parametrize(
     ("policy", "logits_atol", "update_rtol"), [("mixed_bfloat16", 3e-2, 5e-2), ("mixed_float16", 3e-3, 1e-2)]
 )
