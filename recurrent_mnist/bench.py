@@ -470,18 +470,9 @@ def mixed_fields(environments: list[dict]) -> list[str]:
     return sorted(differing)
 
 
-def _flatten(value, prefix: str = "") -> dict:
-    if isinstance(value, dict):
-        flat = {}
-        for key, item in value.items():
-            flat.update(_flatten(item, f"{prefix}{key}."))
-        return flat
-    return {prefix[:-1]: value}
-
-
 def differing_fields(items: list[dict]) -> list[str]:
     """The dotted names of the fields whose values are not the same in all `items` (nested dicts flattened)."""
-    flat = [_flatten(item) for item in items]
+    flat = [records.flatten(item) for item in items]
     names = sorted(set().union(*flat)) if flat else []
     return [name for name in names if len({json.dumps(f.get(name), sort_keys=True) for f in flat}) > 1]
 

@@ -27,6 +27,7 @@ from recurrent_mnist.bench import BenchFolder
 from recurrent_mnist.errors import ConfigError, ResultsError
 from recurrent_mnist.runs.atomic import atomic_write_text
 from recurrent_mnist.runs.folder import digest, os_message
+from recurrent_mnist.runs.records import flatten
 from recurrent_mnist.stats import summarize, welch
 
 __all__ = [
@@ -209,15 +210,14 @@ def _read_json(path: Path):
 
 
 def _flatten(value, prefix: str) -> dict[str, str]:
-    """Nested dicts as dotted names; every leaf as text (lists as compact JSON)."""
-    if isinstance(value, dict):
-        flat = {}
-        for key, inner in value.items():
-            flat.update(_flatten(inner, f"{prefix}.{key}" if prefix else str(key)))
-        return flat
+    """Nested dicts as dotted names (`runs.records.flatten`); every leaf as text (lists as compact JSON)."""
+    return {name: _text(leaf) for name, leaf in flatten(value, prefix).items()}
+
+
+def _text(value) -> str:
     if isinstance(value, (list, tuple)):
-        return {prefix: json.dumps(value, separators=(",", " "))}
-    return {prefix: "–" if value is None else settings.format_number(value)}
+        return json.dumps(value, separators=(",", " "))
+    return "–" if value is None else settings.format_number(value)
 
 
 def _fields(path: Path, label: str, notes: list[str]) -> dict[str, str]:

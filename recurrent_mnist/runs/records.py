@@ -17,7 +17,7 @@ from pathlib import Path
 
 from recurrent_mnist.runs.atomic import atomic_write_json
 
-__all__ = ["now", "read_record", "read_records", "write_record"]
+__all__ = ["flatten", "now", "read_record", "read_records", "write_record"]
 
 
 def now() -> str:
@@ -51,3 +51,13 @@ def read_records(folder: str | os.PathLike) -> list[dict]:
     """Every readable record in `folder`, in file-name order."""
     records = (read_record(path) for path in sorted(Path(folder).glob("*.json")))
     return [record for record in records if record is not None]
+
+
+def flatten(value, prefix: str = "") -> dict:
+    """Nested dicts as one dict of dotted names (`{"cpu": {"model": m}}` -> `{"cpu.model": m}`), leaves as they are."""
+    if not isinstance(value, dict):
+        return {prefix: value}
+    flat = {}
+    for key, item in value.items():
+        flat.update(flatten(item, f"{prefix}.{key}" if prefix else str(key)))
+    return flat
