@@ -5,6 +5,9 @@
 #   benchmarks/reference.sh tutorial   # the TF1 tutorial replay and bench on the embedded sample (~15 min on 2 cores)
 #   benchmarks/reference.sh threads    # one thread against two, compared with `recurrent-mnist compare` (~8 min)
 #   benchmarks/reference.sh fashion    # Fashion-MNIST, three cells, three seeds (about an hour on 2 cores)
+#   benchmarks/reference.sh matched    # Fashion-MNIST, the three cells at equal parameter counts (~12 min)
+#   benchmarks/reference.sh frameworks # Fashion-MNIST, Keras and PyTorch cells in one table (needs ".[torch]"; ~20 min)
+#   benchmarks/reference.sh tuned      # a search on the sample, then each cell at its best trial (~10 min)
 #   benchmarks/reference.sh speed      # results/speed: against PyTorch (needs pip install -e ".[torch]"; hours)
 #
 # Run it with nothing else on the machine. An existing folder is discarded first
@@ -16,7 +19,7 @@ if [ -n "$(git status --porcelain --untracked-files=no)" ]; then
     echo "error: the tree has uncommitted changes; commit them first, so the results name one commit" >&2
     exit 2
 fi
-[ $# -gt 0 ] || { echo "usage: $0 tutorial|threads|fashion|speed ..." >&2; exit 2; }
+[ $# -gt 0 ] || { echo "usage: $0 tutorial|threads|fashion|matched|frameworks|tuned|speed ..." >&2; exit 2; }
 export TF_CPP_MIN_LOG_LEVEL=2
 
 for part in "$@"; do
@@ -42,8 +45,23 @@ for part in "$@"; do
         ;;
     fashion)
         recurrent-mnist bench --dataset fashion-mnist --cells lstm gru simple_rnn --seeds 0 1 2 \
-            --units 128 --bidirectional --epochs 40 --early-stopping 5 \
+            --units 128 --bidirectional --epochs 40 --early-stopping 5 --threads 2 \
             --results-dir results/reference --run-name fashion-mnist --fresh
+        ;;
+    matched)
+        recurrent-mnist bench --dataset fashion-mnist --cells lstm gru simple_rnn --units 64 --match-params \
+            --seeds 0 1 2 --epochs 10 --threads 2 --results-dir results/reference --run-name fashion-matched --fresh
+        ;;
+    frameworks)
+        recurrent-mnist bench --dataset fashion-mnist --cells lstm gru simple_rnn --frameworks keras torch \
+            --units 64 --seeds 0 1 2 --epochs 4 --threads 2 --results-dir results/reference \
+            --run-name fashion-keras-torch --fresh
+        ;;
+    tuned)
+        recurrent-mnist tune --dataset mnist-sample --cells lstm gru simple_rnn --max-trials 9 --max-epochs 4 \
+            --seed 0 --threads 2 --results-dir results/reference --run-name tune-sample --fresh
+        recurrent-mnist bench --from-tune results/reference/tune-sample --dataset mnist-sample --seeds 0 1 2 \
+            --epochs 4 --threads 2 --results-dir results/reference --run-name sample-from-tune --fresh
         ;;
     speed)
         python benchmarks/vs_pytorch.py --threads 2 --rounds 2 --name vs_pytorch
@@ -52,7 +70,7 @@ for part in "$@"; do
             --name lstm_100x50_2threads_5rounds
         ;;
     *)
-        echo "error: unknown part '$part'; choose tutorial, threads, fashion or speed" >&2
+        echo "error: unknown part '$part'; choose tutorial, threads, fashion, matched, frameworks, tuned or speed" >&2
         exit 2
         ;;
     esac
