@@ -139,12 +139,12 @@ def test_threads_are_part_of_a_runs_identity_and_of_every_row(tmp_path, small_sa
 
 
 def test_a_run_trained_by_other_code_is_refused_naming_both_commits(tmp_path, small_sample, monkeypatch):
-    from recurrent_mnist import bench
+    from recurrent_mnist.bench import runner
 
     run(tmp_path, BenchConfig.from_options(cells=("simple_rnn",), **TINY), small_sample)
     ours = code_identity()
     theirs = {**ours, "source_sha256": "f" * 64, "git_commit": "b" * 40, "git_dirty": False}
-    monkeypatch.setattr(bench, "code_identity", lambda imports=(): theirs)
+    monkeypatch.setattr(runner, "code_identity", lambda imports=(): theirs)
     record = next((tmp_path / "run" / "variants").glob("*.json")).read_bytes()
     here = "commit bbbbbbbb (source ffffffff)"
     there = f"commit {ours['git_commit'][:8]}" if ours["git_commit"] else "no git checkout"

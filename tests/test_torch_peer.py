@@ -15,7 +15,8 @@ import pandas as pd
 import pytest
 
 from recurrent_mnist import torch_peer
-from recurrent_mnist.bench import BenchConfig, _variant_key, run_bench
+from recurrent_mnist.bench import BenchConfig, run_bench
+from recurrent_mnist.bench.folder import variant_key
 from recurrent_mnist.compare import compare_runs
 from recurrent_mnist.errors import ConfigError, ResultsError
 from recurrent_mnist.reporting import MEASURED
@@ -175,8 +176,8 @@ def test_keras_only_runs_keep_their_identity_and_keys():
     assert config.frameworks == ("keras",) and "frameworks" not in config.shared()
     variant = config.variants()[0]
     before = digest({"shared": config.shared(), "dataset": "abc", "cell": variant.cell, "seed": variant.seed})
-    assert _variant_key(config.shared(), "abc", variant) == before  # the key a run had before frameworks
-    assert _variant_key(config.shared(), "abc", variant, "torch") != before
+    assert variant_key(config.shared(), "abc", variant) == before  # the key a run had before frameworks
+    assert variant_key(config.shared(), "abc", variant, "torch") != before
 
 
 def test_frameworks_join_the_identity_only_when_not_the_default(monkeypatch):
