@@ -14,6 +14,15 @@ def test_every_package_is_listed_in_pyproject():
     assert config["package-dir"]["recurrent_mnist_cli"] == "cli"
 
 
+def test_every_module_is_short_and_every_package_says_what_it_holds():
+    # The layout tells the architecture (README, Architecture): a module that outgrows this is split.
+    modules = [*(ROOT / "recurrent_mnist").rglob("*.py"), *(ROOT / "cli").rglob("*.py")]
+    long = {str(m.relative_to(ROOT)): n for m in modules if (n := len(m.read_text().splitlines())) > 450}
+    assert not long, f"split these modules: {long}"
+    for init in [m for m in modules if m.name == "__init__.py"]:
+        assert init.read_text().lstrip().startswith('"""'), f"{init.relative_to(ROOT)} has no docstring"
+
+
 def test_the_embedded_sample_is_package_data():
     patterns = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]
     assert "data/mnist-sample/*" in patterns["recurrent_mnist"]
