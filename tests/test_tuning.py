@@ -436,6 +436,26 @@ def test_a_run_folder_resumes_only_the_same_search(tmp_path, small):
     assert json.loads((tmp_path / "run" / "search.json").read_text())["config"]["cells"] == ["lstm"]
 
 
+def test_a_finished_search_reruns_under_other_code_and_trains_nothing(tmp_path, small, monkeypatch):
+    from recurrent_mnist.environment import code_identity
+    from recurrent_mnist.tuning import search
+
+    config = TuneConfig(cells=("gru",), max_trials=1, seed=1, **TINY)
+    run_search(config, results_dir=tmp_path, run_name="run", dataset=small)
+    folder = tmp_path / "run"
+    kept = {name: (folder / name).read_bytes() for name in ("trials.csv", "best_model.keras", "environment.json")}
+    theirs = {**code_identity(), "source_sha256": "f" * 64, "git_commit": "b" * 40, "git_dirty": False}
+    monkeypatch.setattr(search, "code_identity", lambda imports=(): theirs)
+    # Nothing left to run: the tables are rebuilt, the model and the environment that made them kept.
+    again = run_search(config, results_dir=tmp_path, run_name="run", dataset=small)
+    assert (again.ran, again.kept) == (0, 1)
+    assert {name: (folder / name).read_bytes() for name in kept} == kept
+    # With the best model gone there is something to train again, and other code may not.
+    (folder / "best_model.keras").unlink()
+    with pytest.raises(ResultsError, match="trained by other code"):
+        run_search(config, results_dir=tmp_path, run_name="run", dataset=small)
+
+
 def test_a_chief_hands_a_dead_workers_trial_on_and_ends_when_no_live_worker_is_left(tmp_path):
     import fcntl
 

@@ -126,19 +126,38 @@ def run_search(
                 folder.discard()
             code = code_identity(imports)
             folder.check_config(config.identity(), dataset.sha256, code=code)
-            folder.check_code(code)
-            atomic_write_json(
-                folder.path / "environment.json",
-                environment_info(command, dataset=dataset.describe(), config=config.to_dict(), role=role),
-            )
-            return _run_oracle(config, dataset, folder, role, tensorboard_dir, emit, retrain_best)
+
+            def about_to_train() -> None:
+                # Trials or a retrained model from other code would mix versions in one search; a
+                # search with nothing left to run is only rebuilt, whatever code reads it.
+                folder.check_code(code)
+                atomic_write_json(
+                    folder.path / "environment.json",
+                    environment_info(command, dataset=dataset.describe(), config=config.to_dict(), role=role),
+                )
+
+            return _run_oracle(config, dataset, folder, role, tensorboard_dir, emit, retrain_best, about_to_train)
 
 
-def _run_oracle(config, dataset, folder, role: str, tensorboard_dir, emit: Progress, retrain: bool) -> TuneResult:
+def _search_done(oracle, folder: _SearchFolder) -> bool:
+    """Whether a run would train nothing: every trial of the budget ended, and the best one is retrained."""
+    if not oracle.max_trials or len(oracle.end_order) < oracle.max_trials:
+        return False
+    with contextlib.suppress(OSError, ValueError):
+        best = json.loads((folder.path / "best_hyperparameters.json").read_text())
+        return bool(best.get("model")) and (folder.path / best["model"]).exists()
+    return False
+
+
+def _run_oracle(
+    config, dataset, folder, role: str, tensorboard_dir, emit: Progress, retrain: bool, about_to_train
+) -> TuneResult:
     args, kwargs = _search_arguments(config, dataset, tensorboard_dir)
     tuner = _make_tuner(config, dataset, folder, len(args[0]), emit)
     oracle = tuner.oracle
     kept = len(oracle.end_order)
+    if not _search_done(oracle, folder):
+        about_to_train()
     write_lock = threading.Lock()
 
     def write_trials(final: bool = False) -> pd.DataFrame:
