@@ -17,7 +17,8 @@ from pathlib import Path
 import pandas as pd
 
 from recurrent_mnist import reporting
-from recurrent_mnist.environment import FRAMEWORK_FIELDS, describe_code
+from recurrent_mnist.bench.contrasts import framework_contrasts, rank_contrasts
+from recurrent_mnist.environment import FRAMEWORK_FIELDS, code_identity, describe_code
 from recurrent_mnist.errors import ResultsError
 from recurrent_mnist.runs import records
 from recurrent_mnist.runs.atomic import atomic_write_json
@@ -130,6 +131,9 @@ def write_tables(folder: BenchFolder) -> BenchResult:
         notes.append("Configuration: " + ", ".join(f"{k}={v}" for k, v in identity["config"].items()) + ".")
     if identity.get("code"):
         notes.append(f"Code: {describe_code(identity['code'])}.")
+        current = code_identity()
+        if current["source_sha256"] != identity["code"].get("source_sha256"):
+            notes.append(f"Tables rebuilt from the variant records by {describe_code(current)}.")
     sizes = _sizes(runs)
     if (identity.get("config") or {}).get("match_params"):
         notes.append(
@@ -165,6 +169,7 @@ def write_tables(folder: BenchFolder) -> BenchResult:
     if len(failed):
         reasons = "; ".join(f"{_row_label(r)}: {r['error']}" for r in failed.to_dict("records"))
         notes.append(f"{len(failed)} variant(s) failed: {reasons}.")
+    notes += [section for section in (rank_contrasts(summary, runs), framework_contrasts(runs)) if section]
     title = f"Recurrent cells compared: {folder.path.name}"
     files = reporting.write_tables(folder.path, runs, summary, history, title, notes)
     files.insert(0, folder.path / "environment.json")
