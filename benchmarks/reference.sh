@@ -4,9 +4,9 @@
 #
 #   benchmarks/reference.sh tutorial   # the TF1 tutorial replay and bench on the embedded sample (~15 min on 2 cores)
 #   benchmarks/reference.sh threads    # one thread against two, compared with `recurrent-mnist compare` (~8 min)
-#   benchmarks/reference.sh fashion    # Fashion-MNIST, three cells, three seeds (about an hour on 2 cores)
-#   benchmarks/reference.sh matched    # Fashion-MNIST, the three cells at equal parameter counts (~12 min)
-#   benchmarks/reference.sh frameworks # Fashion-MNIST, Keras and PyTorch cells in one table (needs ".[torch]"; ~20 min)
+#   benchmarks/reference.sh fashion    # Fashion-MNIST, three cells, three seeds, to convergence (~25 min)
+#   benchmarks/reference.sh matched    # Fashion-MNIST, the three cells at equal parameter counts, to convergence (~15 min)
+#   benchmarks/reference.sh frameworks # Fashion-MNIST, Keras and PyTorch cells in one table (needs ".[torch]"; ~7 min)
 #   benchmarks/reference.sh tuned      # a search on the sample, then each cell at its best trial (~10 min)
 #   benchmarks/reference.sh speed      # results/speed: against PyTorch (needs pip install -e ".[torch]"; hours)
 #
@@ -50,7 +50,8 @@ for part in "$@"; do
         ;;
     matched)
         recurrent-mnist bench --dataset fashion-mnist --cells lstm gru simple_rnn --units 64 --match-params \
-            --seeds 0 1 2 --epochs 10 --threads 2 --results-dir results/reference --run-name fashion-matched --fresh
+            --seeds 0 1 2 --epochs 40 --early-stopping 5 --threads 2 --results-dir results/reference \
+            --run-name fashion-matched --fresh
         ;;
     frameworks)
         recurrent-mnist bench --dataset fashion-mnist --cells lstm gru simple_rnn --frameworks keras torch \
