@@ -144,6 +144,19 @@ def test_one_model_reads_rank_3_and_4_uint8_and_float_in_any_order():
     assert model.predict(x[:, :3], verbose=0).shape == model.predict(x[:, :4, :, None], verbose=0).shape == (8, 10)
 
 
+@pytest.mark.parametrize("cell", CELLS)
+def test_serve_gives_predicts_logits_for_one_image_and_any_batch_without_dropout(cell):
+    model = RowSequenceClassifier(cell, units=8, num_layers=2, dropout=0.5)
+    x = _rows()
+    reference = model.predict(x, verbose=0)
+    for rows, batch in ((0, x[:1]), (1, x[1:2]), (slice(None), x), (slice(None), x[..., None].astype("float32"))):
+        logits = model.serve(batch)
+        assert isinstance(logits, np.ndarray) and logits.shape == (len(batch), 10)
+        np.testing.assert_allclose(logits, reference[rows].reshape(len(batch), 10), rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match=re.escape("Received: images.shape=(8, 5)")):
+        model.serve(x[:, 0])
+
+
 def test_fit_and_evaluate_mix_ranks():
     model = RowSequenceClassifier("lstm", units=4)
     model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
