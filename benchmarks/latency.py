@@ -1,0 +1,185 @@
+"""Single-image latency: the calls a user would make, Keras against PyTorch, measured side by side.
+
+For each cell and size, one image (uint8, 28 x 28) at a time, logits back as
+numpy, p50 and p95 of `--calls` calls after a warm-up, through:
+
+- `predict_on_batch`: `RowSequenceClassifier.predict_on_batch`, Keras's own call
+  for one batch (what `bench`'s `latency_ms_*` columns measured before `serve`);
+- `serve`: `RowSequenceClassifier.serve`, the model called in a `tf.function`
+  compiled with XLA, none of Keras's per-call machinery;
+- `torch`: the PyTorch peer (`recurrent_mnist.torch_peer.PeerClassifier`) called
+  eagerly under `torch.inference_mode()`, as `bench --frameworks torch` measures it.
+
+Each implementation runs in a process of its own with `--threads` threads
+(TensorFlow as `bench --threads` sets it; PyTorch `set_num_threads`), in
+interleaved rounds with the order rotated each round; a round's figure is the
+p50 of its calls, the table's the median over rounds. Untrained weights: the
+arithmetic of one call does not depend on them. Writes `<name>.json` and
+`<name>.md` under `--results-dir` (default `results/speed`).
+
+    python benchmarks/latency.py --threads 1 --rounds 3 --name latency_1thread
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+ROOT = Path(__file__).resolve().parents[1]
+IMPLS = ("predict_on_batch", "serve", "torch")
+CELLS = ("lstm", "gru", "simple_rnn")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--cells", nargs="+", choices=CELLS, default=list(CELLS))
+    parser.add_argument("--units", nargs="+", type=int, default=[100, 128])
+    parser.add_argument("--impls", nargs="+", choices=IMPLS, default=list(IMPLS))
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--calls", type=int, default=200)
+    parser.add_argument("--results-dir", type=Path, default=ROOT / "results" / "speed")
+    parser.add_argument("--name", default="latency")
+    parser.add_argument("--worker", choices=IMPLS, help=argparse.SUPPRESS)
+    return parser.parse_args(argv)
+
+
+def _percentiles(call, images, calls: int) -> tuple[float, float]:
+    for i in range(10):
+        call(images[i : i + 1])
+    times = []
+    for i in range(calls):
+        image = images[i % len(images) : i % len(images) + 1]
+        started = time.perf_counter()
+        call(image)
+        times.append((time.perf_counter() - started) * 1000.0)
+    times.sort()
+    return times[len(times) // 2], times[int(len(times) * 0.95)]
+
+
+def worker(args: argparse.Namespace) -> list[dict]:
+    import numpy as np
+
+    images = np.random.default_rng(0).integers(0, 256, size=(64, 28, 28), dtype=np.uint8)
+    found = []
+    if args.worker == "torch":
+        import torch
+
+        from recurrent_mnist.torch_peer.model import PeerClassifier
+        from recurrent_mnist.torch_peer.train import set_threads
+
+        set_threads(args.threads)
+        for cell in args.cells:
+            for units in args.units:
+                model = PeerClassifier(cell, features=28, units=units).eval()
+
+                def call(image, model=model):
+                    with torch.inference_mode():
+                        return model(torch.from_numpy(image)).numpy()
+
+                found.append(
+                    {
+                        "cell": cell,
+                        "units": units,
+                        **dict(zip(("p50", "p95"), _percentiles(call, images, args.calls), strict=True)),
+                    }
+                )
+        return found
+    from recurrent_mnist.environment import limit_threads
+
+    limit_threads(args.threads)
+    from recurrent_mnist.model import RowSequenceClassifier
+
+    for cell in args.cells:
+        for units in args.units:
+            model = RowSequenceClassifier(cell, units=units, parallel_chains=args.threads)
+            model(images[:1])
+            call = model.serve if args.worker == "serve" else model.predict_on_batch
+            found.append(
+                {
+                    "cell": cell,
+                    "units": units,
+                    **dict(zip(("p50", "p95"), _percentiles(call, images, args.calls), strict=True)),
+                }
+            )
+    return found
+
+
+def markdown(rows: list[dict], header: dict) -> str:
+    lines = [
+        f"# Single-image latency ({header['name']})",
+        "",
+        f"- command: `{header['command']}`",
+        f"- code: {header['code']}; CPU: {header['cpu']}; threads: {header['threads']} per implementation",
+        f"- p50 of {header['calls']} calls per round, median over {header['rounds']} interleaved rounds "
+        "(p95 likewise), in milliseconds; one uint8 image in, logits out as numpy",
+        "",
+        "| cell | units | " + " | ".join(f"{impl} p50 (p95)" for impl in header["impls"]) + " | serve / torch |",
+        "| --- | ---: | " + " | ".join("---:" for _ in header["impls"]) + " | ---: |",
+    ]
+    for row in rows:
+        cells = [f"{row[impl]['p50']:.3f} ({row[impl]['p95']:.3f})" if impl in row else "–" for impl in header["impls"]]
+        ratio = f"{row['serve']['p50'] / row['torch']['p50']:.2f}" if "serve" in row and "torch" in row else "–"
+        lines.append(f"| {row['cell']} | {row['units']} | " + " | ".join(cells) + f" | {ratio} |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.worker:
+        print(json.dumps(worker(args)))
+        return 0
+    from recurrent_mnist.environment import code_identity, cpu_model, describe_code
+
+    runs: dict[str, list[list[dict]]] = {impl: [] for impl in args.impls}
+    for round_index in range(args.rounds):
+        order = args.impls[round_index % len(args.impls) :] + args.impls[: round_index % len(args.impls)]
+        for impl in order:
+            print(f"round {round_index + 1}/{args.rounds}: {impl} ...", flush=True)
+            command = [sys.executable, __file__, "--worker", impl, "--threads", str(args.threads)]
+            command += ["--calls", str(args.calls), "--cells", *args.cells, "--units", *map(str, args.units)]
+            done = subprocess.run(command, capture_output=True, text=True)
+            if done.returncode != 0:
+                print(done.stderr[-3000:], file=sys.stderr)
+                return 1
+            runs[impl].append(json.loads(done.stdout.strip().splitlines()[-1]))
+    rows = []
+    for index, first in enumerate(runs[args.impls[0]][0]):
+        row = {"cell": first["cell"], "units": first["units"]}
+        for impl, rounds in runs.items():
+            row[impl] = {q: statistics.median(r[index][q] for r in rounds) for q in ("p50", "p95")}
+            row[impl]["rounds_p50"] = [r[index]["p50"] for r in rounds]
+        rows.append(row)
+    code = code_identity()
+    header = {
+        "name": args.name,
+        "command": " ".join(["python", "benchmarks/latency.py", *(argv if argv is not None else sys.argv[1:])]),
+        "code": describe_code(code),
+        "cpu": cpu_model(),
+        "threads": args.threads,
+        "calls": args.calls,
+        "rounds": args.rounds,
+        "impls": list(args.impls),
+    }
+    args.results_dir.mkdir(parents=True, exist_ok=True)
+    texts = {".json": json.dumps({**header, "code_identity": code, "rows": rows}, indent=2) + "\n"}
+    texts[".md"] = markdown(rows, header)
+    for suffix, text in texts.items():
+        path = args.results_dir / f"{args.name}{suffix}"
+        partial = path.with_name(path.name + ".partial")
+        partial.write_text(text)
+        partial.replace(path)
+    print(texts[".md"])
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
