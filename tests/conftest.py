@@ -103,26 +103,3 @@ def refusals(monkeypatch):
 
     monkeypatch.setattr(layers, "fast_path_refusal", record)
     return seen
-
-
-# The modules whose tests take longest (subprocesses, real searches), run first: pytest-xdist hands out
-# tests in collection order, so the two workers end on short tests together instead of one waiting for
-# the other's last long test. Within a module the order is unchanged (its fixtures are set up once).
-HEAVY_MODULES_FIRST = (
-    "test_reliability.py",
-    "test_tuning.py",
-    "test_tune_reliability.py",
-    "test_backends.py",
-    "test_bench.py",
-    "test_saving.py",
-    "test_distribute.py",
-    "test_reference.py",
-)
-
-
-def pytest_collection_modifyitems(config, items):
-    def weight(item) -> int:
-        name = item.path.name
-        return HEAVY_MODULES_FIRST.index(name) if name in HEAVY_MODULES_FIRST else len(HEAVY_MODULES_FIRST)
-
-    items.sort(key=weight)
