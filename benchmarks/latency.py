@@ -7,6 +7,9 @@ numpy, p50 and p95 of `--calls` calls after a warm-up, through:
   for one batch (what `bench`'s `latency_ms_*` columns measured before `serve`);
 - `serve`: `RowSequenceClassifier.serve`, the model called in a `tf.function`
   compiled with XLA, none of Keras's per-call machinery;
+- `serve-stock`: `serve` on the plain Keras layer of the same cell (the registered
+  `keras_lstm`, `keras_gru`, `keras_simple_rnn`): the same weights and function,
+  without the fast path, as XLA compiles it;
 - `torch`: the PyTorch peer (`recurrent_mnist.torch_peer.PeerClassifier`) called
   eagerly under `torch.inference_mode()`, as `bench --frameworks torch` measures it.
 
@@ -34,7 +37,8 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 ROOT = Path(__file__).resolve().parents[1]
-IMPLS = ("predict_on_batch", "serve", "torch")
+IMPLS = ("predict_on_batch", "serve", "serve-stock", "torch")
+DEFAULT_IMPLS = ("predict_on_batch", "serve", "torch")
 CELLS = ("lstm", "gru", "simple_rnn")
 
 
@@ -42,7 +46,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--cells", nargs="+", choices=CELLS, default=list(CELLS))
     parser.add_argument("--units", nargs="+", type=int, default=[100, 128])
-    parser.add_argument("--impls", nargs="+", choices=IMPLS, default=list(IMPLS))
+    parser.add_argument("--impls", nargs="+", choices=IMPLS, default=list(DEFAULT_IMPLS))
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--calls", type=int, default=200)
@@ -100,9 +104,10 @@ def worker(args: argparse.Namespace) -> list[dict]:
 
     for cell in args.cells:
         for units in args.units:
-            model = RowSequenceClassifier(cell, units=units, parallel_chains=args.threads)
+            name = f"keras_{cell}" if args.worker == "serve-stock" else cell
+            model = RowSequenceClassifier(name, units=units, parallel_chains=args.threads)
             model(images[:1])
-            call = model.serve if args.worker == "serve" else model.predict_on_batch
+            call = model.predict_on_batch if args.worker == "predict_on_batch" else model.serve
             found.append(
                 {
                     "cell": cell,

@@ -65,7 +65,7 @@ def test_the_latency_table_compares_serve_with_pytorch(latency):
     for impl, p50 in (("predict_on_batch", 1.0), ("serve", 0.4), ("torch", 0.5)):
         row[impl] = {"p50": p50, "p95": 2 * p50}
     header = {"name": "t", "command": "c", "code": "x", "cpu": "y", "threads": 1, "calls": 5, "rounds": 1}
-    text = latency.markdown([row], {**header, "impls": list(latency.IMPLS)})
+    text = latency.markdown([row], {**header, "impls": ["predict_on_batch", "serve", "torch"]})
     assert "| gru | 8 | 1.000 (2.000) | 0.400 (0.800) | 0.500 (1.000) | 0.80 |" in text
     times = iter(range(100))
     p50, p95 = latency._percentiles(lambda image: next(times), list(range(64)), 20)
