@@ -143,6 +143,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(worker(args)))
         return 0
     from recurrent_mnist.environment import code_identity, cpu_model, describe_code
+    from recurrent_mnist.runs.atomic import atomic_write_text
 
     runs: dict[str, list[list[dict]]] = {impl: [] for impl in args.impls}
     for round_index in range(args.rounds):
@@ -179,9 +180,7 @@ def main(argv: list[str] | None = None) -> int:
     texts[".md"] = markdown(rows, header)
     for suffix, text in texts.items():
         path = args.results_dir / f"{args.name}{suffix}"
-        partial = path.with_name(path.name + ".partial")
-        partial.write_text(text)
-        partial.replace(path)
+        atomic_write_text(path, text)
     print(texts[".md"])
     return 0
 

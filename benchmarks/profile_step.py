@@ -260,6 +260,7 @@ def main(argv: list[str] | None = None) -> int:
     import subprocess
 
     from recurrent_mnist.environment import code_identity, cpu_model, describe_code
+    from recurrent_mnist.runs.atomic import atomic_write_text
 
     results = []
     for cell in args.cells:
@@ -283,9 +284,7 @@ def main(argv: list[str] | None = None) -> int:
     record = {**header, "code_identity": code, "results": results}
     for suffix, text in ((".json", json.dumps(record, indent=2) + "\n"), (".md", markdown(results, header))):
         path = args.results_dir / f"{args.name}{suffix}"
-        partial = path.with_suffix(suffix + ".partial")
-        partial.write_text(text)
-        partial.replace(path)
+        atomic_write_text(path, text)
     print(markdown(results, header))
     return 0
 

@@ -16,7 +16,7 @@ from collections.abc import Iterable
 
 from recurrent_mnist.errors import ConfigError
 
-__all__ = ["Summary", "WelchResult", "summarize", "t_cdf", "t_quantile", "welch"]
+__all__ = ["Summary", "WelchResult", "format_p", "summarize", "t_cdf", "t_quantile", "welch"]
 
 # The continued fraction converges in about sqrt(max(a, b)) terms: enough for any realistic df.
 _MAX_TERMS = 10_000
@@ -137,6 +137,13 @@ def welch(a: Iterable, b: Iterable) -> WelchResult:
     share_a, share_b = se2_a / se2, se2_b / se2
     df = 1.0 / (share_a**2 / (len(a) - 1) + share_b**2 / (len(b) - 1))
     return WelchResult(t, df, 2.0 * _upper_tail(abs(t), df))
+
+
+def format_p(p: float | None) -> str:
+    """A p-value as the tables show it: `0.034`, `< 0.001`, or `–` when there is none (None or NaN)."""
+    if p is None or math.isnan(p):
+        return "–"
+    return "< 0.001" if p < 0.001 else f"{p:.3f}"
 
 
 # --------------------------------------------------------------------------- Student's t

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from recurrent_mnist import stats
 from recurrent_mnist.errors import ConfigError
-from recurrent_mnist.stats import summarize, t_cdf, t_quantile, welch
+from recurrent_mnist.stats import format_p, summarize, t_cdf, t_quantile, welch
 
 PROPERTY = settings(max_examples=200, deadline=None)
 
@@ -124,3 +124,7 @@ def test_the_interval_holds_the_mean_and_widens_with_confidence(values):
     narrow, wide = summarize(values, confidence=0.9), summarize(values)
     assert narrow.ci_low <= narrow.mean <= narrow.ci_high
     assert wide.ci_low <= narrow.ci_low and narrow.ci_high <= wide.ci_high
+
+
+def test_p_values_read_as_the_tables_show_them():
+    assert [format_p(p) for p in (0.0342, 0.0004, 1.0, None, float("nan"))] == ["0.034", "< 0.001", "1.000", "–", "–"]

@@ -15,7 +15,7 @@ import math
 import pandas as pd
 
 from recurrent_mnist import reporting, settings
-from recurrent_mnist.stats import summarize, welch
+from recurrent_mnist.stats import format_p, summarize, welch
 
 __all__ = ["framework_contrasts", "rank_contrasts"]
 
@@ -43,12 +43,6 @@ def _mean_std(values: list[float], digits: int) -> str:
         return "–"
     text = f"{s.mean:,.{digits}f}"
     return text if s.std is None else f"{text} ± {s.std:,.{digits}f}"
-
-
-def _p(p: float | None) -> str:
-    if p is None:
-        return "–"
-    return "< 0.001" if p < 0.001 else f"{p:.3f}"
 
 
 def _change(a: list[float], b: list[float], ratio: bool, digits: int) -> str:
@@ -97,7 +91,7 @@ def framework_contrasts(runs: pd.DataFrame) -> str | None:
                     _mean_std(a, digits),
                     _mean_std(b, digits),
                     _change(a, b, ratio, digits),
-                    _p(p),
+                    format_p(p),
                     _verdict(p),
                 ]
             )
@@ -131,7 +125,7 @@ def rank_contrasts(summary: pd.DataFrame, runs: pd.DataFrame) -> str | None:
     rows = []
     for (upper, a), (lower, b) in itertools.pairwise(groups):
         p = welch(a, b).p
-        rows.append([f"{upper} over {lower}", _change(a, b, False, 4), _p(p), _verdict(p)])
+        rows.append([f"{upper} over {lower}", _change(a, b, False, 4), format_p(p), _verdict(p)])
     headers = ["ranking step", "test accuracy difference", "p", "verdict"]
     return (
         "## Does the ranking hold?\n\n"

@@ -11,6 +11,7 @@ from recurrent_mnist.compare.figures import FIGURE_BY_COLUMN, VERDICT_RULE, Comp
 from recurrent_mnist.errors import ResultsError
 from recurrent_mnist.runs.atomic import atomic_write_text
 from recurrent_mnist.runs.folder import os_message
+from recurrent_mnist.stats import format_p
 
 
 def is_missing(value) -> bool:
@@ -36,12 +37,6 @@ def mean_std(row, figure: Figure) -> str:
     if not is_missing(row["std"]):
         text += f" ± {_number(row['std'], digits)}"
     return text
-
-
-def _p(p) -> str:
-    if is_missing(p):
-        return "–"
-    return "< 0.001" if p < 0.001 else f"{p:.3f}"
 
 
 def p_clause(p) -> str:
@@ -78,7 +73,7 @@ def comparison_rows(comparison: Comparison) -> tuple[list[str], list[list[str]]]
                     row["run"],
                     f"{mean_std(row, figure)} ({row['n']})",
                     _change(row, figure),
-                    _p(row["p"]),
+                    format_p(row["p"]),
                     row["verdict"],
                 ]
             )
