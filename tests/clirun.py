@@ -1,4 +1,9 @@
-"""Running the real `recurrent-mnist` command in a child process, to interrupt or kill it."""
+"""Running the real `recurrent-mnist` command: in a child process, to interrupt or kill it, or in this one.
+
+A child process spends most of a short command starting TensorFlow; `invoke` runs the
+same command line in the test's own process (as `typer.testing.CliRunner` does), for
+the tests that neither interrupt nor kill it.
+"""
 
 from __future__ import annotations
 
@@ -49,6 +54,28 @@ def run(*args, cwd: Path, timeout: float = 600) -> subprocess.CompletedProcess:
         text=True,
         timeout=timeout,
     )
+
+
+def invoke(*args, cwd: Path) -> subprocess.CompletedProcess:
+    """`run`, in this process: the command line's outcome as a `CompletedProcess` (stdout and stderr apart).
+
+    `--import` modules are found in `tests/plugins`, as `run`'s child finds them.
+    """
+    from recurrent_mnist_cli.app import app
+    from typer.testing import CliRunner
+
+    words = [str(a) for a in args]
+    saved_cwd, saved_path = os.getcwd(), list(sys.path)
+    try:
+        os.chdir(cwd)
+        sys.path.insert(0, str(PLUGINS))
+        result = CliRunner().invoke(app, words)
+    finally:
+        os.chdir(saved_cwd)
+        sys.path[:] = saved_path
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    return subprocess.CompletedProcess(words, result.exit_code, result.stdout, result.stderr)
 
 
 def wait_for(condition, timeout: float = 180, interval: float = 0.2, process: subprocess.Popen | None = None):

@@ -1,6 +1,7 @@
 """Reliability: interruptions, kill -9, failed variants, concurrent processes, reproducibility.
 
-These run the real command in child processes, as a user would, and interrupt it.
+These run the real command as a user would: in child processes where a test interrupts,
+kills or crashes it or runs two at once, in the test's own process otherwise.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import time
 
 import pandas as pd
 import pytest
-from clirun import alive, children, read_line_containing, run, start, wait_for
+from clirun import alive, children, invoke, read_line_containing, run, start, wait_for
 
 
 @pytest.fixture
@@ -118,7 +119,7 @@ def test_interrupted_train_resumes_from_its_last_epoch(tmp_path, tiny_data_dir):
 
 
 def test_a_nan_variant_fails_and_the_run_goes_on(tmp_path, tiny_bench):
-    result = run(
+    result = invoke(
         "bench",
         "--import",
         "rm_test_cells",
@@ -183,7 +184,7 @@ def test_two_processes_fill_one_run_without_losing_rows(tmp_path, tiny_bench):
 def test_the_same_command_gives_the_same_accuracies(tmp_path, tiny_bench):
     outputs = []
     for name in ("a", "b"):
-        result = run(
+        result = invoke(
             "bench",
             "--cells",
             "gru",
