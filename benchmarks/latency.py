@@ -10,6 +10,9 @@ numpy, p50 and p95 of `--calls` calls after a warm-up, through:
 - `serve-stock`: `serve` on the plain Keras layer of the same cell (the registered
   `keras_lstm`, `keras_gru`, `keras_simple_rnn`): the same weights and function,
   without the fast path, as XLA compiles it;
+- `floor`: no model: one image through a compiled XLA function that only sums
+  its rows into 10 numbers, called as `serve` calls the model (a concrete
+  function, numpy back): what any call into compiled TensorFlow costs;
 - `torch`: the PyTorch peer (`recurrent_mnist.torch_peer.PeerClassifier`) called
   eagerly under `torch.inference_mode()`, as `bench --frameworks torch` measures it.
 
@@ -37,7 +40,7 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 ROOT = Path(__file__).resolve().parents[1]
-IMPLS = ("predict_on_batch", "serve", "serve-stock", "torch")
+IMPLS = ("predict_on_batch", "serve", "serve-stock", "floor", "torch")
 DEFAULT_IMPLS = ("predict_on_batch", "serve", "torch")
 CELLS = ("lstm", "gru", "simple_rnn")
 
@@ -67,6 +70,16 @@ def _percentiles(call, images, calls: int) -> tuple[float, float]:
         times.append((time.perf_counter() - started) * 1000.0)
     times.sort()
     return times[len(times) // 2], times[int(len(times) * 0.95)]
+
+
+def _floor_call():
+    """`floor`'s call: one image into a compiled function that holds no model, and numpy back."""
+    import tensorflow as tf
+
+    rows_summed = tf.function(
+        lambda x: tf.reduce_sum(tf.cast(x, tf.float32), axis=1)[:, :10], jit_compile=True, autograph=False
+    ).get_concrete_function(tf.TensorSpec((1, 28, 28), tf.uint8))
+    return lambda image: rows_summed(tf.convert_to_tensor(image)).numpy()
 
 
 def worker(args: argparse.Namespace) -> list[dict]:
@@ -104,10 +117,13 @@ def worker(args: argparse.Namespace) -> list[dict]:
 
     for cell in args.cells:
         for units in args.units:
-            name = f"keras_{cell}" if args.worker == "serve-stock" else cell
-            model = RowSequenceClassifier(name, units=units, parallel_chains=args.threads)
-            model(images[:1])
-            call = model.predict_on_batch if args.worker == "predict_on_batch" else model.serve
+            if args.worker == "floor":
+                call = _floor_call()
+            else:
+                name = f"keras_{cell}" if args.worker == "serve-stock" else cell
+                model = RowSequenceClassifier(name, units=units, parallel_chains=args.threads)
+                model(images[:1])
+                call = model.predict_on_batch if args.worker == "predict_on_batch" else model.serve
             found.append(
                 {
                     "cell": cell,

@@ -352,6 +352,21 @@ def test_refusal_for_use_cudnn_true(refusals):
     assert refusals == ["use_cudnn=True asks for the stock layer's cuDNN kernel"]
 
 
+@pytest.mark.parametrize("cell", ["lstm", "gru", "simple_rnn"])
+def test_refusal_for_serving_a_small_batch(cell, images, refusals):
+    # `serve` pads up to 16 images to a power of two; XLA compiles the stock loop to faster code there.
+    from recurrent_mnist import RowSequenceClassifier
+
+    model = RowSequenceClassifier(cell, units=8)
+    model.serve(images[:3])
+    assert refusals and set(refusals) == {"serving a batch of 4 (at most 16): XLA compiles the stock loop to faster code"}
+    refusals.clear()
+    many = np.concatenate([images] * 3)  # 24 images: one compilation of any batch size, the fast path
+    np.testing.assert_allclose(model.serve(many)[:3], model.serve(images[:3]), rtol=1e-5, atol=1e-5)
+    model(images[:1])  # called directly, not served: the fast path at any size
+    assert refusals and set(refusals) == {None}
+
+
 def test_the_package_imports_keras_only():
     # TensorFlow is imported by the fast path's first call, not by the package: with TensorFlow unimportable
     # after Keras has loaded, the package imports and its layers are made and configured.
