@@ -359,7 +359,7 @@ def test_refusal_for_serving_a_small_batch(cell, images, refusals):
 
     model = RowSequenceClassifier(cell, units=8)
     model.serve(images[:3])
-    assert refusals and set(refusals) == {"serving a batch of 4 (at most 16): XLA compiles the stock loop to faster code"}
+    assert refusals and set(refusals) == {"serving a batch of 4 (at most 16): the stock loop runs faster under XLA"}
     refusals.clear()
     many = np.concatenate([images] * 3)  # 24 images: one compilation of any batch size, the fast path
     np.testing.assert_allclose(model.serve(many)[:3], model.serve(images[:3]), rtol=1e-5, atol=1e-5)

@@ -68,7 +68,7 @@ def fast_path_refusal(layer, sequences, mask=None, training=False) -> str | None
         return "input dropout with implementation=1: one dropout mask per gate"
     batch = sequences.shape[0]
     if _serving.get() and batch is not None and batch <= SERVE_STOCK_MAX_BATCH:
-        return f"serving a batch of {batch} (at most {SERVE_STOCK_MAX_BATCH}): XLA compiles the stock loop to faster code"
+        return f"serving a batch of {batch} (at most {SERVE_STOCK_MAX_BATCH}): the stock loop runs faster under XLA"
     return None
 
 
