@@ -10,6 +10,9 @@ numpy, p50 and p95 of `--calls` calls after a warm-up, through:
 - `serve-stock`: `serve` on the plain Keras layer of the same cell (the registered
   `keras_lstm`, `keras_gru`, `keras_simple_rnn`): the same weights and function,
   without the fast path, as XLA compiles it;
+- `tflite`: the model exported with `recurrent_mnist.export.export_tflite` and
+  called through `TFLiteClassifier` (TensorFlow Lite's interpreter, `--threads`
+  threads): the exported artifact;
 - `floor`: no model: one image through a compiled XLA function that only sums
   its rows into 10 numbers, called as `serve` calls the model (a concrete
   function, numpy back): what any call into compiled TensorFlow costs;
@@ -40,7 +43,7 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 ROOT = Path(__file__).resolve().parents[1]
-IMPLS = ("predict_on_batch", "serve", "serve-stock", "floor", "torch")
+IMPLS = ("predict_on_batch", "serve", "serve-stock", "tflite", "floor", "torch")
 DEFAULT_IMPLS = ("predict_on_batch", "serve", "torch")
 CELLS = ("lstm", "gru", "simple_rnn")
 
@@ -82,6 +85,17 @@ def _floor_call():
     return lambda image: rows_summed(tf.convert_to_tensor(image)).numpy()
 
 
+def _tflite_call(model, images, threads: int):
+    """`tflite`'s call: `model` exported to a TensorFlow Lite file and read back by its interpreter."""
+    import tempfile
+
+    from recurrent_mnist.export import TFLiteClassifier, export_tflite
+
+    model(images[:1])
+    with tempfile.TemporaryDirectory() as folder:
+        return TFLiteClassifier(export_tflite(model, Path(folder) / "model.tflite"), threads=threads)
+
+
 def worker(args: argparse.Namespace) -> list[dict]:
     import numpy as np
 
@@ -119,6 +133,8 @@ def worker(args: argparse.Namespace) -> list[dict]:
         for units in args.units:
             if args.worker == "floor":
                 call = _floor_call()
+            elif args.worker == "tflite":
+                call = _tflite_call(RowSequenceClassifier(cell, units=units), images, args.threads)
             else:
                 name = f"keras_{cell}" if args.worker == "serve-stock" else cell
                 model = RowSequenceClassifier(name, units=units, parallel_chains=args.threads)
@@ -135,6 +151,8 @@ def worker(args: argparse.Namespace) -> list[dict]:
 
 
 def markdown(rows: list[dict], header: dict) -> str:
+    # Each way of serving one image, against PyTorch's eager call (where both were measured).
+    ratios = [impl for impl in ("serve", "tflite") if impl in header["impls"] and "torch" in header["impls"]]
     lines = [
         f"# Single-image latency ({header['name']})",
         "",
@@ -143,13 +161,16 @@ def markdown(rows: list[dict], header: dict) -> str:
         f"- p50 of {header['calls']} calls per round, median over {header['rounds']} interleaved rounds "
         "(p95 likewise), in milliseconds; one uint8 image in, logits out as numpy",
         "",
-        "| cell | units | " + " | ".join(f"{impl} p50 (p95)" for impl in header["impls"]) + " | serve / torch |",
-        "| --- | ---: | " + " | ".join("---:" for _ in header["impls"]) + " | ---: |",
+        "| cell | units | "
+        + " | ".join(f"{impl} p50 (p95)" for impl in header["impls"])
+        + "".join(f" | {impl} / torch" for impl in ratios)
+        + " |",
+        "| --- | ---: | " + " | ".join("---:" for _ in [*header["impls"], *ratios]) + " |",
     ]
     for row in rows:
         cells = [f"{row[impl]['p50']:.3f} ({row[impl]['p95']:.3f})" if impl in row else "–" for impl in header["impls"]]
-        ratio = f"{row['serve']['p50'] / row['torch']['p50']:.2f}" if "serve" in row and "torch" in row else "–"
-        lines.append(f"| {row['cell']} | {row['units']} | " + " | ".join(cells) + f" | {ratio} |")
+        cells += [f"{row[impl]['p50'] / row['torch']['p50']:.2f}" for impl in ratios]
+        lines.append(f"| {row['cell']} | {row['units']} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 

@@ -67,6 +67,10 @@ def test_the_latency_table_compares_serve_with_pytorch(latency):
     header = {"name": "t", "command": "c", "code": "x", "cpu": "y", "threads": 1, "calls": 5, "rounds": 1}
     text = latency.markdown([row], {**header, "impls": ["predict_on_batch", "serve", "torch"]})
     assert "| gru | 8 | 1.000 (2.000) | 0.400 (0.800) | 0.500 (1.000) | 0.80 |" in text
+    row["tflite"] = {"p50": 0.1, "p95": 0.2}
+    text = latency.markdown([row], {**header, "impls": ["serve", "tflite", "torch"]})
+    assert "| serve / torch | tflite / torch |" in text
+    assert "| gru | 8 | 0.400 (0.800) | 0.100 (0.200) | 0.500 (1.000) | 0.80 | 0.20 |" in text
     times = iter(range(100))
     p50, p95 = latency._percentiles(lambda image: next(times), list(range(64)), 20)
     assert p50 <= p95
