@@ -3,8 +3,8 @@
 For single images the exported file is the fastest call this project has: the
 interpreter runs the frozen graph with none of TensorFlow's per-call dispatch,
 which costs about 0.14 ms a call on the development machine whatever the model
-(`benchmarks/latency.py`, `floor`). Measured there: 0.03 to 0.13 ms an image
-against 0.2 to 0.45 ms for PyTorch's eager call (docs/speed.md).
+(`benchmarks/latency.py --impls floor`); `--impls tflite torch` compares the
+file's calls with PyTorch's eager call.
 
     from recurrent_mnist.export import export_tflite, TFLiteClassifier
 

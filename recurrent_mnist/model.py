@@ -372,9 +372,8 @@ class RowSequenceClassifier(keras.Model):
         images is padded to the next power of two and compiled at that size (at
         most five compilations per image shape and dtype; the recurrent layers
         then run the stock loop, which XLA compiles to faster code at such
-        sizes); larger
-        batches share one compilation of any size. On other backends it is
-        `predict_on_batch`. Dropout is off.
+        sizes); larger batches share one compilation of any size. On other
+        backends it is `predict_on_batch`. Dropout is off.
 
         Args:
             images: `(N, H, W)` or `(N, H, W, 1)`, uint8 or float.

@@ -8,7 +8,7 @@ import contextvars
 import keras
 
 # Under XLA the stock loops serve a batch of at most this many rows faster than the fast path (one image,
-# LSTM at 128 units: 0.29 against 3.4 ms; docs/speed.md, "Single-image latency").
+# LSTM at 128 units: 0.27 against 3.4 ms in results/speed/latency_2threads.md; docs/speed.md, "Single-image latency").
 SERVE_STOCK_MAX_BATCH = 16
 _serving = contextvars.ContextVar("serving", default=False)
 
