@@ -7,6 +7,9 @@ numpy, p50 and p95 of `--calls` calls after a warm-up, through:
   for one batch (what `bench`'s `latency_ms_*` columns measured before `serve`);
 - `serve`: `RowSequenceClassifier.serve`, the model called in a `tf.function`
   compiled with XLA, none of Keras's per-call machinery;
+- `serve-fast`: `serve` with its small-batch refusal lifted, so the project's
+  fast recurrent layer runs under XLA at batch 1 (what `serve` did before it
+  handed batches of at most 16 to the stock loop; kept to show why it does);
 - `serve-stock`: `serve` on the plain Keras layer of the same cell (the registered
   `keras_lstm`, `keras_gru`, `keras_simple_rnn`): the same weights and function,
   without the fast path, as XLA compiles it;
@@ -43,7 +46,7 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 ROOT = Path(__file__).resolve().parents[1]
-IMPLS = ("predict_on_batch", "serve", "serve-stock", "tflite", "floor", "torch")
+IMPLS = ("predict_on_batch", "serve", "serve-fast", "serve-stock", "tflite", "floor", "torch")
 DEFAULT_IMPLS = ("predict_on_batch", "serve", "torch")
 CELLS = ("lstm", "gru", "simple_rnn")
 
@@ -87,13 +90,17 @@ def _floor_call():
 
 def _tflite_call(model, images, threads: int):
     """`tflite`'s call: `model` exported to a TensorFlow Lite file and read back by its interpreter."""
+    import atexit
+    import shutil
     import tempfile
 
     from recurrent_mnist.export import TFLiteClassifier, export_tflite
 
     model(images[:1])
-    with tempfile.TemporaryDirectory() as folder:
-        return TFLiteClassifier(export_tflite(model, Path(folder) / "model.tflite"), threads=threads)
+    # The folder lives as long as the worker, which reads the file through the interpreter.
+    folder = Path(tempfile.mkdtemp(prefix="latency-"))
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    return TFLiteClassifier(export_tflite(model, folder / "model.tflite"), threads=threads)
 
 
 def worker(args: argparse.Namespace) -> list[dict]:
@@ -129,6 +136,13 @@ def worker(args: argparse.Namespace) -> list[dict]:
     limit_threads(args.threads)
     from recurrent_mnist.model import RowSequenceClassifier
 
+    if args.worker == "serve-fast":
+        import contextlib
+
+        from recurrent_mnist.fast_rnn import fallback
+
+        fallback.serving = contextlib.nullcontext  # serve looks it up on every call
+
     for cell in args.cells:
         for units in args.units:
             if args.worker == "floor":
@@ -157,7 +171,8 @@ def markdown(rows: list[dict], header: dict) -> str:
         f"# Single-image latency ({header['name']})",
         "",
         f"- command: `{header['command']}`",
-        f"- code: {header['code']}; CPU: {header['cpu']}; threads: {header['threads']} per implementation",
+        f"- code: {header['code']}; CPU: {header['cpu']}; threads: {header['threads']} per implementation"
+        + (f", on {header['cpus_allowed']} allowed cores" if "cpus_allowed" in header else ""),
         f"- p50 of {header['calls']} calls per round, median over {header['rounds']} interleaved rounds "
         "(p95 likewise), in milliseconds; one uint8 image in, logits out as numpy",
         "",
@@ -207,6 +222,7 @@ def main(argv: list[str] | None = None) -> int:
         "command": " ".join(["python", "benchmarks/latency.py", *(argv if argv is not None else sys.argv[1:])]),
         "code": describe_code(code),
         "cpu": cpu_model(),
+        "cpus_allowed": len(os.sched_getaffinity(0)),
         "threads": args.threads,
         "calls": args.calls,
         "rounds": args.rounds,

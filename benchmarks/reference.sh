@@ -8,7 +8,10 @@
 #   benchmarks/reference.sh matched    # Fashion-MNIST, the three cells at equal parameter counts, to convergence (~15 min)
 #   benchmarks/reference.sh frameworks # Fashion-MNIST, Keras and PyTorch cells in one table (needs ".[torch]"; ~7 min)
 #   benchmarks/reference.sh tuned      # a search on the sample, then each cell at its best trial (~10 min)
-#   benchmarks/reference.sh speed      # results/speed: against PyTorch (needs pip install -e ".[torch]"; hours)
+#   benchmarks/reference.sh speed      # results/speed, all three parts below (needs pip install -e ".[torch]"; about 2 h)
+#   benchmarks/reference.sh speed-serve  # a training step's profile; single-image latency (~30 min)
+#   benchmarks/reference.sh speed-train  # epoch time against PyTorch, at two threads and at one (~80 min)
+#   benchmarks/reference.sh speed-lstm   # the small LSTM over 5 rounds; XLA for the LSTM at one thread (~25 min)
 #
 # Run it with nothing else on the machine. An existing folder is discarded first
 # (--fresh), so the tables are remade whole by this commit; commit them afterwards.
@@ -19,7 +22,7 @@ if [ -n "$(git status --porcelain --untracked-files=no)" ]; then
     echo "error: the tree has uncommitted changes; commit them first, so the results name one commit" >&2
     exit 2
 fi
-[ $# -gt 0 ] || { echo "usage: $0 tutorial|threads|fashion|matched|frameworks|tuned|speed ..." >&2; exit 2; }
+[ $# -gt 0 ] || { echo "usage: $0 tutorial|threads|fashion|matched|frameworks|tuned|speed[-serve|-train|-lstm] ..." >&2; exit 2; }
 export TF_CPP_MIN_LOG_LEVEL=2
 
 for part in "$@"; do
@@ -65,13 +68,31 @@ for part in "$@"; do
             --epochs 4 --threads 2 --results-dir results/reference --run-name sample-from-tune --fresh
         ;;
     speed)
+        # The three parts below, in turn.
+        bash benchmarks/reference.sh speed-serve speed-train speed-lstm
+        ;;
+    speed-train)
         python benchmarks/vs_pytorch.py --threads 2 --rounds 2 --name vs_pytorch
         taskset -c 1 python benchmarks/vs_pytorch.py --threads 1 --rounds 2 --name vs_pytorch_1thread
+        ;;
+    speed-lstm)
         python benchmarks/vs_pytorch.py --threads 2 --cells lstm --shapes 100x50 --impls keras torch --rounds 5 \
             --name lstm_100x50_2threads_5rounds
+        taskset -c 1 python benchmarks/vs_pytorch.py --threads 1 --cells lstm --impls keras keras-xla torch --rounds 2 \
+            --name lstm_xla_1thread
+        ;;
+    speed-serve)
+        python benchmarks/profile_step.py --cells lstm gru simple_rnn --shapes 100x50 128x256 --threads 2 --steps 200 \
+            --name profile_2threads
+        python benchmarks/latency.py --threads 2 --rounds 3 \
+            --impls predict_on_batch serve serve-fast serve-stock tflite floor torch --name latency_2threads
+        taskset -c 1 python benchmarks/latency.py --threads 1 --rounds 3 \
+            --impls predict_on_batch serve serve-fast serve-stock tflite floor torch --name latency_1thread
+        python benchmarks/latency.py --cells lstm --units 120 127 128 136 256 --impls serve serve-fast serve-stock \
+            --threads 2 --rounds 2 --name latency_lstm_widths
         ;;
     *)
-        echo "error: unknown part '$part'; choose tutorial, threads, fashion, matched, frameworks, tuned or speed" >&2
+        echo "error: unknown part '$part'; choose tutorial, threads, fashion, matched, frameworks, tuned, speed, speed-serve, speed-train or speed-lstm" >&2
         exit 2
         ;;
     esac

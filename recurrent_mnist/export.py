@@ -73,7 +73,10 @@ def export_tflite(model, path, *, rows: int | None = None, dtype: str = "uint8")
         # interpreter cannot.
         frozen = convert_variables_to_constants_v2(concrete)
     except ValueError as error:
-        raise ValueError(f"the model's graph cannot be frozen for TensorFlow Lite: {error}") from None
+        raise ValueError(
+            f"the model's graph cannot be frozen for TensorFlow Lite ({error}); a cell passed as a layer keeps "
+            "its own dropout: export a copy built with that layer's dropout at 0"
+        ) from None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # tf.lite announces its move to the LiteRT package
         flatbuffer = tf.lite.TFLiteConverter.from_concrete_functions([frozen]).convert()
