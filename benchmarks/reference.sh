@@ -18,8 +18,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if [ -n "$(git status --porcelain --untracked-files=no)" ]; then
-    echo "error: the tree has uncommitted changes; commit them first, so the results name one commit" >&2
+# Results written by an earlier part do not count: the parts can run one after another on one commit.
+if [ -n "$(git status --porcelain --untracked-files=no -- . ':!results')" ]; then
+    echo "error: the tree has uncommitted changes outside results/; commit them first, so the results name one commit" >&2
     exit 2
 fi
 [ $# -gt 0 ] || { echo "usage: $0 tutorial|threads|fashion|matched|frameworks|tuned|speed[-serve|-train|-lstm] ..." >&2; exit 2; }
@@ -72,16 +73,21 @@ for part in "$@"; do
         bash benchmarks/reference.sh speed-serve speed-train speed-lstm
         ;;
     speed-train)
+        # vs_pytorch.py appends to its .jsonl: the tables are remade whole, as bench's --fresh does.
+        for name in vs_pytorch vs_pytorch_1thread; do rm -f results/speed/"$name".*; done
         python benchmarks/vs_pytorch.py --threads 2 --rounds 2 --name vs_pytorch
         taskset -c 1 python benchmarks/vs_pytorch.py --threads 1 --rounds 2 --name vs_pytorch_1thread
         ;;
     speed-lstm)
+        # vs_pytorch.py appends to its .jsonl: the tables are remade whole, as bench's --fresh does.
+        for name in lstm_100x50_2threads_5rounds lstm_xla_1thread; do rm -f results/speed/"$name".*; done
         python benchmarks/vs_pytorch.py --threads 2 --cells lstm --shapes 100x50 --impls keras torch --rounds 5 \
             --name lstm_100x50_2threads_5rounds
         taskset -c 1 python benchmarks/vs_pytorch.py --threads 1 --cells lstm --impls keras keras-xla torch --rounds 2 \
             --name lstm_xla_1thread
         ;;
     speed-serve)
+        for name in profile_2threads latency_2threads latency_1thread latency_lstm_widths; do rm -f results/speed/"$name".*; done
         python benchmarks/profile_step.py --cells lstm gru simple_rnn --shapes 100x50 128x256 --threads 2 --steps 200 \
             --name profile_2threads
         python benchmarks/latency.py --threads 2 --rounds 3 \
