@@ -114,6 +114,37 @@ def interruptible(view, message: str | Callable[[], str] | None = None, at_once:
         _exit_now = None
 
 
+@contextlib.contextmanager
+def held_back_stderr(unless: tuple[type[BaseException], ...] = ()) -> Iterator[None]:
+    """Holds back what C++ code writes straight to file descriptor 2 (TensorFlow's notices).
+
+    They are shown only if the block fails with an exception other than those in
+    `unless` (the user's mistakes, which get their one sentence instead).
+    """
+    saved = None
+    with tempfile.TemporaryFile() as captured:
+        try:
+            sys.stderr.flush()
+            saved = os.dup(2)
+            os.dup2(captured.fileno(), 2)
+        except (OSError, ValueError):  # no real stderr (an embedding host): run plainly
+            saved = None
+        try:
+            yield
+        except BaseException as exc:
+            if saved is not None and not isinstance(exc, unless):
+                os.dup2(saved, 2)
+                saved = None
+                captured.seek(0)
+                sys.stderr.write(captured.read().decode(errors="replace"))
+            raise
+        finally:
+            if saved is not None:
+                sys.stderr.flush()
+                os.dup2(saved, 2)
+                os.close(saved)
+
+
 def import_library():
     """Imports `recurrent_mnist` (and so TensorFlow) with TensorFlow's start-up notices held back.
 
@@ -126,34 +157,14 @@ def import_library():
         import recurrent_mnist
 
         return recurrent_mnist
-    saved = None
-    with tempfile.TemporaryFile() as captured:
-        try:
-            sys.stderr.flush()
-            saved = os.dup(2)
-            os.dup2(captured.fileno(), 2)
-        except (OSError, ValueError):  # no real stderr (an embedding host): import plainly
-            saved = None
-        try:
-            import recurrent_mnist
-            import recurrent_mnist.model  # registers the Keras classes (deferred by this package's import)
+    with held_back_stderr():
+        import recurrent_mnist
+        import recurrent_mnist.model  # registers the Keras classes (deferred by this package's import)
 
-            with contextlib.suppress(Exception):
-                import tensorflow as tf
+        with contextlib.suppress(Exception):
+            import tensorflow as tf
 
-                tf.config.list_physical_devices()  # device probing prints its notices now
-        except BaseException:
-            if saved is not None:
-                os.dup2(saved, 2)
-                saved = None
-                captured.seek(0)
-                sys.stderr.write(captured.read().decode(errors="replace"))
-            raise
-        finally:
-            if saved is not None:
-                sys.stderr.flush()
-                os.dup2(saved, 2)
-                os.close(saved)
+            tf.config.list_physical_devices()  # device probing prints its notices now
     return recurrent_mnist
 
 

@@ -16,6 +16,7 @@ from recurrent_mnist_cli.commands.bench import bench
 from recurrent_mnist_cli.commands.compare import compare
 from recurrent_mnist_cli.commands.datasets import datasets
 from recurrent_mnist_cli.commands.evaluate import evaluate
+from recurrent_mnist_cli.commands.export import export
 from recurrent_mnist_cli.commands.report import report
 from recurrent_mnist_cli.commands.train import train
 from recurrent_mnist_cli.commands.tune import tune
@@ -55,6 +56,7 @@ app.command(cls=Command)(report)
 app.command(cls=Command)(compare)
 app.command(cls=VariadicCommand)(train)
 app.command(cls=VariadicCommand)(evaluate)
+app.command(cls=VariadicCommand)(export)
 app.command(cls=Command)(datasets)
 
 

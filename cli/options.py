@@ -150,6 +150,11 @@ StrategyOpt = setting_option(settings.STRATEGY, TRAINING)
 StepsPerExecutionOpt = setting_option(settings.STEPS_PER_EXECUTION, TRAINING)
 JitOpt = setting_option(settings.JIT_COMPILE, TRAINING, "--jit-compile/--no-jit-compile")
 ThreadsOpt = setting_option(settings.THREADS, TRAINING)
+TrustLegacyH5Opt = flag_option(
+    "--trust-legacy-h5",
+    help="Allow a legacy HDF5 (.h5) model. Safe mode does not cover HDF5: only for files from a source you trust.",
+    panel=MODEL,
+)
 ImportOpt = Annotated[
     list[str] | None,
     typer.Option(

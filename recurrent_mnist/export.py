@@ -17,13 +17,21 @@ into the file.
 
 from __future__ import annotations
 
+import dataclasses
+import logging
+import os
 import warnings
+from collections.abc import Iterable
 from pathlib import Path
 
 import keras
 import numpy as np
 
+from recurrent_mnist.errors import ModelFileError
 from recurrent_mnist.runs.atomic import atomic_path
+
+# Logits of the file against the Keras model's: float32 arithmetic in another order.
+AGREEMENT = 1e-4
 
 
 def export_tflite(model, path, *, rows: int | None = None, dtype: str = "uint8") -> Path:
@@ -77,9 +85,17 @@ def export_tflite(model, path, *, rows: int | None = None, dtype: str = "uint8")
             f"the model's graph cannot be frozen for TensorFlow Lite ({error}); a cell passed as a layer keeps "
             "its own dropout: export a copy built with that layer's dropout at 0"
         ) from None
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # tf.lite announces its move to the LiteRT package
-        flatbuffer = tf.lite.TFLiteConverter.from_concrete_functions([frozen]).convert()
+    absl = logging.getLogger("absl")
+    level = absl.level
+    try:
+        # tf.lite announces its move to the LiteRT package (a warning), and the converter asks for a
+        # trackable object (an absl log line) that a frozen function does not need.
+        absl.setLevel(logging.ERROR)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            flatbuffer = tf.lite.TFLiteConverter.from_concrete_functions([frozen]).convert()
+    finally:
+        absl.setLevel(level)
     path = Path(path)
     with atomic_path(path) as tmp:
         tmp.write_bytes(flatbuffer)
@@ -134,3 +150,71 @@ class TFLiteClassifier:
             self._interpreter.invoke()
             logits.append(self._interpreter.get_tensor(self._output)[0])
         return np.stack(logits) if logits else np.zeros((0, self.num_classes), np.float32)
+
+
+@dataclasses.dataclass(frozen=True)
+class ExportResult:
+    """What `export_file` wrote and how closely the file's logits follow the model's."""
+
+    path: Path
+    size_bytes: int
+    image_shape: tuple[int, int]
+    dtype: str
+    images_checked: int
+    max_abs_difference: float
+
+
+def export_file(
+    model_path: str | os.PathLike,
+    output: str | os.PathLike | None = None,
+    *,
+    rows: int | None = None,
+    dtype: str = "uint8",
+    trust_legacy_h5: bool = False,
+    imports: Iterable[str] = (),
+    check_images: int = 8,
+) -> ExportResult:
+    """A saved model as a TensorFlow Lite file, checked against the model before it is kept.
+
+    Loads `model_path` safely (`single.load_saved_model`), writes the file with
+    `export_tflite`, then classifies `check_images` random images with both; a
+    file whose logits differ from the model's by more than `AGREEMENT` is
+    removed and refused.
+
+    Args:
+        model_path: a saved `.keras` model (a `RowSequenceClassifier`).
+        output: the file to write; by default beside the model, `<stem>.tflite`.
+        rows, dtype: as `export_tflite`.
+        trust_legacy_h5: allow a legacy HDF5 model (see `saving.load_model`).
+        imports: modules to import first, e.g. one that registers the model's custom cell.
+        check_images: how many random images the check classifies.
+
+    Raises:
+        ModelFileError: the model cannot be loaded, is not a `RowSequenceClassifier`,
+            cannot be exported, or the file does not give its logits.
+    """
+    from recurrent_mnist.model import RowSequenceClassifier
+    from recurrent_mnist.single import load_saved_model
+
+    model_path = Path(model_path)
+    output = model_path.with_suffix(".tflite") if output is None else Path(output)
+    model = load_saved_model(model_path, trust_legacy_h5=trust_legacy_h5, imports=imports)
+    if not isinstance(model, RowSequenceClassifier):
+        raise ModelFileError(f"{model_path} holds a {type(model).__name__}; only a RowSequenceClassifier exports")
+    try:
+        export_tflite(model, output, rows=rows, dtype=dtype)
+    except ValueError as error:
+        raise ModelFileError(f"{model_path} cannot be exported: {error}") from None
+    classify = TFLiteClassifier(output)
+    pixels = np.random.default_rng(0).integers(0, 256, size=(check_images, *classify.image_shape), dtype=np.uint8)
+    images = pixels.astype(classify.dtype)
+    difference = float(np.max(np.abs(classify(images) - keras.ops.convert_to_numpy(model(images)))))
+    if not difference <= AGREEMENT:
+        output.unlink()
+        raise ModelFileError(
+            f"{output}: the exported file's logits differ from {model_path}'s by {difference:.2g} "
+            f"(more than {AGREEMENT:g}); nothing was kept"
+        )
+    return ExportResult(
+        output, output.stat().st_size, classify.image_shape, str(classify.dtype), check_images, difference
+    )

@@ -18,6 +18,7 @@ import shutil
 from collections.abc import Iterable
 from pathlib import Path
 
+import keras
 import numpy as np
 
 from recurrent_mnist import reporting
@@ -180,6 +181,24 @@ class EvaluationResult:
     output: Path | None = None
 
 
+def load_saved_model(
+    model_path: str | os.PathLike, *, trust_legacy_h5: bool = False, imports: Iterable[str] = ()
+) -> keras.Model:
+    """`saving.load_model` without compiling, after importing `imports` (the modules that register custom cells).
+
+    Raises:
+        ModelFileError: the model cannot be loaded safely; for a cell that no
+            module registered, the sentence says to name that module in `imports`.
+    """
+    import_cell_modules(tuple(imports))
+    try:
+        return load_model(model_path, trust_legacy_h5=trust_legacy_h5, compile=False)
+    except ModelFileError as exc:
+        if "Unknown cell" not in str(exc):
+            raise
+        raise ModelFileError(f"{str(exc).rstrip('.')}; name the module that registers it in `imports`") from None
+
+
 def evaluate_model(
     model_path: str | os.PathLike,
     dataset_name: str | None = None,
@@ -221,13 +240,7 @@ def evaluate_model(
     output = Path(output) if output is not None else evaluation_path(model_path)
     if output.suffix != ".json":
         raise ConfigError(f"`output` must be a .json file. Received: output={str(output)!r}", argument="output")
-    import_cell_modules(tuple(imports))
-    try:
-        model = load_model(model_path, trust_legacy_h5=trust_legacy_h5, compile=False)
-    except ModelFileError as exc:
-        if "Unknown cell" not in str(exc):
-            raise
-        raise ModelFileError(f"{str(exc).rstrip('.')}; name the module that registers it in `imports`") from None
+    model = load_saved_model(model_path, trust_legacy_h5=trust_legacy_h5, imports=imports)
     if dataset_name is None:
         dataset_name = recorded_dataset(model_path)
         if dataset_name is None:

@@ -37,8 +37,8 @@ DELIBERATE = {
     ("--validation-split", "help"): "tune: the trials are scored on it",
     ("--seed", "help"): "tune: seeds the tuner too",
     ("--dataset", "default"): "evaluate: the data set the model was trained on, from its record",
-    ("--output", "default"): "each command's own result: train's model, evaluate's JSON",
-    ("--output", "help"): "each command's own result: train's model, evaluate's JSON",
+    ("--output", "default"): "each command's own result: train's model, evaluate's JSON, export's TensorFlow Lite file",
+    ("--output", "help"): "each command's own result: train's model, evaluate's JSON, export's TensorFlow Lite file",
     ("--tensorboard-dir", "help"): "each command says what it logs: bench a session per variant, train one, "
     "tune one per trial",
     ("--units", "help"): "bench also takes units per cell (CELL=UNITS): a comparison may size each cell its own way",
@@ -53,7 +53,7 @@ NAMED_APART = {
 # Options only some commands have, on purpose.
 ONLY_IN = {
     "--preset": ({"bench", "train"}, "a preset fixes values; tune narrows ranges instead"),
-    "--import": ({"bench", "tune", "train", "evaluate"}, "every command that builds or loads a model"),
+    "--import": ({"bench", "tune", "train", "evaluate", "export"}, "every command that builds or loads a model"),
 }
 
 

@@ -48,3 +48,43 @@ def test_mistakes_are_one_sentence(images, tmp_path):
     (tmp_path / "not.tflite").write_text("not a model")
     with pytest.raises(ValueError, match="is not a TensorFlow Lite file"):
         TFLiteClassifier(tmp_path / "not.tflite")
+
+
+def test_the_export_command_writes_a_checked_file_beside_the_model(images, tmp_path):
+    from clirun import invoke
+
+    from recurrent_mnist.saving import save_model
+
+    model = RowSequenceClassifier("gru", units=8)
+    expected = model.predict(images, verbose=0)
+    save_model(model, tmp_path / "gru.keras")
+    done = invoke("export", "gru.keras", cwd=tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    line = " ".join(done.stdout.split())
+    assert line.startswith("Wrote gru.tflite (") and "one 28 x 28 uint8 image per call" in line
+    assert "on 8 random images its logits are the model's within" in line
+    np.testing.assert_allclose(TFLiteClassifier(tmp_path / "gru.tflite")(images), expected, rtol=1e-5, atol=1e-5)
+
+    done = invoke(
+        "export", "gru.keras", "--output", "half.tflite", "--rows", "14", "--input-dtype", "float32", cwd=tmp_path
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    half = TFLiteClassifier(tmp_path / "half.tflite")
+    assert half.image_shape == (14, 28) and half.dtype == np.float32
+
+
+def test_the_export_command_refuses_in_one_sentence_and_writes_nothing(tmp_path):
+    import keras
+    from clirun import invoke
+
+    missing = invoke("export", "missing.keras", cwd=tmp_path)
+    assert missing.returncode == 1 and "missing.keras does not exist" in missing.stderr
+    keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)]).save(tmp_path / "dense.keras")
+    other = invoke("export", "dense.keras", cwd=tmp_path)
+    assert other.returncode == 1
+    assert "dense.keras holds a Sequential; only a RowSequenceClassifier exports" in " ".join(other.stderr.split())
+    rows = invoke("export", "dense.keras", "--rows", "0", cwd=tmp_path)
+    assert rows.returncode == 2 and "--rows" in rows.stderr
+    for done in (missing, other, rows):
+        assert "Traceback" not in done.stdout + done.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["dense.keras"]

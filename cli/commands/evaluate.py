@@ -22,11 +22,7 @@ def evaluate(
     ) = None,
     data_dir: o.DataDirOpt = None,
     imports: o.ImportOpt = None,
-    trust_legacy_h5: o.flag_option(
-        "--trust-legacy-h5",
-        help="Allow a legacy HDF5 (.h5) model. Safe mode does not cover HDF5: only for files from a source you trust.",
-        panel=o.MODEL,
-    ) = False,
+    trust_legacy_h5: o.TrustLegacyH5Opt = False,
     measure_inference: o.MeasureInferenceOpt = True,
     output: Annotated[
         Path | None,
