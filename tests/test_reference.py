@@ -98,3 +98,36 @@ def test_a_reference_command_reruns_against_its_folder_and_trains_nothing(tmp_pa
     else:
         assert "kept from an earlier run" in done.stdout and "test accuracy after epoch" not in done.stdout
     assert (tmp_path / name / table).read_bytes() == before
+
+
+SPEED_SCRIPTS = ("benchmarks/vs_pytorch.py", "benchmarks/profile_step.py", "benchmarks/latency.py")
+
+
+def _speed_commands() -> set[str]:
+    """The commands of `benchmarks/reference.sh speed`, one line each, without the `taskset` pinning."""
+    script = (ROOT / "benchmarks" / "reference.sh").read_text().replace("\\\n", " ")
+    found = set()
+    for line in script.splitlines():
+        words = shlex.split(line, comments=True)
+        if words[:2] == ["taskset", "-c"]:
+            words = words[3:]
+        if words[:1] == ["python"] and words[1] in SPEED_SCRIPTS:
+            found.add(" ".join(words))
+    return found
+
+
+def test_every_speed_table_comes_from_reference_sh_on_one_clean_commit():
+    commands, commits = _speed_commands(), {}
+    tables = sorted((ROOT / "results" / "speed").glob("*.md"))
+    assert tables
+    for table in tables:
+        text = table.read_text()
+        command = re.search(r"command: `([^`]+)`", text)
+        assert command, f"{table.name} names no command"
+        assert " ".join(command.group(1).split()) in commands, f"{table.name}: not a command of reference.sh speed"
+        dirty = "uncommitted" in text or "-dirty" in text
+        assert not dirty, f"{table.name} was made from a tree with uncommitted changes"
+        commits[table.name] = re.search(r"commit ([0-9a-f]{8})", text).group(1)
+    assert len(set(commits.values())) == 1, f"the tables name several commits: {commits}"
+    made = {re.search(r"--name (\S+)", command).group(1) for command in commands}
+    assert made == {table.stem for table in tables}, "reference.sh speed and results/speed/ name other tables"
