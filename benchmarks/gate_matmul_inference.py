@@ -9,7 +9,9 @@ interleaved repetitions and the best of `--repeats` is printed:
   (the LSTM and GRU; `driver.GATE_MATMUL`), the graph as `predict` runs it;
 - `fast`: the fast SimpleRNN, which has one form;
 - `... + XLA`: the same model compiled with `jit_compile=True` (its predict
-  function compiled by XLA);
+  function compiled by XLA; `RowSequenceClassifier.predict` chooses this by
+  itself on one thread up to `fast_rnn.layers.PREDICT_XLA_MAX_UNITS` units,
+  a choice this script turns off for the other rows);
 - `plain Keras`: the stock layer of the same cell.
 
     taskset -c 1 python benchmarks/gate_matmul_inference.py gru
@@ -28,7 +30,7 @@ import numpy as np
 
 from recurrent_mnist import RowSequenceClassifier
 from recurrent_mnist.environment import limit_threads
-from recurrent_mnist.fast_rnn import driver
+from recurrent_mnist.fast_rnn import driver, layers
 from recurrent_mnist.training import INFERENCE_BATCH, input_pipeline
 
 
@@ -39,6 +41,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=4)
     args = parser.parse_args()
     limit_threads(1)  # before TensorFlow's first operation
+    layers.PREDICT_XLA_MAX_UNITS = 0  # `predict` would compile with XLA on one thread: the graph rows stay graphs
 
     images = np.random.default_rng(0).integers(0, 256, (10_000, 28, 28), dtype=np.uint8)
     data = input_pipeline(images, None, INFERENCE_BATCH)

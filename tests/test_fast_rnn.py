@@ -339,7 +339,7 @@ def test_refusal_on_another_backend(monkeypatch, refusals):
 @pytest.mark.parametrize("kind", ["lstm", "gru"])
 def test_refusal_where_cudnn_would_run(kind, monkeypatch, refusals):
     # On a GPU the stock layer uses cuDNN: the fast layer leaves the call to it (here on the CPU, its plain loop).
-    monkeypatch.setattr(fallback, "_gpu_available", lambda: True)
+    monkeypatch.setattr(fallback, "gpu_available", lambda: True)
     _assert_layers_agree(*_twin(kind), _data())
     assert refusals and all(r == "the stock layer runs cuDNN on the GPU" for r in refusals)
 
@@ -580,3 +580,41 @@ def test_automatic_gate_matmul_form():
     # small units and for single-image prediction, where the extra calls cost more.
     assert driver.per_gate(128) and driver.per_gate(128, 1024) and driver.per_gate(256, 16)
     assert not driver.per_gate(100) and not driver.per_gate(128, 1) and not driver.per_gate(128, 15)
+
+
+@pytest.fixture
+def one_thread(monkeypatch):
+    """TensorFlow's thread settings as `limit_threads(1)` makes them (the conftest keeps the real ones untouched)."""
+    monkeypatch.setattr(layers, "_thread_setting", lambda kind: 1)
+
+
+def test_predict_compiles_with_xla_only_where_it_measured_faster(one_thread, monkeypatch):
+    narrow = FastGRU(layers.PREDICT_XLA_MAX_UNITS)
+    assert layers.predicts_faster_with_xla([narrow, FastSimpleRNN(8)])
+    assert not layers.predicts_faster_with_xla([])
+    assert not layers.predicts_faster_with_xla([FastGRU(layers.PREDICT_XLA_MAX_UNITS + 1)])
+    assert not layers.predicts_faster_with_xla([narrow, keras.layers.GRU(8)])
+    assert not layers.predicts_faster_with_xla([FastLSTM(8, parallel_chains=2)])
+    assert not layers.predicts_faster_with_xla([FastLSTM(8, dtype="mixed_bfloat16")])
+    monkeypatch.setattr(fallback, "gpu_available", lambda: True)
+    assert not layers.predicts_faster_with_xla([narrow])
+    monkeypatch.setattr(fallback, "gpu_available", lambda: False)
+    monkeypatch.setattr(layers, "_thread_setting", lambda kind: 1 if kind == "intra" else 2)
+    assert not layers.predicts_faster_with_xla([narrow])
+
+
+def test_predict_under_xla_gives_the_graphs_logits_and_leaves_the_model_as_compiled(one_thread, images, refusals):
+    from recurrent_mnist import RowSequenceClassifier
+
+    model = RowSequenceClassifier("gru", units=8)
+    model.compile(jit_compile=False)
+    logits = model.predict(images, batch_size=8, verbose=0)
+    assert model._xla_predict is not None and model.predict_function is None and model.jit_compile is False
+    graph = model.predict_on_batch(images)  # the model's own predict function: the graph, one chain
+    np.testing.assert_allclose(logits, graph, atol=ATOL, rtol=RTOL)
+    np.testing.assert_allclose(model.predict(images[:5], verbose=0), graph[:5], atol=ATOL, rtol=RTOL)
+    assert refusals and not any(refusals)  # the fast path ran under XLA too
+
+    model.compile(jit_compile=True)  # the model's own choice then holds for predict
+    model.predict(images, verbose=0)
+    assert model.predict_function is not None

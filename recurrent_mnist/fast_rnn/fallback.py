@@ -48,7 +48,7 @@ def fast_path_refusal(layer, sequences, mask=None, training=False) -> str | None
     if use_cudnn is True:
         return "use_cudnn=True asks for the stock layer's cuDNN kernel"
     cudnn_form = cell.use_bias and getattr(cell, "reset_after", True) and not layer.unroll
-    if use_cudnn == "auto" and cudnn_form and _gpu_available():
+    if use_cudnn == "auto" and cudnn_form and gpu_available():
         return "the stock layer runs cuDNN on the GPU"
     if isinstance(mask, (list, tuple)):
         mask = mask[0] if mask else None
@@ -72,7 +72,7 @@ def fast_path_refusal(layer, sequences, mask=None, training=False) -> str | None
     return None
 
 
-def _gpu_available():
+def gpu_available():
     import tensorflow as tf  # the backend: already loaded
 
     return bool(tf.config.list_logical_devices("GPU"))

@@ -13,10 +13,16 @@ import os
 
 import keras
 
+from recurrent_mnist.fast_rnn import fallback
 from recurrent_mnist.fast_rnn.fallback import fast_path_refusal
 
 # The most chains a layer runs, whatever its setting.
 MAX_CHAINS = 16
+
+# `RowSequenceClassifier.predict` compiles with XLA on one thread for fast layers narrower than this:
+# there it measured 7 to 18 % faster than the graph, and at 128 units no faster or slower
+# (benchmarks/gate_matmul_inference.py; docs/speed.md, "Inference").
+PREDICT_XLA_MAX_UNITS = 127
 
 
 def check_parallel_chains(parallel_chains):
@@ -59,6 +65,28 @@ def resolve_parallel_chains(parallel_chains="auto") -> int:
     if _thread_setting("intra") == 1 and inter_op > 1:
         return min(inter_op, MAX_CHAINS)
     return 1
+
+
+def predicts_faster_with_xla(layers) -> bool:
+    """Whether `predict` through these recurrent layers is compiled with XLA (`RowSequenceClassifier.predict`).
+
+    True only where it was measured faster: TensorFlow on one thread (one
+    intra-op and one inter-op thread, as `limit_threads(1)` sets them), no
+    GPU, and every layer a float32 fast layer of at most
+    `PREDICT_XLA_MAX_UNITS` units running one chain. With more threads the
+    graph's parallel chains win; other layers and wrappers were not measured.
+    """
+    if keras.backend.backend() != "tensorflow" or not layers:
+        return False
+    if _thread_setting("intra") != 1 or _thread_setting("inter") != 1:
+        return False
+    return not fallback.gpu_available() and all(
+        isinstance(layer, _FastRNN)
+        and layer.units <= PREDICT_XLA_MAX_UNITS
+        and layer.compute_dtype == "float32"
+        and resolve_parallel_chains(layer.parallel_chains) == 1
+        for layer in layers
+    )
 
 
 def _thread_setting(kind):

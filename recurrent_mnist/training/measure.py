@@ -86,21 +86,21 @@ def steady_epoch_time(history: list[dict]) -> float | None:
 
 
 def measure_inference(model: keras.Model, x: np.ndarray, repeats: int = 3) -> float:
-    """Samples per second of `model.predict` at a large batch (median of repeats, after a warm-up).
+    """Samples per second of `model.predict` at a large batch (median of repeats, after a warm-up pass).
 
     The images go through `input_pipeline` (no autotune stall when the iterator is
     torn down, which otherwise adds seconds at random to a one-second measurement).
     """
     data = input_pipeline(x, None, INFERENCE_BATCH)
-    model.predict(x[:INFERENCE_BATCH], batch_size=INFERENCE_BATCH, verbose=0)
     times = []
-    for _ in range(repeats):
+    for _ in range(repeats + 1):  # the first pass warms up: it traces (and under XLA compiles) every batch shape
         start = time.perf_counter()
         if data is not None:
             model.predict(data, verbose=0)
         else:
             model.predict(x, batch_size=INFERENCE_BATCH, verbose=0)
         times.append(time.perf_counter() - start)
+    times = times[1:]
     return len(x) / float(np.median(times))
 
 
