@@ -75,8 +75,8 @@ for part in "$@"; do
     speed-train)
         # vs_pytorch.py appends to its .jsonl: the tables are remade whole, as bench's --fresh does.
         for name in vs_pytorch vs_pytorch_1thread; do rm -f results/speed/"$name".*; done
-        python benchmarks/vs_pytorch.py --threads 2 --rounds 2 --name vs_pytorch
-        taskset -c 1 python benchmarks/vs_pytorch.py --threads 1 --rounds 2 --name vs_pytorch_1thread
+        python benchmarks/vs_pytorch.py --threads 2 --rounds 3 --name vs_pytorch
+        taskset -c 1 python benchmarks/vs_pytorch.py --threads 1 --rounds 3 --name vs_pytorch_1thread
         ;;
     speed-lstm)
         # vs_pytorch.py appends to its .jsonl: the tables are remade whole, as bench's --fresh does.

@@ -413,11 +413,21 @@ def keras_worker(args: argparse.Namespace, impl: str) -> dict:
         "test_accuracy": row.get("test_accuracy"),
         "final_train_loss": result.history[-1].get("loss") if result.history else None,
         "infer_samples_per_s": row.get("infer_samples_per_s"),
+        "infer_xla": _predicts_with_xla(result.model),
         "latency_ms_p50": row.get("latency_ms_p50"),
         "latency_ms_p95": row.get("latency_ms_p95"),
         "peak_rss_mb": row.get("process_peak_rss_mb"),  # the process peak, as for PyTorch
         "thread_settings": tensorflow_threads(),
     }
+
+
+def _predicts_with_xla(model) -> bool | None:
+    """Whether `model.predict`, the inference figure, ran under XLA (the model's own choice, or its one-thread rule)."""
+    if model is None:
+        return None
+    from recurrent_mnist.fast_rnn.layers import predicts_faster_with_xla
+
+    return bool(model.jit_compile or predicts_faster_with_xla(getattr(model, "recurrent_layers", [])))
 
 
 def torch_worker(args: argparse.Namespace) -> dict:
