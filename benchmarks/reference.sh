@@ -83,7 +83,7 @@ for part in "$@"; do
         for name in lstm_100x50_2threads_5rounds lstm_xla_1thread; do rm -f results/speed/"$name".*; done
         python benchmarks/vs_pytorch.py --threads 2 --cells lstm --shapes 100x50 --impls keras torch --rounds 5 \
             --name lstm_100x50_2threads_5rounds
-        taskset -c 1 python benchmarks/vs_pytorch.py --threads 1 --cells lstm --impls keras keras-xla torch --rounds 2 \
+        taskset -c 1 python benchmarks/vs_pytorch.py --threads 1 --cells lstm --impls keras keras-graph keras-xla torch --rounds 2 \
             --name lstm_xla_1thread
         ;;
     speed-serve)

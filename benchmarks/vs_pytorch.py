@@ -15,6 +15,8 @@ script trains
   `keras_gru`, `keras_simple_rnn`) through the same training path;
 - `keras-xla` (not run by default): `keras` with `jit_compile=True` (XLA), a
   lever measured against the default;
+- `keras-graph` (not run by default): `keras` with `jit_compile=False` (no
+  XLA), to measure the automatic XLA choice where it turns XLA on;
 
 and writes, per cell, shape and implementation, the median steady-state epoch
 time over the rounds, the first (compile) epoch, throughput, test accuracy,
@@ -100,11 +102,11 @@ import numpy as np
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # the orchestrator imports TensorFlow with recurrent_mnist
 
 CELLS = ("lstm", "gru", "simple_rnn")
-IMPLS = ("keras", "torch", "keras-stock", "keras-xla")
+IMPLS = ("keras", "torch", "keras-stock", "keras-xla", "keras-graph")
 DEFAULT_IMPLS = ("keras", "torch", "keras-stock")
-KERAS_IMPLS = ("keras", "keras-stock", "keras-xla")
+KERAS_IMPLS = ("keras", "keras-stock", "keras-xla", "keras-graph")
 # Options of each Keras implementation beyond the defaults (a lever to measure).
-KERAS_OPTIONS = {"keras-xla": {"jit_compile": True}}
+KERAS_OPTIONS = {"keras-xla": {"jit_compile": True}, "keras-graph": {"jit_compile": False}}
 WORKERS = ("prepare", "peak", *IMPLS)
 TORCH_WORKERS = ("peak", "torch")  # they load PyTorch and must not load TensorFlow
 # The registered cell names each Keras implementation trains.
@@ -112,6 +114,7 @@ KERAS_CELL_NAMES = {
     "keras": {cell: cell for cell in CELLS},
     "keras-stock": {cell: f"keras_{cell}" for cell in CELLS},
     "keras-xla": {cell: cell for cell in CELLS},
+    "keras-graph": {cell: cell for cell in CELLS},
 }
 GATES = {"lstm": 4, "gru": 3, "simple_rnn": 1}
 TORCH_LAYERS = {"lstm": "LSTM", "gru": "GRU", "simple_rnn": "RNN"}
@@ -163,7 +166,8 @@ def build_parser() -> argparse.ArgumentParser:
         choices=IMPLS,
         default=list(DEFAULT_IMPLS),
         help="keras: the project's default cell; torch: the PyTorch peer; keras-stock: the plain Keras layer; "
-        "keras-xla: keras with jit_compile=True (default: keras torch keras-stock)",
+        "keras-xla: keras with jit_compile=True; keras-graph: keras with jit_compile=False "
+        "(default: keras torch keras-stock)",
     )
     parser.add_argument("--epochs", type=positive_int, default=3, help="epochs per run (epoch 1 reported apart)")
     parser.add_argument("--rounds", type=positive_int, default=2, help="interleaved rounds")
