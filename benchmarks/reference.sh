@@ -8,10 +8,10 @@
 #   benchmarks/reference.sh matched    # Fashion-MNIST, the three cells at equal parameter counts, to convergence (~15 min)
 #   benchmarks/reference.sh frameworks # Fashion-MNIST, Keras and PyTorch cells in one table (needs ".[torch]"; ~7 min)
 #   benchmarks/reference.sh tuned      # a search on the sample, then each cell at its best trial (~10 min)
-#   benchmarks/reference.sh speed      # results/speed, all three parts below (needs pip install -e ".[torch]"; ~64 min)
-#   benchmarks/reference.sh speed-serve  # a training step's profile; single-image latency (~11 min)
-#   benchmarks/reference.sh speed-train  # epoch time against PyTorch, at two threads and at one (~38 min)
-#   benchmarks/reference.sh speed-lstm   # the small LSTM over 5 rounds; XLA for the LSTM at one thread (~15 min)
+#   benchmarks/reference.sh speed      # results/speed, all three parts below (needs pip install -e ".[torch]"; ~79 min)
+#   benchmarks/reference.sh speed-serve  # a training step's profile; single-image latency (~9 min)
+#   benchmarks/reference.sh speed-train  # epoch time against PyTorch, at two threads and at one (~54 min)
+#   benchmarks/reference.sh speed-lstm   # the small LSTM over 5 rounds; XLA for the LSTM at one thread (~16 min)
 #
 # Run it with nothing else on the machine. An existing folder is discarded first
 # (--fresh), so the tables are remade whole by this commit; commit them afterwards.
