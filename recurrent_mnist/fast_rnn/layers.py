@@ -19,9 +19,9 @@ from recurrent_mnist.fast_rnn.fallback import fast_path_refusal
 # The most chains a layer runs, whatever its setting.
 MAX_CHAINS = 16
 
-# `RowSequenceClassifier.predict` compiles with XLA on one thread for fast layers narrower than this:
-# there it measured 7 to 18 % faster than the graph, and at 128 units no faster or slower
-# (benchmarks/gate_matmul_inference.py; docs/speed.md, "Inference").
+# `RowSequenceClassifier.predict` compiles with XLA on one thread for fast layers of at most this many units:
+# there it measured 7 to 18 % faster than the graph; at 128 units level or slower for the GRU and SimpleRNN
+# (benchmarks/gate_matmul_inference.py; docs/speed.md, "What the default path does", item 6).
 PREDICT_XLA_MAX_UNITS = 127
 
 
