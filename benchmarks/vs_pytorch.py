@@ -53,6 +53,18 @@ How it measures:
   projection (the input gradient of the first layer is not needed; the dense
   head and element-wise work are not counted); times ceil(N / B) steps per
   epoch. `peak_fraction` = FLOPs per epoch / epoch time / peak.
+- the products floor of each shape, measured in the peak worker: the matrix
+  products of one training step, exactly the FLOPs counted above, in the forms
+  the fast layers use (the input projection of all steps as one product, one
+  recurrent product per step forward and one backward, the kernel and
+  recurrent-kernel gradients each one product over all steps), timed with
+  torch on one thread for one batch chain (the batch cut as the fast layers
+  cut it at `--threads`), best of 5; an epoch's floor is that time times the
+  steps per epoch and the chains each thread runs. It is a lower bound for the
+  fast layers' epoch (element-wise work, the optimizer and the input are not
+  in it, and each chain is timed alone on its core), so `floor / torch` says
+  how close to PyTorch any implementation of this design could come, and the
+  ratios table says whether `keras / torch` meets the goal `TRAIN_GOAL`.
 
 Outputs under `--results-dir` (default `results/speed`), named by `--name`:
 `<name>.jsonl` (every raw run, appended as it finishes), `<name>.csv`,
@@ -84,6 +96,7 @@ import dataclasses
 import functools
 import hashlib
 import importlib.util
+import itertools
 import json
 import math
 import os
@@ -122,6 +135,11 @@ TIME_STEPS = 28
 FEATURES = 28
 LEARNING_RATE = 1e-3
 PEAK_SIZES = ((2048, 5), (4096, 2))  # (n, timed repeats) of an n x n x n fp32 matmul
+# The training goal of the second speed round (issue 16): recurrent-mnist at most this share of PyTorch's epoch time.
+TRAIN_GOAL = 0.75
+# As the fast layers cut a batch (recurrent_mnist/fast_rnn/driver.py; not imported: the peak worker loads no Keras).
+MIN_CHAIN_ROWS = 8
+FLOOR_MIN_REPEAT_S = 0.05  # each timed repeat of the products floor runs at least this long
 STDERR_TAIL = 3000
 OTHER_LOAD_WARNING = 0.05  # share of all CPUs used by other processes during a run
 TORCH_MISSING = 'PyTorch is not installed; install the benchmark extra with `pip install -e ".[torch]"`.'
@@ -192,6 +210,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--batch", type=positive_int, default=50, help=argparse.SUPPRESS)
     parser.add_argument("--data-file", type=Path, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--check-cells", nargs="*", default=[], help=argparse.SUPPRESS)
+    parser.add_argument("--floors", nargs="*", default=[], help=argparse.SUPPRESS)  # CELL:UNITSxBATCH, peak worker
     return parser
 
 
@@ -220,6 +239,73 @@ def train_flops_per_step(cell: str, units: int, batch: int) -> int:
 
 def train_flops_per_epoch(cell: str, units: int, batch: int, n_train: int) -> int:
     return math.ceil(n_train / batch) * train_flops_per_step(cell, units, batch)
+
+
+def batch_chains(batch: int, threads: int) -> list[int]:
+    """The rows of each batch chain the fast layers run at `threads` threads, as bench sets them."""
+    chains = max(1, min(threads, batch // MIN_CHAIN_ROWS))
+    cuts = [batch * i // chains for i in range(chains + 1)]
+    return [end - start for start, end in itertools.pairwise(cuts)]
+
+
+def step_products(torch, cell: str, units: int, batch: int):
+    """A callable doing the matrix products of one training step of one chain (`train_flops_per_step`'s FLOPs)."""
+    width = GATES[cell] * units
+    generator = torch.Generator().manual_seed(0)
+
+    def tensor(*shape):
+        return torch.randn(*shape, generator=generator)
+
+    inputs, kernel = tensor(TIME_STEPS * batch, FEATURES), tensor(FEATURES, width)
+    state, recurrent, recurrent_t = tensor(batch, units), tensor(units, width), tensor(width, units)
+    gates, gates_all = tensor(batch, width), tensor(TIME_STEPS * batch, width)
+    states_t, inputs_t = tensor(units, TIME_STEPS * batch), tensor(FEATURES, TIME_STEPS * batch)
+    out_gates, out_state = torch.empty(batch, width), torch.empty(batch, units)
+    out_recurrent, out_kernel = torch.empty(units, width), torch.empty(FEATURES, width)
+    projected = torch.empty(TIME_STEPS * batch, width)
+
+    def step():
+        torch.mm(inputs, kernel, out=projected)  # the input projection of all steps
+        for _ in range(TIME_STEPS):
+            torch.mm(state, recurrent, out=out_gates)  # forward
+        for _ in range(TIME_STEPS):
+            torch.mm(gates, recurrent_t, out=out_state)  # backward through the recurrence
+        torch.mm(states_t, gates_all, out=out_recurrent)  # recurrent-kernel gradient over all steps
+        torch.mm(inputs_t, gates_all, out=out_kernel)  # kernel gradient over all steps
+
+    return step
+
+
+def products_floor(torch, cell: str, units: int, batch: int, threads: int) -> dict:
+    """One training step's matrix products alone, as the fast layers cut them, at torch's one-thread speed.
+
+    `step_s` is a lower bound for the fast layers' step: the chains of a step
+    run side by side, one per thread, each timed alone on its core.
+    """
+    saved = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        chains = batch_chains(batch, threads)
+        chain_s = {}
+        for rows in sorted(set(chains)):
+            step = step_products(torch, cell, units, rows)
+            step()  # warm-up
+            start = time.perf_counter()
+            step()
+            once = time.perf_counter() - start
+            repeat = max(1, math.ceil(FLOOR_MIN_REPEAT_S / max(once, 1e-9)))
+            best = math.inf
+            for _ in range(5):
+                start = time.perf_counter()
+                for _ in range(repeat):
+                    step()
+                best = min(best, (time.perf_counter() - start) / repeat)
+            chain_s[rows] = best
+    finally:
+        torch.set_num_threads(saved)
+    # `threads` chains run side by side, each on its own thread; a thread with several chains runs them in turn.
+    per_thread = [sum(chain_s[rows] for rows in chains[i::threads]) for i in range(min(threads, len(chains)))]
+    return {"chains": chains, "chain_step_s": {str(k): v for k, v in chain_s.items()}, "step_s": max(per_thread)}
 
 
 def data_digest(x_train, y_train, x_test, y_test) -> str:
@@ -346,10 +432,16 @@ def peak_worker(args: argparse.Namespace) -> dict:
             torch.matmul(a, b, out=c)
             best = min(best, time.perf_counter() - start)
         by_size[str(n)] = 2.0 * n**3 / best / 1e9
+    floors = {}
+    for floor in args.floors:
+        cell, shape = floor.split(":")
+        units, batch = shape_arg(shape)
+        floors[floor] = products_floor(torch, cell, units, batch, args.threads)
     return {
         "kind": "peak",
         "status": "ok",
         "peak_gflops": max(by_size.values()),
+        "floors": floors,
         "gflops_by_size": by_size,
         "method": "torch.matmul fp32 n x n x n, best of " + ", ".join(f"{r} at n={n}" for n, r in PEAK_SIZES),
         "torch": torch_info(torch),
@@ -631,6 +723,7 @@ class Results:
         self.jsonl = folder / f"{args.name}.jsonl"
         self.records: list[dict] = []
         self.peak_gflops: float | None = None
+        self.floors: dict[str, float] = {}  # "cell:UNITSxBATCH" -> the epoch's products floor, seconds
         self.dataset: dict = {}
         self.header: list[str] = []
 
@@ -667,7 +760,10 @@ class Results:
                     if group_rows[-1]["epoch_time_s"] is not None:
                         medians[impl] = group_rows[-1]["epoch_time_s"]
                 keras_le_torch = self._paired_rounds(cell, units, batch)
+                floor = self.floors.get(f"{cell}:{units}x{batch}")
                 for row in group_rows:
+                    row["products_floor_s"] = floor
+                    row["floor_over_torch"] = _ratio(floor, medians.get("torch"))
                     row["vs_torch"] = _ratio(medians.get(row["impl"]), medians.get("torch"))
                     row["keras_over_torch"] = _ratio(medians.get("keras"), medians.get("torch"))
                     row["keras_over_keras_stock"] = _ratio(medians.get("keras"), medians.get("keras-stock"))
@@ -785,6 +881,7 @@ class Results:
             first = group.iloc[0]
             keras_over_torch = _none(first["keras_over_torch"])
             verdict = "–" if keras_over_torch is None else ("yes" if keras_over_torch <= 1.0 else "no")
+            goal = "–" if keras_over_torch is None else ("met" if keras_over_torch <= TRAIN_GOAL else "**missed**")
             ratio_rows.append(
                 [
                     cell,
@@ -794,13 +891,27 @@ class Results:
                     _fmt(_none(first["keras_over_keras_stock"]), 3),
                     verdict,
                     _none(first["keras_le_torch_rounds"]) or "–",
+                    goal,
+                    _fmt(_none(first["products_floor_s"]), 2),
+                    _fmt(_none(first["floor_over_torch"]), 3),
                 ]
             )
         text += "\n## Ratios of median steady-state epoch times\n\n"
         text += markdown_table(
-            ["cell", "units", "batch", "keras / torch", "keras / keras-stock", "keras ≤ torch", "rounds keras ≤ torch"],
+            [
+                "cell",
+                "units",
+                "batch",
+                "keras / torch",
+                "keras / keras-stock",
+                "keras ≤ torch",
+                "rounds keras ≤ torch",
+                f"keras / torch ≤ {TRAIN_GOAL}",
+                "products floor s",
+                "floor / torch",
+            ],
             ratio_rows,
-            ["l", "r", "r", "r", "r", "l", "r"],
+            ["l", "r", "r", "r", "r", "l", "r", "l", "r", "r"],
         )
         failed = summary[summary["failed"] > 0]
         if len(failed):
@@ -819,7 +930,13 @@ class Results:
             "Peak %: training matmul FLOPs per epoch / epoch time / the fp32 matmul peak. "
             "Vs torch: this row's epoch time / torch's. Other load: the largest share of all CPUs "
             "that other processes used during one of the row's runs. Rounds keras ≤ torch: rounds in which keras's run "
-            "was at most torch's run of the same round.\n"
+            "was at most torch's run of the same round. "
+            f"Keras / torch ≤ {TRAIN_GOAL}: the training goal of the second speed round (issue 16). "
+            "Products floor: the epoch's matrix products alone, in the forms and batch chains of the fast layers "
+            "at these threads, timed with torch on one thread per chain; a lower bound for the fast layers' epoch, "
+            "without their element-wise work, optimizer and input. "
+            f"Floor / torch: that bound as a share of torch's epoch time; the goal leaves {TRAIN_GOAL} minus it "
+            "for everything else.\n"
         )
         return text
 
@@ -854,6 +971,8 @@ SUMMARY_COLUMNS = [
     "keras_over_torch",
     "keras_over_keras_stock",
     "keras_le_torch_rounds",
+    "products_floor_s",
+    "floor_over_torch",
     "train_samples",
     "threads",
     "other_load_max",
@@ -933,11 +1052,20 @@ def orchestrate(args: argparse.Namespace) -> int:
         digest = prepared["data_digest"]
 
         progress(f"measuring the fp32 matmul peak at {args.threads} threads")
-        peak = run_worker(worker_command(args, "peak"), args.timeout)
+        floors = [f"{cell}:{units}x{batch}" for cell in args.cells for units, batch in args.shapes]
+        peak = run_worker(worker_command(args, "peak", floors=floors), args.timeout)
         results.append({"kind": "peak", **peak})
         if peak.get("status") == "ok":
             results.peak_gflops = peak["peak_gflops"]
-            progress(f"peak: {results.peak_gflops:.1f} GFLOP/s")
+            results.floors = {
+                # images / batch steps: the last, partial batch counted by its share, so the floor stays a bound
+                key: results.dataset["train_size"] / shape_arg(key.split(":")[1])[1] * value["step_s"]
+                for key, value in peak["floors"].items()
+            }
+            progress(
+                f"peak: {results.peak_gflops:.1f} GFLOP/s; products floor per epoch: "
+                + ", ".join(f"{key} {value:.2f} s" for key, value in results.floors.items())
+            )
         else:
             progress(f"the peak measurement failed ({peak.get('error')}); peak_fraction stays empty")
 

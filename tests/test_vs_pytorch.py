@@ -33,6 +33,49 @@ def test_training_flops_per_step(vs):
     assert vs.train_flops_per_step("simple_rnn", 16, 50) * 4 == vs.train_flops_per_step("lstm", 16, 50)
 
 
+def test_batch_chains_are_cut_as_the_fast_layers_cut_them(vs):
+    from recurrent_mnist.fast_rnn import driver
+
+    assert vs.MIN_CHAIN_ROWS == driver.MIN_CHAIN_ROWS
+    assert vs.batch_chains(50, 1) == [50]
+    assert vs.batch_chains(50, 2) == [25, 25]
+    assert vs.batch_chains(256, 3) == [85, 85, 86]
+    assert vs.batch_chains(12, 4) == [12]  # no chain thinner than 8 rows
+    assert sum(vs.batch_chains(1000, 16)) == 1000
+
+
+class CountingTorch:
+    """Enough of torch for `step_products`: records the FLOPs of every `mm`."""
+
+    def __init__(self):
+        import torch
+
+        self.torch, self.flops = torch, 0
+
+    def __getattr__(self, name):
+        return getattr(self.torch, name)
+
+    def mm(self, a, b, out):
+        self.flops += 2 * a.shape[0] * a.shape[1] * b.shape[1]
+        assert out.shape == (a.shape[0], b.shape[1])
+
+
+@pytest.mark.parametrize(("cell", "units", "batch"), [("lstm", 100, 50), ("gru", 128, 25), ("simple_rnn", 16, 8)])
+def test_the_products_floor_does_the_counted_flops(vs, cell, units, batch):
+    pytest.importorskip("torch")
+    counting = CountingTorch()
+    vs.step_products(counting, cell, units, batch)()
+    assert counting.flops == vs.train_flops_per_step(cell, units, batch)
+
+
+def test_the_products_floor_of_two_chains_on_two_threads_is_one_chains_step(vs):
+    torch = pytest.importorskip("torch")
+    floor = vs.products_floor(torch, "simple_rnn", 16, 32, threads=2)
+    assert floor["chains"] == [16, 16] and floor["step_s"] == floor["chain_step_s"]["16"] > 0
+    alone = vs.products_floor(torch, "simple_rnn", 16, 32, threads=1)
+    assert alone["chains"] == [32] and alone["step_s"] == alone["chain_step_s"]["32"]
+
+
 def test_a_failed_worker_is_recorded_with_its_stderr(vs):
     crash = vs.run_worker([sys.executable, "-c", "import sys; print('boom', file=sys.stderr); sys.exit(3)"], 60)
     assert crash["status"] == "failed" and "exited with 3" in crash["error"] and "boom" in crash["stderr_tail"]
@@ -56,6 +99,7 @@ def test_summary_medians_ratios_and_failures(vs, tmp_path):
     args.results_dir = tmp_path
     results = vs.Results(args, tmp_path, "test")
     results.peak_gflops = 100.0
+    results.floors = {"gru:8x50": 0.5}
 
     def run(impl, round_index, seconds, status="ok"):
         return {
@@ -91,7 +135,10 @@ def test_summary_medians_ratios_and_failures(vs, tmp_path):
     assert summary.loc["keras", "train_samples_per_s"] == 500.0
     flops = vs.train_flops_per_epoch("gru", 8, 50, 1000)
     assert summary.loc["keras", "peak_fraction"] == pytest.approx(flops / 2.0 / 100e9)
+    assert summary.loc["keras", "products_floor_s"] == 0.5 and summary.loc["keras", "floor_over_torch"] == 0.25
     text = results.write()
+    # keras / torch is 1.0: the goal of 0.75 is shown as missed, with the floor beside it
+    assert "| gru | 8 | 50 | 1.000 | – | yes | 1/2 | **missed** | 0.50 | 0.250 |" in text
     assert (tmp_path / "vs_pytorch.csv").exists() and "2 (1 failed)" in text
     assert "## Failed runs" in text and "it broke" in text
     assert len((tmp_path / "vs_pytorch.jsonl").read_text().splitlines()) == 6
@@ -143,6 +190,8 @@ def test_side_by_side_run_writes_every_file(tmp_path):
     assert table["test_accuracy"].between(0, 1).all()
     assert (table["train_samples"] == 300).all()
     assert (table["peak_fraction"] > 0).all()
+    assert (table["products_floor_s"] > 0).all()
+    assert table["products_floor_s"].nunique() == 1  # one floor per shape
     keras_row = table[table["impl"] == "keras"].iloc[0]
     torch_row = table[table["impl"] == "torch"].iloc[0]
     assert keras_row["keras_over_torch"] == pytest.approx(keras_row["epoch_time_s"] / torch_row["epoch_time_s"])
