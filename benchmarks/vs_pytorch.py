@@ -56,7 +56,9 @@ How it measures:
 - the products floor of each shape, measured in the peak worker: the matrix
   products of one training step, exactly the FLOPs counted above, in the forms
   the fast layers use (the input projection of all steps as one product, one
-  recurrent product per step forward and one backward, the kernel and
+  recurrent product per step forward and one backward, all gates in one: the
+  fast layers split it per gate from 128 units without XLA, where that
+  measured faster in TensorFlow; the kernel and
   recurrent-kernel gradients each one product over all steps), timed with
   torch on one thread for one batch chain (the batch cut as the fast layers
   cut it at `--threads`), best of 5; an epoch's floor is that time times the
