@@ -61,8 +61,9 @@ How it measures:
   measured faster in TensorFlow; the kernel and
   recurrent-kernel gradients each one product over all steps), timed with
   torch on one thread for one batch chain (the batch cut as the fast layers
-  cut it at `--threads`), best of 5; an epoch's floor is that time times the
-  steps per epoch and the chains each thread runs. It is a lower bound for the
+  cut it at `--threads`), best of 5; an epoch's floor is the step time of the
+  busiest thread (the chains it runs, one after another) times images / batch,
+  the last partial batch counted by its share. It is a lower bound for the
   fast layers' epoch (element-wise work, the optimizer and the input are not
   in it, and each chain is timed alone on its core), so `floor / torch` says
   how close to PyTorch any implementation of this design could come, and the

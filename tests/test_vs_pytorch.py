@@ -34,9 +34,22 @@ def test_training_flops_per_step(vs):
 
 
 def test_batch_chains_are_cut_as_the_fast_layers_cut_them(vs):
+    import numpy as np
+
     from recurrent_mnist.fast_rnn import driver
 
     assert vs.MIN_CHAIN_ROWS == driver.MIN_CHAIN_ROWS
+    # The driver's own count and slices (the script cannot import them: its torch workers load no Keras).
+    for batch, threads in ((50, 2), (256, 3), (12, 4), (1000, 16), (7, 2)):
+        chains = driver._chain_count(threads, batch)
+        sizes = []
+
+        def sequence(x_tm, *_, sizes=sizes):
+            sizes.append(int(x_tm.shape[1]))
+            return [x_tm[-1]]
+
+        driver._in_chains(sequence, chains, np.zeros((2, batch, 1), "float32"), [], [], False)
+        assert vs.batch_chains(batch, threads) == sizes, (batch, threads)
     assert vs.batch_chains(50, 1) == [50]
     assert vs.batch_chains(50, 2) == [25, 25]
     assert vs.batch_chains(256, 3) == [85, 85, 86]
