@@ -5,7 +5,7 @@
 - `commands/`: one module per command: parse, call the library, render;
 - `views/`: the rich renderings (progress displays, tables);
 - `_support`: quiet library import, error mapping, signals, variadic options, help layout;
-- `reference`: every command's options and defaults, read from the app (the README's reference).
+- `reference`: every command's options and defaults, read from the app (the documentation's reference).
 
 The library is imported here without Keras (`RECURRENT_MNIST_DEFER_KERAS`), so that
 `--help` and usage errors need no TensorFlow; a command imports the rest when it runs.

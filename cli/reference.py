@@ -2,8 +2,8 @@
 
 `options(command)` lists what `--help` shows, one `OptionInfo` per option (flags,
 value name, default, panel, help); `markdown()` renders every command as the
-README's command reference (`scripts/cli_reference.py` writes it there, and a test
-checks that the README's copy is current).
+documentation's command reference (`docs/hooks/cli_reference.py` puts it on the
+site's page at every build; nothing generated is committed).
 """
 
 from __future__ import annotations

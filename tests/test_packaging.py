@@ -14,11 +14,12 @@ def test_every_package_is_listed_in_pyproject():
     assert config["package-dir"]["recurrent_mnist_cli"] == "cli"
 
 
-def test_every_module_is_short_and_every_package_says_what_it_holds():
-    # The layout tells the architecture (README, Architecture): a module that outgrows this is split.
+def test_no_module_is_far_too_long_and_every_package_says_what_it_holds():
+    # A loose guard against a module that has swallowed several concerns, not a target to trim code to:
+    # modules are split by what they do (one concern each), never to fit a line count.
     modules = [*(ROOT / "recurrent_mnist").rglob("*.py"), *(ROOT / "cli").rglob("*.py")]
-    long = {str(m.relative_to(ROOT)): n for m in modules if (n := len(m.read_text().splitlines())) > 450}
-    assert not long, f"split these modules: {long}"
+    long = {str(m.relative_to(ROOT)): n for m in modules if (n := len(m.read_text().splitlines())) > 800}
+    assert not long, f"these modules hold more than one concern; split them by what they do: {long}"
     for init in [m for m in modules if m.name == "__init__.py"]:
         assert init.read_text().lstrip().startswith('"""'), f"{init.relative_to(ROOT)} has no docstring"
 

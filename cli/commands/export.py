@@ -47,7 +47,7 @@ def export(
     """Write a saved model as a TensorFlow Lite file that classifies one image per call.
 
     The fastest way this project has to answer one image at a time: the interpreter runs the frozen
-    graph without TensorFlow's per-call dispatch (see the README's Speed section). The model is loaded
+    graph without TensorFlow's per-call dispatch (the documentation's Speed page). The model is loaded
     with Keras's safe_mode=True; the file is checked against it on random images before it is kept.
     Read it with recurrent_mnist.export.TFLiteClassifier.
     """
