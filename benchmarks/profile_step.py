@@ -13,9 +13,9 @@ and reads the trace (`*.xplane.pb`) itself:
   time available (threads x wall time of a step); the rest is the executor's
   dispatch between ops and the threads waiting for each other (idle);
 - the matrix products' achieved GFLOP/s (their FLOPs, counted from the shape
-  as in `benchmarks/vs_pytorch.py`, over their measured time) against the peak
-  of one thread measured here with a large product (one intra-op thread, as
-  the training runs).
+  as `benchmarks/peer_speed/flops.py` counts them, over their measured time)
+  against the peak of one thread measured here with a large product (one
+  intra-op thread, as the training runs).
 
 The profiler itself adds time to each op, so the per-category split is read
 from the trace and the wall time per step from the untraced run; both are
@@ -43,7 +43,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from vs_pytorch import shape_arg, train_flops_per_step  # noqa: E402
+from peer_speed.cli import shape_arg  # noqa: E402
+from peer_speed.flops import train_flops_per_step  # noqa: E402
 
 CATEGORIES = {
     "matrix product": {"MatMul", "_MklMatMul", "_FusedMatMul", "_MklFusedMatMul", "BatchMatMulV2", "Einsum"},

@@ -12,7 +12,7 @@ BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 
 
 def _script(name: str):
-    sys.path.insert(0, str(BENCHMARKS))  # profile_step imports vs_pytorch's FLOP count
+    sys.path.insert(0, str(BENCHMARKS))  # profile_step imports peer_speed's FLOP count
     spec = importlib.util.spec_from_file_location(name, BENCHMARKS / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

@@ -1,13 +1,14 @@
-"""benchmarks/vs_pytorch.py: the FLOP count, failed workers, the summary, and one tiny side-by-side run."""
+"""benchmarks/vs_pytorch.py (its package, benchmarks/peer_speed): the FLOP count, the products floor, failed
+workers, the summary and its report, and one tiny side-by-side run."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import pandas as pd
 import pytest
@@ -16,45 +17,22 @@ SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "vs_pytorch.py"
 
 
 @pytest.fixture(scope="module")
-def vs():
-    """The script, imported as a module."""
-    spec = importlib.util.spec_from_file_location("vs_pytorch", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def speed():
+    """The package behind the script, `benchmarks/peer_speed`, imported as the script imports it."""
+    sys.path.insert(0, str(SCRIPT.parent))
+    from peer_speed import cli, flops, launch, summary
+
+    return SimpleNamespace(cli=cli, flops=flops, launch=launch, summary=summary)
 
 
-def test_training_flops_per_step(vs):
-    # LSTM 100/50: recurrent 112 MFLOP x 3, input projection 31.4 MFLOP x 2 (speedlab NOTES section 10)
-    assert vs.train_flops_per_step("lstm", 100, 50) == 3 * 28 * 2 * 50 * 100 * 400 + 2 * 28 * 2 * 50 * 28 * 400
-    assert vs.train_flops_per_epoch("lstm", 100, 50, 60_000) == 1200 * vs.train_flops_per_step("lstm", 100, 50)
-    assert vs.train_flops_per_step("lstm", 128, 256) == pytest.approx(3.22e9, rel=0.01)
-    assert vs.train_flops_per_epoch("gru", 128, 256, 60_000) == 235 * vs.train_flops_per_step("gru", 128, 256)
-    assert vs.train_flops_per_step("simple_rnn", 16, 50) * 4 == vs.train_flops_per_step("lstm", 16, 50)
-
-
-def test_batch_chains_are_cut_as_the_fast_layers_cut_them(vs):
-    import numpy as np
-
-    from recurrent_mnist.fast_rnn import driver
-
-    assert vs.MIN_CHAIN_ROWS == driver.MIN_CHAIN_ROWS
-    # The driver's own count and slices (the script cannot import them: its torch workers load no Keras).
-    for batch, threads in ((50, 2), (256, 3), (12, 4), (1000, 16), (7, 2)):
-        chains = driver._chain_count(threads, batch)
-        sizes = []
-
-        def sequence(x_tm, *_, sizes=sizes):
-            sizes.append(int(x_tm.shape[1]))
-            return [x_tm[-1]]
-
-        driver._in_chains(sequence, chains, np.zeros((2, batch, 1), "float32"), [], [], False)
-        assert vs.batch_chains(batch, threads) == sizes, (batch, threads)
-    assert vs.batch_chains(50, 1) == [50]
-    assert vs.batch_chains(50, 2) == [25, 25]
-    assert vs.batch_chains(256, 3) == [85, 85, 86]
-    assert vs.batch_chains(12, 4) == [12]  # no chain thinner than 8 rows
-    assert sum(vs.batch_chains(1000, 16)) == 1000
+def test_training_flops_per_step(speed):
+    flops = speed.flops
+    # LSTM 100/50: the recurrent products three times, the input products twice
+    assert flops.train_flops_per_step("lstm", 100, 50) == 3 * 28 * 2 * 50 * 100 * 400 + 2 * 28 * 2 * 50 * 28 * 400
+    assert flops.train_flops_per_epoch("lstm", 100, 50, 60_000) == 1200 * flops.train_flops_per_step("lstm", 100, 50)
+    assert flops.train_flops_per_step("lstm", 128, 256) == pytest.approx(3.22e9, rel=0.01)
+    assert flops.train_flops_per_epoch("gru", 128, 256, 60_000) == 235 * flops.train_flops_per_step("gru", 128, 256)
+    assert flops.train_flops_per_step("simple_rnn", 16, 50) * 4 == flops.train_flops_per_step("lstm", 16, 50)
 
 
 class CountingTorch:
@@ -74,27 +52,29 @@ class CountingTorch:
 
 
 @pytest.mark.parametrize(("cell", "units", "batch"), [("lstm", 100, 50), ("gru", 128, 25), ("simple_rnn", 16, 8)])
-def test_the_products_floor_does_the_counted_flops(vs, cell, units, batch):
+def test_the_products_floor_does_the_counted_flops(speed, cell, units, batch):
     pytest.importorskip("torch")
     counting = CountingTorch()
-    vs.step_products(counting, cell, units, batch)()
-    assert counting.flops == vs.train_flops_per_step(cell, units, batch)
+    speed.flops.step_products(counting, cell, units, batch)()
+    assert counting.flops == speed.flops.train_flops_per_step(cell, units, batch)
 
 
-def test_the_products_floor_of_two_chains_on_two_threads_is_one_chains_step(vs):
+def test_the_products_floor_of_two_chains_on_two_threads_is_one_chains_step(speed):
     torch = pytest.importorskip("torch")
-    floor = vs.products_floor(torch, "simple_rnn", 16, 32, threads=2)
+    floor = speed.flops.products_floor(torch, "simple_rnn", 16, 32, threads=2)
     assert floor["chains"] == [16, 16] and floor["step_s"] == floor["chain_step_s"]["16"] > 0
-    alone = vs.products_floor(torch, "simple_rnn", 16, 32, threads=1)
+    alone = speed.flops.products_floor(torch, "simple_rnn", 16, 32, threads=1)
     assert alone["chains"] == [32] and alone["step_s"] == alone["chain_step_s"]["32"]
+    assert speed.flops.epoch_floor_s(0.01, 1000, 32) == pytest.approx(1000 / 32 * 0.01)  # the partial batch by share
 
 
-def test_a_failed_worker_is_recorded_with_its_stderr(vs):
-    crash = vs.run_worker([sys.executable, "-c", "import sys; print('boom', file=sys.stderr); sys.exit(3)"], 60)
+def test_a_failed_worker_is_recorded_with_its_stderr(speed):
+    run_worker = speed.launch.run_worker
+    crash = run_worker([sys.executable, "-c", "import sys; print('boom', file=sys.stderr); sys.exit(3)"], 60)
     assert crash["status"] == "failed" and "exited with 3" in crash["error"] and "boom" in crash["stderr_tail"]
-    ok = vs.run_worker([sys.executable, "-c", 'print(\'noise\'); print(\'{"status": "ok", "x": 1}\')'], 60)
+    ok = run_worker([sys.executable, "-c", 'print(\'noise\'); print(\'{"status": "ok", "x": 1}\')'], 60)
     assert ok["status"] == "ok" and ok["x"] == 1 and ok["worker_wall_s"] > 0
-    slow = vs.run_worker([sys.executable, "-c", "import time; time.sleep(30)"], 1)
+    slow = run_worker([sys.executable, "-c", "import time; time.sleep(30)"], 1)
     assert slow["status"] == "failed" and "timed out" in slow["error"]
 
 
@@ -107,10 +87,10 @@ def test_a_torch_worker_never_loads_tensorflow():
     assert record["tensorflow_loaded"] is False
 
 
-def test_summary_medians_ratios_and_failures(vs, tmp_path):
-    args = vs.parse_args(["--cells", "gru", "--shapes", "8x50", "--impls", "keras", "torch", "--rounds", "3"])
+def test_summary_medians_ratios_and_failures(speed, tmp_path):
+    args = speed.cli.parse_args(["--cells", "gru", "--shapes", "8x50", "--impls", "keras", "torch", "--rounds", "3"])
     args.results_dir = tmp_path
-    results = vs.Results(args, tmp_path, "test")
+    results = speed.summary.Results(args, tmp_path, "test")
     results.peak_gflops = 100.0
     results.floors = {"gru:8x50": 0.5}
 
@@ -146,7 +126,7 @@ def test_summary_medians_ratios_and_failures(vs, tmp_path):
     assert summary.loc["torch", "error"] == "it broke"
     assert summary.loc["keras", "keras_over_torch"] == 1.0 and summary.loc["keras", "keras_le_torch_rounds"] == "1/2"
     assert summary.loc["keras", "train_samples_per_s"] == 500.0
-    flops = vs.train_flops_per_epoch("gru", 8, 50, 1000)
+    flops = speed.flops.train_flops_per_epoch("gru", 8, 50, 1000)
     assert summary.loc["keras", "peak_fraction"] == pytest.approx(flops / 2.0 / 100e9)
     assert summary.loc["keras", "products_floor_s"] == 0.5 and summary.loc["keras", "floor_over_torch"] == 0.25
     text = results.write()
@@ -219,6 +199,8 @@ def test_side_by_side_run_writes_every_file(tmp_path):
     assert all(len(r["epoch_times"]) == 2 and r["status"] == "ok" for r in trained)
     assert len({r["data_digest"] for r in trained}) == 1  # both sides trained on the same arrays
     assert [r["kind"] for r in runs].count("peak") == 1
+    peak = next(r for r in runs if r["kind"] == "peak")
+    assert peak["tensorflow_loaded"] is False and peak["floors"]["simple_rnn:16x50"]["step_s"] > 0
     threads = {r["impl"]: r["thread_settings"] for r in trained if r["impl"] != "torch"}
     n = trained[0]["threads"]
     assert threads["keras"] == {"intra_op": 1, "inter_op": n}  # as bench sets it
