@@ -4,12 +4,12 @@ For each cell and size, one image (uint8, 28 x 28) at a time, logits back as
 numpy, p50 and p95 of `--calls` calls after a warm-up, through:
 
 - `predict_on_batch`: `RowSequenceClassifier.predict_on_batch`, Keras's own call
-  for one batch (what `bench`'s `latency_ms_*` columns measured before `serve`);
+  for one batch (what `bench`'s `latency_ms_*` columns measure);
 - `serve`: `RowSequenceClassifier.serve`, the model called in a `tf.function`
   compiled with XLA, none of Keras's per-call machinery;
 - `serve-fast`: `serve` with its small-batch refusal lifted, so the project's
-  fast recurrent layer runs under XLA at batch 1 (what `serve` did before it
-  handed batches of at most 16 to the stock loop; kept to show why it does);
+  fast recurrent layer runs under XLA at batch 1 (to show why `serve` hands
+  small batches to the stock loop);
 - `serve-stock`: `serve` on the plain Keras layer of the same cell (the registered
   `keras_lstm`, `keras_gru`, `keras_simple_rnn`): the same weights and function,
   without the fast path, as XLA compiles it;

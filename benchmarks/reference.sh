@@ -2,16 +2,16 @@
 # Regenerates the committed reference results with exactly the README's commands,
 # from a clean tree, so that every table under results/ comes from one commit.
 #
-#   benchmarks/reference.sh tutorial   # the TF1 tutorial replay and bench on the embedded sample (~15 min on 2 cores)
-#   benchmarks/reference.sh threads    # one thread against two, compared with `recurrent-mnist compare` (~8 min)
-#   benchmarks/reference.sh fashion    # Fashion-MNIST, three cells, three seeds, to convergence (~25 min)
-#   benchmarks/reference.sh matched    # Fashion-MNIST, the three cells at equal parameter counts, to convergence (~15 min)
-#   benchmarks/reference.sh frameworks # Fashion-MNIST, Keras and PyTorch cells in one table (needs ".[torch]"; ~7 min)
-#   benchmarks/reference.sh tuned      # a search on the sample, then each cell at its best trial (~10 min)
-#   benchmarks/reference.sh speed      # results/speed, all three parts below (needs pip install -e ".[torch]"; ~79 min)
-#   benchmarks/reference.sh speed-serve  # a training step's profile; single-image latency (~9 min)
-#   benchmarks/reference.sh speed-train  # epoch time against PyTorch, at two threads and at one (~54 min)
-#   benchmarks/reference.sh speed-lstm   # the small LSTM over 5 rounds; XLA for the LSTM at one thread (~16 min)
+#   benchmarks/reference.sh tutorial   # the TF1 tutorial replay and bench on the embedded sample
+#   benchmarks/reference.sh threads    # one thread against two, compared with `recurrent-mnist compare`
+#   benchmarks/reference.sh fashion    # Fashion-MNIST, three cells, three seeds, to convergence
+#   benchmarks/reference.sh matched    # Fashion-MNIST, the three cells at equal parameter counts, to convergence
+#   benchmarks/reference.sh frameworks # Fashion-MNIST, Keras and PyTorch cells in one table (needs ".[torch]")
+#   benchmarks/reference.sh tuned      # a search on the sample, then each cell at its best trial
+#   benchmarks/reference.sh speed      # results/speed, all three parts below (needs pip install -e ".[torch]")
+#   benchmarks/reference.sh speed-serve  # a training step's profile; single-image latency
+#   benchmarks/reference.sh speed-train  # epoch time against PyTorch, at two threads and at one
+#   benchmarks/reference.sh speed-lstm   # the small LSTM over 5 rounds; XLA for the LSTM at one thread
 #
 # Run it with nothing else on the machine. An existing folder is discarded first
 # (--fresh), so the tables are remade whole by this commit; commit them afterwards.
