@@ -399,7 +399,8 @@ class RowSequenceClassifier(keras.Model):
             return keras.ops.convert_to_numpy(self.predict_on_batch(images))
         import tensorflow as tf  # the backend: already loaded
 
-        from recurrent_mnist.fast_rnn.fallback import SERVE_STOCK_MAX_BATCH, serving
+        from recurrent_mnist.fast_rnn.fallback import serving
+        from recurrent_mnist.fast_rnn.thresholds import SERVE_STOCK_MAX_BATCH
 
         count = len(images)
         small = count <= SERVE_STOCK_MAX_BATCH

@@ -13,14 +13,19 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+import recurrent_mnist.fast_rnn.chains as chain_arithmetic
 from recurrent_mnist.fast_rnn import (
     FastGRU,
     FastLSTM,
     FastSimpleRNN,
     driver,
     fallback,
+    gru,
     layers,
+    lstm,
     resolve_parallel_chains,
+    threads,
+    thresholds,
 )
 
 ATOL, RTOL = 1e-5, 1e-4
@@ -33,7 +38,7 @@ PAIRS = {
 }
 
 # Every form of the fast path once: the LSTM and the reset-after GRU do their recurrent product
-# fused or per gate (driver.GATE_MATMUL); the reset-before GRU and the SimpleRNN have one form.
+# fused or per gate (their `gate_matmul`); the reset-before GRU and the SimpleRNN have one form.
 FORMS = {
     "lstm-fused": ("lstm", "fused"),
     "lstm-per_gate": ("lstm", "per_gate"),
@@ -45,17 +50,15 @@ FORMS = {
 
 
 @pytest.fixture(params=list(FORMS.values()), ids=list(FORMS))
-def form(request, monkeypatch):
-    """The kind of layer, with the gate-matmul form of this parameter in force."""
-    kind, gate_matmul = request.param
-    monkeypatch.setattr(driver, "GATE_MATMUL", gate_matmul)
-    return kind
+def form(request):
+    """The kind of layer and the `gate_matmul` its fast layer is made with."""
+    return request.param
 
 
 @pytest.fixture
 def chains(monkeypatch):
     """Lets the fast layers cut the batch into chains however small: `parallel_chains` then decides alone."""
-    monkeypatch.setattr(driver, "MIN_CHAIN_ROWS", 1)
+    monkeypatch.setattr(chain_arithmetic, "MIN_CHAIN_ROWS", 1)
 
 
 def _data(batch=5, steps=7, feat=6, seed=0):
@@ -63,12 +66,14 @@ def _data(batch=5, steps=7, feat=6, seed=0):
     return rng.standard_normal((batch, steps, feat)).astype("float32")
 
 
-def _layer(kind, fast, units=8, parallel_chains="auto", **kw):
-    """The stock or the fast layer of this kind; `parallel_chains` for the fast one."""
+def _layer(kind, fast, units=8, parallel_chains="auto", gate_matmul="auto", **kw):
+    """The stock or the fast layer of this kind; `parallel_chains` and `gate_matmul` (LSTM, GRU) for the fast one."""
     stock_cls, fast_cls, extra = PAIRS[kind]
-    if fast:
-        return fast_cls(units, **extra, **kw, parallel_chains=parallel_chains)
-    return stock_cls(units, **extra, **kw)
+    if not fast:
+        return stock_cls(units, **extra, **kw)
+    if fast_cls is not FastSimpleRNN:
+        kw["gate_matmul"] = gate_matmul
+    return fast_cls(units, **extra, **kw, parallel_chains=parallel_chains)
 
 
 def _twin(kind, x_shape=(5, 7, 6), units=8, scale=0.3, **kw):
@@ -162,13 +167,15 @@ def _ids(kw):
 
 @pytest.mark.parametrize("kw", OPTIONS, ids=_ids)
 def test_layer_equivalence(form, kw):
-    _assert_layers_agree(*_twin(form, **kw), _data())
+    kind, gate_matmul = form
+    _assert_layers_agree(*_twin(kind, gate_matmul=gate_matmul, **kw), _data())
 
 
 @pytest.mark.parametrize("kw", [{}, {"return_sequences": True, "return_state": True, "go_backwards": True}], ids=_ids)
 def test_layer_equivalence_traced(form, kw):
     # In a tf.function, as Keras runs the layers (tf.custom_gradient has a graph form of its own).
-    _assert_layers_agree(*_twin(form, **kw), _data(), mode="graph")
+    kind, gate_matmul = form
+    _assert_layers_agree(*_twin(kind, gate_matmul=gate_matmul, **kw), _data(), mode="graph")
 
 
 @pytest.mark.parametrize("kind", list(PAIRS))
@@ -180,10 +187,11 @@ def test_layer_equivalence_under_xla(kind, chains):
 
 def test_mnist_shape_and_initial_state(form):
     # 28 steps of 28 features, as in the project; explicit initial states, whose gradients are compared too.
+    kind, gate_matmul = form
     x = _data(batch=4, steps=28, feat=28)
-    stock, fast = _twin(form, x.shape, units=16, scale=0.1, return_sequences=True)
+    stock, fast = _twin(kind, x.shape, units=16, scale=0.1, return_sequences=True, gate_matmul=gate_matmul)
     rng = np.random.default_rng(5)
-    states = [tf.constant(rng.standard_normal((4, 16)).astype("float32")) for _ in range(2 if form == "lstm" else 1)]
+    states = [tf.constant(rng.standard_normal((4, 16)).astype("float32")) for _ in range(2 if kind == "lstm" else 1)]
     _assert_layers_agree(stock, fast, x, initial_state=states)
 
 
@@ -384,8 +392,37 @@ print(sorted(m for m in sys.modules if m.startswith("recurrent_mnist.")))
 """
     run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=False)
     assert run.returncode == 0, run.stderr
-    loaded = ["recurrent_mnist.fast_rnn", "recurrent_mnist.fast_rnn.fallback", "recurrent_mnist.fast_rnn.layers"]
+    fast_rnn = "recurrent_mnist.fast_rnn"
+    loaded = [fast_rnn, *(f"{fast_rnn}.{name}" for name in ("chains", "fallback", "layers", "threads", "thresholds"))]
     assert run.stdout.strip() == str(loaded)
+
+
+def test_chains_and_thresholds_import_without_keras():
+    # What a process without Keras reads (the PyTorch peer, `TrainConfig`): the package imports nothing until a
+    # layer is asked for, and these two modules import neither Keras nor TensorFlow.
+    script = f"""
+import sys, types
+sys.modules["keras"] = sys.modules["tensorflow"] = None
+parent = types.ModuleType("recurrent_mnist")
+parent.__path__ = [{str(Path(layers.__file__).parents[1])!r}]
+sys.modules["recurrent_mnist"] = parent
+from recurrent_mnist.fast_rnn.chains import batch_chains
+from recurrent_mnist.fast_rnn.thresholds import AUTO_XLA_MAX_BATCH
+assert batch_chains(256, 3) == [85, 85, 86] and AUTO_XLA_MAX_BATCH > 0
+print(sorted(m for m in sys.modules if m.startswith("recurrent_mnist.")))
+"""
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=False)
+    assert run.returncode == 0, run.stderr
+    loaded = ["recurrent_mnist.fast_rnn", "recurrent_mnist.fast_rnn.chains", "recurrent_mnist.fast_rnn.thresholds"]
+    assert run.stdout.strip() == str(loaded)
+
+
+def test_the_thresholds_are_the_ones_in_force():
+    # The public name of a threshold, and the help that quotes it, follow thresholds.py.
+    from recurrent_mnist import settings, training
+
+    assert training.AUTO_XLA_MAX_BATCH == thresholds.AUTO_XLA_MAX_BATCH
+    assert f"up to {thresholds.AUTO_XLA_MAX_BATCH} " in settings.JIT_COMPILE.default_text
 
 
 # --------------------------------------------------------------------------
@@ -447,11 +484,13 @@ def test_save_load_keras_safe_mode(tmp_path):
 def test_config_matches_stock(kind):
     stock = _layer(kind, False, return_sequences=True, go_backwards=True)
     fast = _layer(kind, True, return_sequences=True, go_backwards=True)
-    assert fast.get_config() == {**stock.get_config(), "name": fast.name, "parallel_chains": "auto"}
+    own = {"parallel_chains": "auto", **({} if kind == "rnn" else {"gate_matmul": "auto"})}
+    assert fast.get_config() == {**stock.get_config(), "name": fast.name, **own}
     clone = type(fast).from_config(fast.get_config())
     assert clone.get_config() == fast.get_config()
-    # A configuration without parallel_chains (the stock layer's, or one saved before it existed) loads.
-    assert type(fast).from_config(stock.get_config()).parallel_chains == "auto"
+    # A configuration without the fast layer's own arguments (the stock layer's, or one saved before they existed)
+    # loads with their defaults.
+    assert type(fast).from_config(stock.get_config()).get_config() == {**fast.get_config(), "name": stock.name}
     # Saved models name the class as they did when fast_rnn was one module.
     saved = keras.saving.serialize_keras_object(fast)
     assert saved["module"] == "recurrent_mnist.fast_rnn"
@@ -517,7 +556,8 @@ def test_fit_matches_stock_under_xla():
 )
 def test_chains_equivalence(form, kw, chains):
     # Batch 5 in 3 chains of 1, 2 and 2 rows: outputs and every gradient as the stock layer's.
-    _assert_layers_agree(*_twin(form, parallel_chains=3, **kw), _data())
+    kind, gate_matmul = form
+    _assert_layers_agree(*_twin(kind, parallel_chains=3, gate_matmul=gate_matmul, **kw), _data())
 
 
 @pytest.mark.parametrize(
@@ -557,7 +597,7 @@ def test_chain_count_follows_the_thread_settings(monkeypatch):
     monkeypatch.delenv("TF_NUM_INTRAOP_THREADS")  # TensorFlow's default: every core for both
     assert resolve_parallel_chains("auto") == 1
     assert resolve_parallel_chains(3) == 3
-    assert resolve_parallel_chains(40) == layers.MAX_CHAINS == 16
+    assert resolve_parallel_chains(40) == chain_arithmetic.MAX_CHAINS == 16
 
 
 @pytest.mark.parametrize("value", [0, -1, 1.5, "2", "two", True, None])
@@ -580,26 +620,49 @@ def test_automatic_gate_matmul_form():
     # small units and for single-image prediction, where the extra calls cost more.
     assert driver.per_gate(128) and driver.per_gate(128, 1024) and driver.per_gate(256, 16)
     assert not driver.per_gate(100) and not driver.per_gate(128, 1) and not driver.per_gate(128, 15)
+    assert thresholds.PER_GATE_MIN_UNITS == 128 and thresholds.PER_GATE_MIN_BATCH == 16
+
+
+def test_gate_matmul_chooses_the_form():
+    # A form the layer is given holds at every size; "auto" follows the thresholds.
+    assert driver.per_gate(8, 1, "per_gate") and not driver.per_gate(256, None, "fused")
+    cell = FastLSTM(128).cell
+    assert lstm.recurrence(cell, None) is lstm.LSTMPerGateSteps
+    assert lstm.recurrence(cell, None, "fused") is lstm.LSTMSteps
+    assert lstm.recurrence(FastLSTM(8).cell, 1, "per_gate") is lstm.LSTMPerGateSteps
+    assert gru.recurrence(FastGRU(8).cell, 64, "per_gate") is gru.GRUPerGateSteps
+    assert gru.recurrence(FastGRU(128).cell, 64, "fused") is gru.GRUSteps
+    assert gru.recurrence(FastGRU(8, reset_after=False).cell, 64, "per_gate") is gru.GRUResetBeforeSteps
+
+
+@pytest.mark.parametrize("layer_class", [FastLSTM, FastGRU])
+def test_gate_matmul_is_checked_and_saved(layer_class):
+    layer = layer_class(4, gate_matmul="per_gate")
+    assert layer.get_config()["gate_matmul"] == "per_gate"
+    assert layer_class.from_config(layer.get_config()).gate_matmul == "per_gate"
+    with pytest.raises(ValueError, match=r'`gate_matmul` must be one of "auto", "fused", "per_gate". Received: gate_'):
+        layer_class(4, gate_matmul="fast")
+    assert not hasattr(FastSimpleRNN(4), "gate_matmul")  # one form
 
 
 @pytest.fixture
 def one_thread(monkeypatch):
     """TensorFlow's thread settings as `limit_threads(1)` makes them (the conftest keeps the real ones untouched)."""
-    monkeypatch.setattr(layers, "_thread_setting", lambda kind: 1)
+    monkeypatch.setattr(threads, "thread_setting", lambda kind: 1)
 
 
 def test_predict_compiles_with_xla_only_where_it_measured_faster(one_thread, monkeypatch):
-    narrow = FastGRU(layers.PREDICT_XLA_MAX_UNITS)
+    narrow = FastGRU(thresholds.PREDICT_XLA_MAX_UNITS)
     assert layers.predicts_faster_with_xla([narrow, FastSimpleRNN(8)])
     assert not layers.predicts_faster_with_xla([])
-    assert not layers.predicts_faster_with_xla([FastGRU(layers.PREDICT_XLA_MAX_UNITS + 1)])
+    assert not layers.predicts_faster_with_xla([FastGRU(thresholds.PREDICT_XLA_MAX_UNITS + 1)])
     assert not layers.predicts_faster_with_xla([narrow, keras.layers.GRU(8)])
     assert not layers.predicts_faster_with_xla([FastLSTM(8, parallel_chains=2)])
     assert not layers.predicts_faster_with_xla([FastLSTM(8, dtype="mixed_bfloat16")])
     monkeypatch.setattr(fallback, "gpu_available", lambda: True)
     assert not layers.predicts_faster_with_xla([narrow])
     monkeypatch.setattr(fallback, "gpu_available", lambda: False)
-    monkeypatch.setattr(layers, "_thread_setting", lambda kind: 1 if kind == "intra" else 2)
+    monkeypatch.setattr(threads, "thread_setting", lambda kind: 1 if kind == "intra" else 2)
     assert not layers.predicts_faster_with_xla([narrow])
 
 

@@ -2,9 +2,9 @@
 
 `FastLSTM`, `FastGRU` and `FastSimpleRNN` subclass the stock Keras layers, so
 weights (names, shapes, gate order i,f,c,o / z,r,h), config (plus
-`parallel_chains`), serialization and every Keras feature are those of the
-stock layers. Only `inner_loop()`
-is replaced: when `fast_path_refusal` finds nothing against it, the
+`parallel_chains`, and `gate_matmul` for the LSTM and GRU), serialization and
+every Keras feature are those of the stock layers. Only `inner_loop()` is
+replaced: when `fast_path_refusal` finds nothing against it, the
 recurrence runs through a fast TensorFlow path:
 
 * the input projection of all time steps is one matmul before the recurrence;
@@ -19,31 +19,49 @@ recurrence runs through a fast TensorFlow path:
   matmul);
 * under XLA (``model.compile(jit_compile=True)``, detected at trace time) one
   recurrent matmul per step with the gate split fused by XLA; without XLA and
-  for units >= 128, one matmul per gate (avoids strided split/concat copies);
+  from `thresholds.PER_GATE_MIN_UNITS` units, one matmul per gate (avoids
+  strided split/concat copies); the `gate_matmul` argument chooses otherwise;
 * the batch runs as `parallel_chains` independent recurrences, side by side
   on TensorFlow's inter-op threads.
 
 Input dropout is applied to the sequence (one mask for all steps, as the
-stock layers and the cuDNN path do) before the fast path. The numbers behind
-every choice are in docs/speed.md.
+stock layers and the cuDNN path do) before the fast path. Every tuned
+threshold is in `thresholds`, with the benchmark command that set it; the
+figures are in docs/speed.md.
 
-The modules: `layers` (the three layers and `resolve_parallel_chains`),
-`fallback` (`fast_path_refusal`), and the TensorFlow code, imported the first
-time a layer takes the fast path: `driver` (the sequence, its custom gradient
-and the batch chains), `all_steps` (the products over all time steps), and
-the cells' forward and backward steps in `lstm`, `gru` and `simple_rnn`.
+The modules, each importing only those after it: `layers` (the three
+layers), then the TensorFlow code, imported the first time a layer takes the
+fast path: the cells' forward and backward steps in `lstm`, `gru` and
+`simple_rnn`, `driver` (the sequence, its custom gradient and the batch
+chains) and `all_steps` (the products over all time steps); then `fallback`
+(`fast_path_refusal`) and `threads` (`resolve_parallel_chains`); last, with
+no Keras and no TensorFlow, `chains` (how a batch is cut) and `thresholds`.
+This package imports nothing until one of its names is used, so that a
+process without Keras can import `chains` and `thresholds`.
 
 The layers are registered as `recurrent_mnist>FastLSTM` (and so on), so models
 that use them save and load with `safe_mode=True` in any process that has
 imported `recurrent_mnist`. On other Keras backends they are the stock layers.
 """
 
-from recurrent_mnist.fast_rnn.fallback import fast_path_refusal
-from recurrent_mnist.fast_rnn.layers import FastGRU, FastLSTM, FastSimpleRNN, resolve_parallel_chains
+import importlib
 
-__all__ = ["FastGRU", "FastLSTM", "FastSimpleRNN", "fast_path_refusal", "resolve_parallel_chains"]
+# The public names, and the module of each.
+_NAMES = {
+    "FastGRU": "layers",
+    "FastLSTM": "layers",
+    "FastSimpleRNN": "layers",
+    "fast_path_refusal": "fallback",
+    "resolve_parallel_chains": "threads",
+}
 
-# Their public home, as saved models and result files name them (recurrent_mnist.fast_rnn.FastLSTM).
-for _layer_class in (FastGRU, FastLSTM, FastSimpleRNN):
-    _layer_class.__module__ = __name__
-del _layer_class
+
+def __getattr__(name: str):
+    if name in _NAMES:
+        value = getattr(importlib.import_module(f"{__name__}.{_NAMES[name]}"), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+__all__ = sorted(_NAMES)

@@ -34,8 +34,8 @@ def sum_rows_grad(a2, dz2, with_bias):
     """a2^T @ dz2 and, with_bias, also the column sums of dz2 (else None).
 
     The bias gradient is folded into the same product through a column of
-    ones (measured: a separate reduce_sum over (T*B, G) costs as much as the
-    product on this CPU).
+    ones: a separate reduce_sum would read the whole (T*B, G) gradient a second
+    time, which costs about as much as the product itself.
     """
     if not with_bias:
         return tf.matmul(a2, dz2, transpose_a=True), None

@@ -15,22 +15,9 @@ import itertools
 
 import tensorflow as tf
 
-from recurrent_mnist.fast_rnn.layers import resolve_parallel_chains
-
-# The recurrent product of the LSTM and the reset-after GRU: "fused" (one
-# (U, G*U) product and a gate split), "per_gate" (one (U, U) product per gate,
-# no strided split / concat), or "auto": fused under XLA (XLA fuses the split
-# for free, and the per-gate form compiles to much slower code), per gate
-# without XLA from 128 units (the split / concat copies then cost more than
-# the extra products), except for batches known to be smaller than 16 rows
-# (single-image prediction: there the extra calls cost more). Read when a
-# graph is traced; benchmarks/gate_matmul_inference.py sets it.
-GATE_MATMUL = "auto"
-_PER_GATE_MIN_UNITS = 128
-_PER_GATE_MIN_BATCH = 16
-
-# Chains are not cut thinner than this many rows when the batch size is static.
-MIN_CHAIN_ROWS = 8
+from recurrent_mnist.fast_rnn.chains import chain_count, chain_cuts
+from recurrent_mnist.fast_rnn.threads import resolve_parallel_chains
+from recurrent_mnist.fast_rnn.thresholds import PER_GATE_MIN_BATCH, PER_GATE_MIN_UNITS
 
 
 def in_xla():
@@ -39,11 +26,23 @@ def in_xla():
     return get is not None and get() is not None
 
 
-def per_gate(units, batch=None):
-    """Whether the recurrent product is done per gate (see GATE_MATMUL); batch: static size or None."""
-    if GATE_MATMUL == "auto":
-        return units >= _PER_GATE_MIN_UNITS and not in_xla() and (batch is None or batch >= _PER_GATE_MIN_BATCH)
-    return GATE_MATMUL == "per_gate"
+def per_gate(units, batch=None, gate_matmul="auto"):
+    """Whether the LSTM's or the reset-after GRU's recurrent product is done per gate.
+
+    Args:
+        units: the layer's units.
+        batch: the static batch size, or None.
+        gate_matmul: the layer's `gate_matmul`: `"fused"`, `"per_gate"`, or
+            `"auto"`: fused under XLA (XLA fuses the gate split for free, and
+            compiles the per-gate form to slower code), per gate without XLA
+            from `PER_GATE_MIN_UNITS` units (the strided split / concat copies
+            then cost more than the extra products), except for batches known
+            to be smaller than `PER_GATE_MIN_BATCH` rows (a few images: there
+            the extra calls cost more). Read when a graph is traced.
+    """
+    if gate_matmul == "auto":
+        return units >= PER_GATE_MIN_UNITS and not in_xla() and (batch is None or batch >= PER_GATE_MIN_BATCH)
+    return gate_matmul == "per_gate"
 
 
 class Recurrence:
@@ -53,7 +52,8 @@ class Recurrence:
     weights. The driver calls `forward_step` for t = 0 .. T-1; when a gradient
     is asked for, `backward_step` for t = T-1 .. 0, then `gradients` once.
     The forward step keeps the derivative factors the backward step needs
-    (measured cheaper than recomputing them; inference graphs prune them).
+    (cheaper than recomputing them in the backward pass; inference graphs
+    prune them).
     """
 
     def __init__(self, x_tm, kernel, recurrent_kernel, bias=None):
@@ -153,10 +153,7 @@ def _chain_count(setting, batch):
     """How many chains for a `parallel_chains` setting and a static batch size (None: unknown)."""
     if in_xla():  # XLA runs one cluster on one thread.
         return 1
-    chains = resolve_parallel_chains(setting)
-    if batch is not None:
-        chains = max(1, min(chains, batch // MIN_CHAIN_ROWS))
-    return chains
+    return chain_count(batch, resolve_parallel_chains(setting))
 
 
 def _in_chains(sequence, chains, x_tm, states, weights, return_sequences):
@@ -168,8 +165,7 @@ def _in_chains(sequence, chains, x_tm, states, weights, return_sequences):
     """
     if chains == 1:
         return sequence(x_tm, *states, *weights)
-    batch = tf.shape(x_tm)[1]
-    cuts = [batch * i // chains for i in range(chains + 1)]
+    cuts = chain_cuts(tf.shape(x_tm)[1], chains)
     outs = [sequence(x_tm[:, lo:hi], *[s[lo:hi] for s in states], *weights) for lo, hi in itertools.pairwise(cuts)]
     joined = zip(*outs, strict=True)
     return [tf.concat(parts, axis=1 if (return_sequences and j == 0) else 0) for j, parts in enumerate(joined)]

@@ -7,9 +7,8 @@ import contextvars
 
 import keras
 
-# Under XLA the stock loops serve a batch of at most this many rows faster than the fast path (one image,
-# LSTM at 128 units: 0.27 against 3.4 ms in results/speed/latency_2threads.md; docs/speed.md, "Single-image latency").
-SERVE_STOCK_MAX_BATCH = 16
+from recurrent_mnist.fast_rnn.thresholds import SERVE_STOCK_MAX_BATCH
+
 _serving = contextvars.ContextVar("serving", default=False)
 
 

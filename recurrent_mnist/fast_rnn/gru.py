@@ -18,11 +18,11 @@ from recurrent_mnist.fast_rnn import all_steps
 from recurrent_mnist.fast_rnn.driver import Recurrence, per_gate
 
 
-def recurrence(cell, batch):
-    """The steps for a `keras.layers.GRUCell` and a static batch size (None: unknown)."""
+def recurrence(cell, batch, gate_matmul="auto"):
+    """The steps for a `keras.layers.GRUCell`, a static batch size (None: unknown) and a `gate_matmul` form."""
     if not cell.reset_after:
         return GRUResetBeforeSteps
-    return GRUPerGateSteps if per_gate(cell.units, batch) else GRUSteps
+    return GRUPerGateSteps if per_gate(cell.units, batch, gate_matmul) else GRUSteps
 
 
 def _update(z, hh, h_prev):

@@ -1,4 +1,4 @@
-"""The fast layers: `FastLSTM`, `FastGRU` and `FastSimpleRNN`, and their `parallel_chains` argument.
+"""The fast layers: `FastLSTM`, `FastGRU` and `FastSimpleRNN`, and their `parallel_chains` and `gate_matmul` arguments.
 
 Each subclasses the stock Keras layer and replaces only `inner_loop()`: the
 fast path when `fast_path_refusal` finds nothing against it, else the stock
@@ -8,77 +8,33 @@ the cells' steps) is imported the first time a layer takes the fast path.
 
 from __future__ import annotations
 
-import numbers
-import os
-
 import keras
 
-from recurrent_mnist.fast_rnn import fallback
+from recurrent_mnist.fast_rnn import fallback, threads
 from recurrent_mnist.fast_rnn.fallback import fast_path_refusal
+from recurrent_mnist.fast_rnn.threads import check_parallel_chains, resolve_parallel_chains
+from recurrent_mnist.fast_rnn.thresholds import PREDICT_XLA_MAX_UNITS
 
-# The most chains a layer runs, whatever its setting.
-MAX_CHAINS = 16
+__all__ = ["FastGRU", "FastLSTM", "FastSimpleRNN", "check_parallel_chains", "predicts_faster_with_xla"]
 
-# `RowSequenceClassifier.predict` compiles with XLA on one thread for fast layers of at most this many units:
-# there it measured 7 to 18 % faster than the graph; at 128 units level or slower for the GRU and SimpleRNN
-# (benchmarks/gate_matmul_inference.py; docs/speed.md, "What the default path does", item 6).
-PREDICT_XLA_MAX_UNITS = 127
-
-
-def check_parallel_chains(parallel_chains):
-    """`parallel_chains` as given ("auto" or an int), or ValueError (the layers' and the model's check)."""
-    if isinstance(parallel_chains, str) and parallel_chains == "auto":
-        return parallel_chains
-    if isinstance(parallel_chains, bool) or not isinstance(parallel_chains, numbers.Integral) or parallel_chains < 1:
-        raise ValueError(
-            f'`parallel_chains` must be "auto" or an integer >= 1. Received: parallel_chains={parallel_chains!r}'
-        )
-    return int(parallel_chains)
-
-
-def resolve_parallel_chains(parallel_chains="auto") -> int:
-    """How many batch chains a fast layer with this `parallel_chains` runs, at most.
-
-    Args:
-        parallel_chains: `"auto"` (default) or an integer >= 1. `"auto"` is
-            TensorFlow's inter-op thread count when it runs one intra-op
-            thread (as `recurrent_mnist.environment.limit_threads(n)` sets it),
-            else 1; it is read from TensorFlow's settings (or its
-            `TF_NUM_*OP_THREADS` variables) now.
-
-    Returns:
-        The number, at most 16; 1 on other Keras backends. A layer also runs
-        no chain thinner than 8 rows of a batch of known size, and one chain
-        under XLA.
-
-    Example:
-
-    >>> resolve_parallel_chains(3)
-    3
-    """
-    parallel_chains = check_parallel_chains(parallel_chains)
-    if keras.backend.backend() != "tensorflow":
-        return 1
-    if parallel_chains != "auto":
-        return min(parallel_chains, MAX_CHAINS)
-    inter_op = _thread_setting("inter")
-    if _thread_setting("intra") == 1 and inter_op > 1:
-        return min(inter_op, MAX_CHAINS)
-    return 1
+# The forms of the recurrent product of the LSTM and the reset-after GRU (`gate_matmul`).
+GATE_MATMUL_FORMS = ("auto", "fused", "per_gate")
 
 
 def predicts_faster_with_xla(layers) -> bool:
     """Whether `predict` through these recurrent layers is compiled with XLA (`RowSequenceClassifier.predict`).
 
-    True only where it was measured faster: TensorFlow on one thread (one
-    intra-op and one inter-op thread, as `limit_threads(1)` sets them), no
-    GPU, and every layer a float32 fast layer of at most
-    `PREDICT_XLA_MAX_UNITS` units running one chain. With more threads the
-    graph's parallel chains win; other layers and wrappers were not measured.
+    True only where XLA's fusion of each unrolled step's element-wise work
+    was measured to pay (`thresholds.PREDICT_XLA_MAX_UNITS` names the command):
+    TensorFlow on one thread (one intra-op and one inter-op thread, as
+    `limit_threads(1)` sets them), no GPU, and every layer a float32 fast layer
+    of at most `PREDICT_XLA_MAX_UNITS` units running one chain. With more
+    threads the graph's parallel chains win; other layers and wrappers were
+    not measured.
     """
     if keras.backend.backend() != "tensorflow" or not layers:
         return False
-    if _thread_setting("intra") != 1 or _thread_setting("inter") != 1:
+    if threads.thread_setting("intra") != 1 or threads.thread_setting("inter") != 1:
         return False
     return not fallback.gpu_available() and all(
         isinstance(layer, _FastRNN)
@@ -89,17 +45,12 @@ def predicts_faster_with_xla(layers) -> bool:
     )
 
 
-def _thread_setting(kind):
-    """TensorFlow's intra- or inter-op thread count as configured: 0 = its default (all cores)."""
-    import tensorflow as tf  # the backend: already loaded
-
-    value = getattr(tf.config.threading, f"get_{kind}_op_parallelism_threads")()
-    if value:
-        return value
-    try:
-        return max(0, int(os.environ.get(f"TF_NUM_{kind.upper()}OP_THREADS", "0")))
-    except ValueError:
-        return 0
+def check_gate_matmul(gate_matmul):
+    """`gate_matmul` as given, or ValueError."""
+    if not isinstance(gate_matmul, str) or gate_matmul not in GATE_MATMUL_FORMS:
+        forms = ", ".join(f'"{form}"' for form in GATE_MATMUL_FORMS)
+        raise ValueError(f"`gate_matmul` must be one of {forms}. Received: gate_matmul={gate_matmul!r}")
+    return gate_matmul
 
 
 class _FastRNN:
@@ -124,8 +75,19 @@ class _FastRNN:
         return {**super().get_config(), "parallel_chains": self.parallel_chains}
 
 
+class _GatedFastRNN(_FastRNN):
+    """The LSTM's and the GRU's `gate_matmul` argument: which form of their recurrent product runs."""
+
+    def __init__(self, *args, gate_matmul="auto", **kwargs):
+        super().__init__(*args, **kwargs)
+        self.gate_matmul = check_gate_matmul(gate_matmul)
+
+    def get_config(self):
+        return {**super().get_config(), "gate_matmul": self.gate_matmul}
+
+
 @keras.saving.register_keras_serializable(package="recurrent_mnist")
-class FastLSTM(_FastRNN, keras.layers.LSTM):
+class FastLSTM(_GatedFastRNN, keras.layers.LSTM):
     """`keras.layers.LSTM` with a fast TensorFlow CPU path: same weights and results.
 
     Args:
@@ -135,7 +97,16 @@ class FastLSTM(_FastRNN, keras.layers.LSTM):
             inter-op threads to run side by side. `"auto"` is one per
             inter-op thread when TensorFlow runs one intra-op thread
             (`resolve_parallel_chains` says how many). No chain gets fewer
-            than 8 rows of a batch of known size; one chain under XLA.
+            than `chains.MIN_CHAIN_ROWS` rows of a batch of known size; one
+            chain under XLA.
+        gate_matmul: the form of the recurrent product, `"auto"` (default),
+            `"fused"` (one product for all gates, then a split of its
+            columns) or `"per_gate"` (one product per gate, no split or
+            concatenation). `"auto"` is fused under XLA, which fuses the split
+            itself, and per gate without XLA from
+            `thresholds.PER_GATE_MIN_UNITS` units for batches of at least
+            `thresholds.PER_GATE_MIN_BATCH` rows or of unknown size. Both forms
+            give the same results.
         **kwargs: the other arguments of `keras.layers.LSTM`.
 
     Call arguments and returns: those of `keras.layers.LSTM`.
@@ -151,14 +122,16 @@ class FastLSTM(_FastRNN, keras.layers.LSTM):
     def _recurrence(self, batch):
         from recurrent_mnist.fast_rnn import lstm
 
-        return lstm.recurrence(self.cell, batch)
+        return lstm.recurrence(self.cell, batch, self.gate_matmul)
 
 
 @keras.saving.register_keras_serializable(package="recurrent_mnist")
-class FastGRU(_FastRNN, keras.layers.GRU):
+class FastGRU(_GatedFastRNN, keras.layers.GRU):
     """`keras.layers.GRU` with a fast TensorFlow CPU path: same weights and results.
 
-    Takes the arguments of `keras.layers.GRU` and `parallel_chains` (see `FastLSTM`).
+    Takes the arguments of `keras.layers.GRU`, `parallel_chains` and
+    `gate_matmul` (see `FastLSTM`); with `reset_after=False` the GRU has one
+    form and `gate_matmul` changes nothing.
 
     >>> FastGRU(4, return_sequences=True)(np.zeros((2, 28, 28), "float32")).shape
     TensorShape([2, 28, 4])
@@ -167,7 +140,7 @@ class FastGRU(_FastRNN, keras.layers.GRU):
     def _recurrence(self, batch):
         from recurrent_mnist.fast_rnn import gru
 
-        return gru.recurrence(self.cell, batch)
+        return gru.recurrence(self.cell, batch, self.gate_matmul)
 
 
 @keras.saving.register_keras_serializable(package="recurrent_mnist")
@@ -183,4 +156,10 @@ class FastSimpleRNN(_FastRNN, keras.layers.SimpleRNN):
     def _recurrence(self, batch):
         from recurrent_mnist.fast_rnn import simple_rnn
 
-        return simple_rnn.recurrence(self.cell, batch)
+        return simple_rnn.recurrence(self.cell)
+
+
+# Their public home, as saved models and result files name them (recurrent_mnist.fast_rnn.FastLSTM).
+for _layer_class in (FastGRU, FastLSTM, FastSimpleRNN):
+    _layer_class.__module__ = "recurrent_mnist.fast_rnn"
+del _layer_class

@@ -11,8 +11,8 @@ from recurrent_mnist.fast_rnn import all_steps
 from recurrent_mnist.fast_rnn.driver import Recurrence
 
 
-def recurrence(cell, batch):
-    """The steps for a `keras.layers.SimpleRNNCell` (one form at every size)."""
+def recurrence(cell):
+    """The steps for a `keras.layers.SimpleRNNCell` (one form at every size and batch)."""
     return SimpleRNNSteps
 
 

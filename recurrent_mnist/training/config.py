@@ -11,13 +11,9 @@ import dataclasses
 
 from recurrent_mnist import settings
 from recurrent_mnist.errors import ConfigError
+from recurrent_mnist.fast_rnn.thresholds import AUTO_XLA_MAX_BATCH
 
 __all__ = ["AUTO_XLA_MAX_BATCH", "TrainConfig", "steps_per_execution_for"]
-
-# jit_compile=None turns XLA on for the fast LSTM up to this batch size, where it
-# was measured faster on one thread (benchmarks/vs_pytorch.py --impls keras-xla;
-# docs/speed.md); with parallel batch chains (several threads) it stays off.
-AUTO_XLA_MAX_BATCH = 64
 
 # The settings a TrainConfig holds, by field name; `cell` is checked against the registry.
 _CHECKED = (
@@ -54,7 +50,7 @@ class TrainConfig:
         epochs, batch_size, learning_rate, validation_split, early_stopping,
             target_accuracy, seed: the training.
         steps_per_execution: training steps per call into the compiled graph.
-        jit_compile: XLA on or off; None decides by measurement (`uses_xla`).
+        jit_compile: XLA on or off; None: the automatic choice (`uses_xla`).
         strategy: `"default"` (one device) or `"mirrored"`.
         threads: CPU threads of the training process: TensorFlow's inter-op
             threads (one intra-op thread each) and the fast layers' parallel
@@ -96,7 +92,13 @@ class TrainConfig:
         return cls(**values)
 
     def uses_xla(self, backend: str = "tensorflow") -> bool:
-        """Whether training compiles with XLA: `jit_compile`, or the automatic choice when it is None."""
+        """Whether training compiles with XLA: `jit_compile`, or the automatic choice when it is None.
+
+        The automatic choice is XLA for the fast LSTM on one thread up to
+        `AUTO_XLA_MAX_BATCH` rows (`recurrent_mnist.fast_rnn.thresholds`):
+        XLA fuses each unrolled step's element-wise work, but runs the step on
+        one thread, so it loses to parallel batch chains.
+        """
         if self.jit_compile is not None:
             return self.jit_compile
         return (
