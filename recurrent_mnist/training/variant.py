@@ -87,107 +87,166 @@ def train_variant(
     Raises:
         ResultsError: the checkpoint is unreadable or of another configuration.
     """
+    request = _Request(dataset, config, emit, measure, tuple(callbacks or ()), keep_model, checkpoint_dir, tensorboard)
     with MemoryWatch() as memory:
-        result = _train(dataset, config, emit, measure, callbacks, keep_model, checkpoint_dir, tensorboard)
+        result = _train(request)
     result.row["variant_rss_growth_mb"] = memory.growth_mb
     result.row["process_peak_rss_mb"] = process_peak_rss_mb()
     result.row["finished_at"] = now()
     return result
 
 
-def _train(dataset, config, emit, measure, callbacks, keep_model, checkpoint_dir, tensorboard) -> VariantResult:
+@dataclasses.dataclass(frozen=True)
+class _Request:
+    """The arguments of one `train_variant` call."""
+
+    dataset: Dataset
+    config: TrainConfig
+    emit: Emit | None
+    measure: bool
+    callbacks: tuple[keras.callbacks.Callback, ...]
+    keep_model: bool
+    checkpoint_dir: str | os.PathLike | None
+    tensorboard: tuple[str | os.PathLike, str] | None
+
+
+def _train(request: _Request) -> VariantResult:
+    """Builds the model, fits it and measures it: the row of `train_variant` but its memory figures."""
+    config, dataset = request.config, request.dataset
     keras.utils.set_random_seed(config.seed)
     x_train, y_train, x_val, y_val = split_validation(dataset.x_train, dataset.y_train, config.validation_split)
     strategy = get_strategy(config.strategy)
     xla = config.uses_xla(keras.backend.backend())
-    with strategy_scope(strategy):
-        model = RowSequenceClassifier(num_classes=dataset.num_classes, **config.model_kwargs())
-        model.build((None, *dataset.image_shape))
-        compile_model(model, config.learning_rate, config.effective_steps_per_execution(), xla)
+    model = _build(request, strategy, xla)
 
-    steps = math.ceil(len(x_train) / config.batch_size)
-    monitor = Monitor(emit, config.epochs, steps, config.target_accuracy)
-    fit_callbacks = [monitor, *(callbacks or [])]
-    if tensorboard is not None:
-        fit_callbacks += tensorboard_callbacks(*tensorboard, monitor)
-    initial_epoch, earlier = 0, []
-    if checkpoint_dir is not None:
-        folder = Path(checkpoint_dir)
-        initial_epoch, earlier = restore(model, folder, config)
-        folder.mkdir(parents=True, exist_ok=True)
-        fit_callbacks.append(Checkpoint(folder, config, monitor, earlier))
-    if config.early_stopping is not None and x_val is not None:
-        fit_callbacks.append(
-            keras.callbacks.EarlyStopping(
-                monitor="val_accuracy", patience=config.early_stopping, restore_best_weights=True
-            )
-        )
-
+    monitor = Monitor(request.emit, config.epochs, math.ceil(len(x_train) / config.batch_size), config.target_accuracy)
+    fit_callbacks, initial_epoch, earlier = _fit_callbacks(request, model, monitor, validating=x_val is not None)
     started = now()
     if initial_epoch < config.epochs:
-        train_data = input_pipeline(x_train, y_train, config.batch_size, shuffle_seed=config.seed)
-        if train_data is not None:
-            val_data = input_pipeline(x_val, y_val, INFERENCE_BATCH) if x_val is not None else None
-            model.fit(
-                train_data,
-                epochs=config.epochs,
-                initial_epoch=initial_epoch,
-                validation_data=val_data,
-                shuffle=False,  # the pipeline shuffles, seeded, every epoch
-                callbacks=fit_callbacks,
-                verbose=0,
-            )
-        else:
-            model.fit(
-                x_train,
-                y_train,
-                batch_size=config.batch_size,
-                epochs=config.epochs,
-                initial_epoch=initial_epoch,
-                validation_data=(x_val, y_val) if x_val is not None else None,
-                shuffle=True,
-                callbacks=fit_callbacks,
-                verbose=0,
-            )
-    history_rows = earlier + monitor.history
-    epoch_times = [entry["epoch_time_s"] for entry in history_rows]
-    steady = steady_epochs(history_rows)
+        _fit(model, config, (x_train, y_train), (x_val, y_val), initial_epoch, fit_callbacks)
+    history = earlier + monitor.history
 
-    best_val_accuracy, best_val_epoch = best_epoch(history_rows)
     row = {
         **config.columns(),
         "framework": framework_name(),
         "params": int(model.count_params()),
-        "epochs": len(history_rows),
+        "epochs": len(history),
         "train_samples": len(x_train),
         "replicas": strategy.num_replicas_in_sync if strategy is not None else 1,
         "xla": xla,
+        **_training_figures(history, monitor),
+        "started_at": started,
+    }
+    epoch_time_s = row["epoch_time_s"]
+    row["train_samples_per_s"] = len(x_train) / epoch_time_s if epoch_time_s else None
+    row.update(_test_figures(model, dataset, measure=request.measure, failed=bool(monitor.failure)))
+    if request.tensorboard is not None:
+        write_hparams(*request.tensorboard, config, row, framework=row["framework"])
+    return VariantResult(row=row, history=history, model=model if request.keep_model else None)
+
+
+# -- build ------------------------------------------------------------------------------
+
+
+def _build(request: _Request, strategy, xla: bool) -> RowSequenceClassifier:
+    """The variant's model, built for the data set's images and compiled, in `strategy`'s scope."""
+    config, dataset = request.config, request.dataset
+    with strategy_scope(strategy):
+        model = RowSequenceClassifier(num_classes=dataset.num_classes, **config.model_kwargs())
+        model.build((None, *dataset.image_shape))
+        compile_model(model, config.learning_rate, config.effective_steps_per_execution(), xla)
+    return model
+
+
+# -- fit --------------------------------------------------------------------------------
+
+
+def _fit_callbacks(
+    request: _Request, model: keras.Model, monitor: Monitor, validating: bool
+) -> tuple[list[keras.callbacks.Callback], int, list[dict]]:
+    """The callbacks of `fit`, with the model restored from the request's checkpoint if there is one.
+
+    Returns:
+        The callbacks, the epoch to start from, and the history of the epochs before it.
+    """
+    config = request.config
+    callbacks = [monitor, *request.callbacks]
+    if request.tensorboard is not None:
+        callbacks += tensorboard_callbacks(*request.tensorboard, monitor)
+    initial_epoch, earlier = 0, []
+    if request.checkpoint_dir is not None:
+        folder = Path(request.checkpoint_dir)
+        initial_epoch, earlier = restore(model, folder, config)
+        folder.mkdir(parents=True, exist_ok=True)
+        callbacks.append(Checkpoint(folder, config, monitor, earlier))
+    if config.early_stopping is not None and validating:
+        callbacks.append(
+            keras.callbacks.EarlyStopping(
+                monitor="val_accuracy", patience=config.early_stopping, restore_best_weights=True
+            )
+        )
+    return callbacks, initial_epoch, earlier
+
+
+def _fit(model: keras.Model, config: TrainConfig, train, validation, initial_epoch: int, callbacks) -> None:
+    """`model.fit` from `initial_epoch`: on a seeded `tf.data` pipeline where the backend has one, else on the
+    arrays. `train` is `(x, y)`; `validation` is `(x, y)` or `(None, None)`."""
+    (x_train, y_train), (x_val, y_val) = train, validation
+    train_data = input_pipeline(x_train, y_train, config.batch_size, shuffle_seed=config.seed)
+    if train_data is not None:
+        model.fit(
+            train_data,
+            epochs=config.epochs,
+            initial_epoch=initial_epoch,
+            validation_data=input_pipeline(x_val, y_val, INFERENCE_BATCH) if x_val is not None else None,
+            shuffle=False,  # the pipeline shuffles, seeded, every epoch
+            callbacks=callbacks,
+            verbose=0,
+        )
+    else:
+        model.fit(
+            x_train,
+            y_train,
+            batch_size=config.batch_size,
+            epochs=config.epochs,
+            initial_epoch=initial_epoch,
+            validation_data=(x_val, y_val) if x_val is not None else None,
+            shuffle=True,
+            callbacks=callbacks,
+            verbose=0,
+        )
+
+
+# -- measure ----------------------------------------------------------------------------
+
+
+def _training_figures(history: list[dict], monitor: Monitor) -> dict:
+    """The row's columns that the training's per-epoch history and its monitor give."""
+    epoch_times = [entry["epoch_time_s"] for entry in history]
+    best_val_accuracy, best_val_epoch = best_epoch(history)
+    return {
         "status": "failed" if monitor.failure else "ok",
         "error": monitor.failure or "",
         "best_val_accuracy": best_val_accuracy,
         "best_epoch": best_val_epoch,
-        "epoch_time_s": steady_epoch_time(history_rows),
-        "steady_epochs": len(steady),
+        "epoch_time_s": steady_epoch_time(history),
+        "steady_epochs": len(steady_epochs(history)),
         "first_epoch_s": epoch_times[0] if epoch_times else None,
         "train_time_s": sum(epoch_times),
         "epochs_to_target": monitor.target_epoch,
         "seconds_to_target": monitor.target_seconds,
-        "started_at": started,
     }
-    steady = row["epoch_time_s"]
-    row["train_samples_per_s"] = len(x_train) / steady if steady else None
-    if monitor.failure:
-        row.update(
-            test_accuracy=None, test_loss=None, infer_samples_per_s=None, latency_ms_p50=None, latency_ms_p95=None
-        )
-    else:
-        test_loss, test_accuracy = model.evaluate(dataset.x_test, dataset.y_test, batch_size=INFERENCE_BATCH, verbose=0)
-        row.update(test_accuracy=float(test_accuracy), test_loss=float(test_loss))
-        if measure:
-            row["infer_samples_per_s"] = measure_inference(model, dataset.x_test)
-            row["latency_ms_p50"], row["latency_ms_p95"] = measure_latency(model, dataset.x_test)
-        else:
-            row.update(infer_samples_per_s=None, latency_ms_p50=None, latency_ms_p95=None)
-    if tensorboard is not None:
-        write_hparams(*tensorboard, config, row, framework=row["framework"])
-    return VariantResult(row=row, history=history_rows, model=model if keep_model else None)
+
+
+def _test_figures(model: keras.Model, dataset: Dataset, *, measure: bool, failed: bool) -> dict:
+    """The test split's loss and accuracy, scored once, and (with `measure`) inference throughput and
+    latency; all None for a variant whose training failed."""
+    figures = dict.fromkeys(("test_accuracy", "test_loss", "infer_samples_per_s", "latency_ms_p50", "latency_ms_p95"))
+    if failed:
+        return figures
+    test_loss, test_accuracy = model.evaluate(dataset.x_test, dataset.y_test, batch_size=INFERENCE_BATCH, verbose=0)
+    figures.update(test_accuracy=float(test_accuracy), test_loss=float(test_loss))
+    if measure:
+        figures["infer_samples_per_s"] = measure_inference(model, dataset.x_test)
+        figures["latency_ms_p50"], figures["latency_ms_p95"] = measure_latency(model, dataset.x_test)
+    return figures
