@@ -3,7 +3,9 @@
 A cell name maps to a factory that builds one Keras RNN layer:
 `factory(units, *, return_sequences, dropout, recurrent_dropout, name)`.
 `"lstm"`, `"gru"` and `"simple_rnn"` are built in; `register_cell` adds more.
-Names are matched case-insensitively, with `-` read as `_`.
+Names are matched case-insensitively, with `-` read as `_`; the names
+themselves are kept without Keras in `recurrent_mnist.cell_names`, which a
+configuration checks a name against.
 
 The built-in names build `recurrent_mnist.fast_rnn` layers: the stock Keras
 layers (same weights, config and behaviour) with a faster TensorFlow CPU path.
@@ -17,18 +19,13 @@ from collections.abc import Callable, Iterable
 
 import keras
 
+from recurrent_mnist import cell_names
+from recurrent_mnist.errors import ConfigError
 from recurrent_mnist.fast_rnn import FastGRU, FastLSTM, FastSimpleRNN
 
 __all__ = ["available_cells", "canonical_cell_name", "get_cell_factory", "import_cell_modules", "register_cell"]
 
 CellFactory = Callable[..., keras.layers.Layer]
-
-_FACTORIES: dict[str, CellFactory] = {}
-_ALIASES: dict[str, str] = {}
-
-
-def _normalize(name: str) -> str:
-    return name.strip().lower().replace("-", "_")
 
 
 def register_cell(name: str, factory: CellFactory, *, aliases: Iterable[str] = (), overwrite: bool = False) -> None:
@@ -59,16 +56,7 @@ def register_cell(name: str, factory: CellFactory, *, aliases: Iterable[str] = (
     """
     if not callable(factory):
         raise TypeError(f"factory must be callable; received {factory!r}")
-    key = _normalize(name)
-    names = [key, *(_normalize(a) for a in aliases)]
-    if not overwrite:
-        taken = [n for n in names if n in _FACTORIES or n in _ALIASES]
-        if taken:
-            raise ValueError(f"cell name {taken[0]!r} is already registered; pass overwrite=True to replace it")
-    _FACTORIES[key] = factory
-    _ALIASES.pop(key, None)
-    for alias in names[1:]:
-        _ALIASES[alias] = key
+    _FACTORIES[cell_names.add(name, aliases, overwrite=overwrite)] = factory
 
 
 def canonical_cell_name(name: str) -> str:
@@ -77,14 +65,7 @@ def canonical_cell_name(name: str) -> str:
     Raises:
         ValueError: the name is unknown; the message lists the valid names.
     """
-    if not isinstance(name, str):
-        raise TypeError(f"a cell name must be a string; received {name!r}")
-    key = _normalize(name)
-    key = _ALIASES.get(key, key)
-    if key not in _FACTORIES:
-        valid = ", ".join(available_cells())
-        raise ValueError(f"Unknown cell {name!r}. Valid cells: {valid} (or a Keras RNN layer instance).")
-    return key
+    return cell_names.canonical(name)
 
 
 def get_cell_factory(name: str) -> CellFactory:
@@ -94,7 +75,7 @@ def get_cell_factory(name: str) -> CellFactory:
 
 def available_cells() -> tuple[str, ...]:
     """The registered cell names, without aliases, in registration order."""
-    return tuple(_FACTORIES)
+    return cell_names.registered()
 
 
 def import_cell_modules(modules: Iterable[str]) -> None:
@@ -107,8 +88,6 @@ def import_cell_modules(modules: Iterable[str]) -> None:
         ConfigError: a module cannot be imported.
     """
     import importlib
-
-    from recurrent_mnist.errors import ConfigError
 
     for module in modules:
         try:
@@ -134,9 +113,12 @@ def _keras_layer(layer_class: type[keras.layers.Layer]) -> CellFactory:
     return factory
 
 
-register_cell("lstm", _keras_layer(FastLSTM))
-register_cell("gru", _keras_layer(FastGRU))
-register_cell("simple_rnn", _keras_layer(FastSimpleRNN), aliases=("rnn", "simplernn"))
-register_cell("keras_lstm", _keras_layer(keras.layers.LSTM))
-register_cell("keras_gru", _keras_layer(keras.layers.GRU))
-register_cell("keras_simple_rnn", _keras_layer(keras.layers.SimpleRNN), aliases=("keras_rnn", "keras_simplernn"))
+# The built-in names (`cell_names.BUILTIN_CELLS`, registered there with their aliases).
+_FACTORIES: dict[str, CellFactory] = {
+    "lstm": _keras_layer(FastLSTM),
+    "gru": _keras_layer(FastGRU),
+    "simple_rnn": _keras_layer(FastSimpleRNN),
+    "keras_lstm": _keras_layer(keras.layers.LSTM),
+    "keras_gru": _keras_layer(keras.layers.GRU),
+    "keras_simple_rnn": _keras_layer(keras.layers.SimpleRNN),
+}

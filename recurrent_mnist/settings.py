@@ -20,6 +20,7 @@ import os
 import re
 from collections.abc import Callable, Iterable
 
+from recurrent_mnist import cell_names
 from recurrent_mnist.datasets import DATASETS
 from recurrent_mnist.errors import ConfigError
 
@@ -168,21 +169,17 @@ def _ordered(setting: Setting, low, high, low_name: str, high_name: str) -> tupl
 def check_cells(cells, argument: str = "cells") -> tuple[str, ...]:
     """The registered names of `cells` (aliases resolved, duplicates dropped), or `ConfigError`.
 
-    Imports the cell registry, and so Keras: a cell name is only known once the
-    registry (and any `imports`) is loaded. The built-in names as the registry
-    spells them (`BUILTIN_CELLS`) need no registry, so that a process without
-    Keras (the PyTorch peer's) can check a configuration of them.
+    Checks the names against `recurrent_mnist.cell_names`, which needs no
+    Keras: the built-in names and aliases are there from the start, and a
+    custom cell once `register_cell` (in a module that `imports` names) has
+    added it.
     """
     if isinstance(cells, str) or not cells:
         raise ConfigError(
             f"`{argument}` is empty; name at least one cell. Received: {argument}={cells!r}", argument=argument
         )
-    if all(isinstance(cell, str) and cell in BUILTIN_CELLS for cell in cells):
-        return tuple(dict.fromkeys(cells))
-    from recurrent_mnist.cells import canonical_cell_name
-
     try:
-        return tuple(dict.fromkeys(canonical_cell_name(cell) for cell in cells))
+        return tuple(dict.fromkeys(cell_names.canonical(cell) for cell in cells))
     except (TypeError, ValueError) as exc:
         raise ConfigError(str(exc), argument=argument) from None
 
@@ -264,9 +261,9 @@ RECURRENT_DROPOUT = Setting(
 )
 # The cells a comparison or a search covers unless told otherwise.
 DEFAULT_CELLS = ("lstm", "gru", "simple_rnn")
-# The cells `recurrent_mnist.cells` registers itself (the fast layers, then the stock Keras ones);
+# The cells `recurrent_mnist.cells` builds itself (the fast layers, then the stock Keras ones);
 # `register_cell` adds more, and `import_cell_modules` (--import) imports the modules that do.
-BUILTIN_CELLS = (*DEFAULT_CELLS, "keras_lstm", "keras_gru", "keras_simple_rnn")
+BUILTIN_CELLS = tuple(cell_names.BUILTIN_CELLS)
 # Training
 EPOCHS = Setting("epochs", "The most epochs to train each model.", 10, minimum=1)
 BATCH_SIZE = Setting("batch_size", "Training batch size.", 128, minimum=1, search=(32, 256))
@@ -310,7 +307,7 @@ JIT_COMPILE = Setting(
     None,
     kind=bool,
     optional=True,
-    default_text="automatic: on for the lstm cell at batch sizes up to 64 on one thread, where it measured faster",
+    default_text="automatic: on for the lstm cell at batch sizes up to 64 on one thread",
 )
 STRATEGY = Setting(
     "strategy",

@@ -12,7 +12,7 @@ from recurrent_mnist_cli.app import app
 from typer.testing import CliRunner
 
 import recurrent_mnist.single
-from recurrent_mnist import RowSequenceClassifier, cells
+from recurrent_mnist import RowSequenceClassifier, cell_names, cells
 from recurrent_mnist.saving import save_model
 
 runner = CliRunner()
@@ -128,6 +128,7 @@ def test_a_model_with_a_custom_cell_needs_and_takes_import(tmp_path, tiny, tiny_
     path = save_model(model, tmp_path / "custom.keras")
     # A new process knows nothing of the cell: forget it here too, and the module that registered it.
     monkeypatch.delitem(cells._FACTORIES, "plain_gru")
+    monkeypatch.delitem(cell_names._NAMES, "plain_gru")
     monkeypatch.delitem(sys.modules, "rm_custom_cells")
     args = ["evaluate", path, "--dataset", "mnist", "--data-dir", tiny_data_dir, "--no-measure-inference"]
     without = invoke(*args)
