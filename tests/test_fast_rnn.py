@@ -373,6 +373,11 @@ def test_refusal_for_serving_a_small_batch(cell, images, refusals):
     np.testing.assert_allclose(model.serve(many)[:3], model.serve(images[:3]), rtol=1e-5, atol=1e-5)
     model(images[:1])  # called directly, not served: the fast path at any size
     assert refusals and set(refusals) == {None}
+    refusals.clear()
+    with fallback.serve_stock_up_to(0):  # the rule lifted (benchmarks/latency.py's serve-fast)
+        lifted = RowSequenceClassifier(cell, units=8)
+        lifted.serve(images[:3])
+    assert refusals and set(refusals) == {None}
 
 
 def test_the_package_imports_keras_only():

@@ -10,6 +10,7 @@ import keras
 from recurrent_mnist.fast_rnn.thresholds import SERVE_STOCK_MAX_BATCH
 
 _serving = contextvars.ContextVar("serving", default=False)
+_serve_stock_max_batch = contextvars.ContextVar("serve_stock_max_batch", default=SERVE_STOCK_MAX_BATCH)
 
 
 @contextlib.contextmanager
@@ -20,6 +21,21 @@ def serving():
         yield
     finally:
         _serving.reset(token)
+
+
+@contextlib.contextmanager
+def serve_stock_up_to(max_batch: int):
+    """For the graphs traced inside, `serve` hands batches of at most `max_batch` rows to the stock loop.
+
+    The default is `SERVE_STOCK_MAX_BATCH`; 0 keeps the fast path at every
+    batch size, as `benchmarks/latency.py --impls serve-fast` runs it to show
+    what the rule saves.
+    """
+    token = _serve_stock_max_batch.set(max_batch)
+    try:
+        yield
+    finally:
+        _serve_stock_max_batch.reset(token)
 
 
 def fast_path_refusal(layer, sequences, mask=None, training=False) -> str | None:
@@ -65,9 +81,9 @@ def fast_path_refusal(layer, sequences, mask=None, training=False) -> str | None
         return f"recurrent_activation={_name(cell.recurrent_activation)}: the fast path computes sigmoid"
     if training and cell.dropout and getattr(cell, "dropout_mask_count", None):
         return "input dropout with implementation=1: one dropout mask per gate"
-    batch = sequences.shape[0]
-    if _serving.get() and batch is not None and batch <= SERVE_STOCK_MAX_BATCH:
-        return f"serving a batch of {batch} (at most {SERVE_STOCK_MAX_BATCH}): the stock loop runs faster under XLA"
+    batch, stock_max_batch = sequences.shape[0], _serve_stock_max_batch.get()
+    if _serving.get() and batch is not None and batch <= stock_max_batch:
+        return f"serving a batch of {batch} (at most {stock_max_batch}): the stock loop runs faster under XLA"
     return None
 
 
