@@ -9,6 +9,7 @@ scratch, saves it and scores it once on the test split (`_best_model`).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import threading
@@ -126,17 +127,39 @@ def run_search(
                 folder.discard()
             code = code_identity(imports)
             folder.check_config(config.identity(), dataset.sha256, code=code)
+            search = _Search(config, dataset, folder, role, tensorboard_dir, emit, code, command)
+            return _run_oracle(search, retrain_best)
 
-            def about_to_train() -> None:
-                # Trials or a retrained model from other code would mix versions in one search; a
-                # search with nothing left to run is only rebuilt, whatever code reads it.
-                folder.check_code(code)
-                atomic_write_json(
-                    folder.path / "environment.json",
-                    environment_info(command, dataset=dataset.describe(), config=config.to_dict(), role=role),
-                )
 
-            return _run_oracle(config, dataset, folder, role, tensorboard_dir, emit, retrain_best, about_to_train)
+@dataclasses.dataclass(frozen=True)
+class _Search:
+    """The search a one-process run or a chief drives: what it searches, on which data, into which
+    folder, and what it records with the results."""
+
+    config: TuneConfig
+    dataset: Dataset
+    folder: _SearchFolder
+    role: str  # "local" or "chief"
+    tensorboard_dir: str | os.PathLike | None
+    emit: Progress
+    code: dict
+    command: list[str] | None
+
+
+def _about_to_train(search: _Search) -> None:
+    """Checks that this code may fill the search, and records the environment that fills it."""
+    # Trials or a retrained model from other code would mix versions in one search; a search
+    # with nothing left to run is only rebuilt, whatever code reads it.
+    search.folder.check_code(search.code)
+    atomic_write_json(
+        search.folder.path / "environment.json",
+        environment_info(
+            search.command,
+            dataset=search.dataset.describe(),
+            config=search.config.to_dict(),
+            role=search.role,
+        ),
+    )
 
 
 def _search_done(oracle, folder: _SearchFolder) -> bool:
@@ -149,210 +172,213 @@ def _search_done(oracle, folder: _SearchFolder) -> bool:
     return False
 
 
-def _run_oracle(
-    config, dataset, folder, role: str, tensorboard_dir, emit: Progress, retrain: bool, about_to_train
-) -> TuneResult:
-    args, kwargs = _search_arguments(config, dataset, tensorboard_dir)
-    tuner = _make_tuner(config, dataset, folder, len(args[0]), emit)
+# -- the trials ---------------------------------------------------------------------------
+
+
+def _run_oracle(search: _Search, retrain: bool) -> TuneResult:
+    """Runs the trials the search has left, then writes the tables and the best model."""
+    config, folder, emit = search.config, search.folder, search.emit
+    args, kwargs = _search_arguments(config, search.dataset, search.tensorboard_dir)
+    tuner = _make_tuner(config, search.dataset, folder, len(args[0]), emit)
     oracle = tuner.oracle
     kept = len(oracle.end_order)
     if not _search_done(oracle, folder):
-        about_to_train()
-    write_lock = threading.Lock()
+        _about_to_train(search)
+    table = _TrialsTable(oracle, folder.path / "trials.csv")
+    if config.time_budget is not None:
+        oracle.deadline = time.time() + 60.0 * config.time_budget
+    host, port = settings.parse_oracle_address(config.oracle) if search.role == "chief" else (None, None)
+    chief_address = f"{host}:{port}" if search.role == "chief" else None
+    emit(
+        {
+            "event": "search_start",
+            "run_dir": str(folder.path),
+            "role": search.role,
+            "tuner": config.tuner,
+            "total": config.max_trials,
+            "kept": kept,
+            "deadline": oracle.deadline,
+            "address": chief_address,
+            "dataset": search.dataset.describe(),
+        }
+    )
+    with _trials_running(search, oracle, table, chief_address):
+        if search.role == "chief":
+            _serve(oracle, host, port, folder)
+            folder.set_chief_state("finished", chief_address, complete=_search_complete(oracle))
+        else:
+            tuner.search(*args, **kwargs)
+    if oracle.listener_error is not None:
+        raise oracle.listener_error
+    return _write_results(search, oracle, table, kept, retrain)
 
-    def write_trials(final: bool = False) -> pd.DataFrame:
-        with write_lock:
-            frame = trials_frame(oracle, final=final)
-            reporting.write_csv(frame, folder.path / "trials.csv")
+
+class _TrialsTable:
+    """`trials.csv`, rewritten whole from the oracle by one writer at a time: on a chief the oracle's
+    listener runs in the threads that serve the workers."""
+
+    def __init__(self, oracle, path: Path):
+        self._oracle = oracle
+        self._path = path
+        self._lock = threading.Lock()
+
+    def write(self, final: bool = False) -> pd.DataFrame:
+        with self._lock:
+            frame = trials_frame(self._oracle, final=final)
+            reporting.write_csv(frame, self._path)
             return frame
 
-    def listener(event: str, trial: Trial) -> None:
-        number = oracle.start_order.index(trial.trial_id) + 1 if trial.trial_id in oracle.start_order else None
-        common = {
-            **_trial_event(trial),
-            "number": number,
-            "total": config.max_trials,
-            "worker": oracle.workers.get(trial.trial_id),
-        }
-        if oracle.deadline is not None:
-            common["time_left_s"] = max(0.0, oracle.deadline - time.time())
+
+class _TrialEvents:
+    """The oracle's listener: a progress event when a trial starts, and when one ends the trials table
+    rewritten and an event with the best trial so far."""
+
+    def __init__(self, oracle, table: _TrialsTable, config: TuneConfig, emit: Progress):
+        self._oracle = oracle
+        self._table = table
+        self._config = config
+        self._emit = emit
+
+    def __call__(self, event: str, trial: Trial) -> None:
+        common = self._describe(trial)
         if event == "trial_start":
-            emit({"event": "trial_start", **common, "epochs": common["epochs"] or config.max_epochs})
+            self._emit({"event": "trial_start", **common, "epochs": common["epochs"] or self._config.max_epochs})
             return
-        frame = write_trials()
+        frame = self._table.write()
         best = ranked(frame).head(1).to_dict("records")
-        emit(
+        self._emit(
             {
                 "event": "trial_end",
                 **common,
                 "error": _failure_reason(trial),
                 "duration_s": frame.loc[frame["trial_id"] == trial.trial_id, "duration_s"].iloc[0],
-                "finished": len(oracle.end_order),
+                "finished": len(self._oracle.end_order),
                 "failed": int((frame["status"] == "failed").sum()),
                 "best": best[0] if best else None,
             }
         )
 
-    oracle.listener = listener
-    if config.time_budget is not None:
-        oracle.deadline = time.time() + 60.0 * config.time_budget
-    host, port = settings.parse_oracle_address(config.oracle) if role == "chief" else (None, None)
-    emit(
-        {
-            "event": "search_start",
-            "run_dir": str(folder.path),
-            "role": role,
-            "tuner": config.tuner,
-            "total": config.max_trials,
-            "kept": kept,
-            "deadline": oracle.deadline,
-            "address": f"{host}:{port}" if role == "chief" else None,
-            "dataset": dataset.describe(),
+    def _describe(self, trial: Trial) -> dict:
+        """What both events say of a trial: its settings, its place in the search, and its worker."""
+        oracle = self._oracle
+        number = oracle.start_order.index(trial.trial_id) + 1 if trial.trial_id in oracle.start_order else None
+        common = {
+            **_trial_event(trial),
+            "number": number,
+            "total": self._config.max_trials,
+            "worker": oracle.workers.get(trial.trial_id),
         }
-    )
+        if oracle.deadline is not None:
+            common["time_left_s"] = max(0.0, oracle.deadline - time.time())
+        return common
+
+
+@contextlib.contextmanager
+def _trials_running(search: _Search, oracle, table: _TrialsTable, chief_address: str | None):
+    """While the trials run, the oracle tells a `_TrialEvents`. On any exception, a chief records that
+    it stopped and the trials table is written before the exception goes on."""
+    oracle.listener = _TrialEvents(oracle, table, search.config, search.emit)
     try:
-        if role == "chief":
-            _serve(oracle, host, port, folder)
-            unfinished = [
-                t for t in oracle.trials.values() if t.status not in (TrialStatus.COMPLETED, TrialStatus.FAILED)
-            ]
-            folder.set_chief_state("finished", f"{host}:{port}", complete=not oracle.budget_spent and not unfinished)
-        else:
-            tuner.search(*args, **kwargs)
+        yield
     except BaseException:
-        if role == "chief":
-            folder.set_chief_state("stopped", f"{host}:{port}")
+        if chief_address is not None:
+            search.folder.set_chief_state("stopped", chief_address)
         with contextlib.suppress(Exception):
-            write_trials(final=True)
+            table.write(final=True)
         raise
     finally:
         oracle.listener = None
-    if oracle.listener_error is not None:
-        raise oracle.listener_error
+
+
+def _search_complete(oracle) -> bool:
+    """Whether a chief's search is complete: its time budget not spent, and every trial completed or failed."""
+    ended = (TrialStatus.COMPLETED, TrialStatus.FAILED)
+    return not oracle.budget_spent and all(trial.status in ended for trial in oracle.trials.values())
+
+
+def _stop_reason(oracle, config: TuneConfig) -> str:
+    """Why the search ended, as a clause: "the search stopped because ..."."""
     if oracle.budget_spent:
-        stop_reason = f"the time budget of {config.time_budget:g} min was spent"
-    elif oracle.max_trials and len(oracle.trials) >= oracle.max_trials:
-        stop_reason = f"it reached {oracle.max_trials} trial{'s' if oracle.max_trials != 1 else ''}"
-    else:
-        stop_reason = "the tuner had no new configuration to try"
-    trials = write_trials(final=True)
-    emit({"event": "search_end", "reason": stop_reason, "trials": len(trials)})
+        return f"the time budget of {config.time_budget:g} min was spent"
+    if oracle.max_trials and len(oracle.trials) >= oracle.max_trials:
+        return f"it reached {oracle.max_trials} trial{'s' if oracle.max_trials != 1 else ''}"
+    return "the tuner had no new configuration to try"
+
+
+def _write_results(search: _Search, oracle, table: _TrialsTable, kept: int, retrain: bool) -> TuneResult:
+    """Writes the final trials table, the best model and `summary.md`, once the trials have ended."""
+    folder = search.folder
+    stop_reason = _stop_reason(oracle, search.config)
+    trials = table.write(final=True)
+    search.emit({"event": "search_end", "reason": stop_reason, "trials": len(trials)})
     result = TuneResult(
         run_dir=folder.path,
         trials=trials,
         best_per_cell=best_per_cell(trials),
         best=None,
         files=[folder.path / "trials.csv"],
-        role=role,
+        role=search.role,
         ran=len(oracle.end_order) - kept,
         kept=kept,
         stop_reason=stop_reason,
     )
-    result.best = _best_model(config, dataset, folder, trials, emit, retrain)
+    result.best = _best_model(search, trials, retrain)
     if result.best is not None:
         result.files.append(folder.path / "best_hyperparameters.json")
         if result.best.get("model"):
             result.files.append(folder.path / result.best["model"])
-    atomic_write_text(folder.path / "summary.md", summary_markdown(result, config))
+    atomic_write_text(folder.path / "summary.md", summary_markdown(result, search.config))
     result.files += [folder.path / "summary.md", folder.path / "environment.json"]
     return result
 
 
-def _best_model(config, dataset, folder: _SearchFolder, trials: pd.DataFrame, emit, retrain: bool) -> dict | None:
+# -- the best model -----------------------------------------------------------------------
+
+# The settings a retrained best model takes from the search, as its trials took them.
+_SEARCH_SETTINGS = (
+    "validation_split",
+    "early_stopping",
+    "seed",
+    "recurrent_dropout",
+    "steps_per_execution",
+    "jit_compile",
+    "strategy",
+    "threads",
+)
+
+
+# What `best_hyperparameters.json` records of the retrained model.
+_RETRAINED_FIELDS = ("model", "test_accuracy", "test_loss", "retrained_epochs")
+
+
+def _best_model(search: _Search, trials: pd.DataFrame, retrain: bool) -> dict | None:
     """Retrains the best configuration from scratch, saves it and scores it once on the test split.
 
     Kept as it is when the best trial has not changed since the last run.
+
+    Returns:
+        What `best_hyperparameters.json` holds; None before any trial completed.
     """
-    top = ranked(trials).head(1).to_dict("records")
-    if not top:
+    best = _best_trial(search.config, trials)
+    if best is None:
         return None
-    row = top[0]
-    names = [c for c in trials.columns if c in SEARCH_SPACE]
-    hyperparameters = {name: row[name].item() if hasattr(row[name], "item") else row[name] for name in names}
-    best = {
-        "trial_id": str(row["trial_id"]),
-        "objective": config.objective,
-        "score": float(row["score"]),
-        "best_epoch": None if pd.isna(row.get("best_epoch")) else float(row["best_epoch"]),
-        "hyperparameters": hyperparameters,
-        "per_cell": {
-            r["cell"]: {"trial_id": str(r["trial_id"]), "score": float(r["score"]), **{n: r[n] for n in names}}
-            for r in best_per_cell(trials).to_dict("records")
-        },
-    }
-    best_json = folder.path / "best_hyperparameters.json"
-    model_path = folder.path / "best_model.keras"
-    with contextlib.suppress(OSError, ValueError):
-        previous = json.loads(best_json.read_text())
-        if (
-            previous.get("trial_id") == best["trial_id"]
-            and previous.get("hyperparameters") == json.loads(json.dumps(hyperparameters))
-            and previous.get("model")
-            and model_path.exists()
-        ):
-            best.update(
-                {k: previous[k] for k in ("model", "test_accuracy", "test_loss", "retrained_epochs") if k in previous}
-            )
-            atomic_write_json(best_json, best)
-            emit(
-                {
-                    "event": "retrain_end",
-                    "kept": True,
-                    "test_accuracy": best.get("test_accuracy"),
-                    "path": str(model_path),
-                }
-            )
-            return best
+    best_json = search.folder.path / "best_hyperparameters.json"
+    model_path = search.folder.path / "best_model.keras"
+    kept = _kept_model(best, best_json, model_path)
+    if kept is not None:
+        best.update(kept)
+        atomic_write_json(best_json, best)
+        search.emit(
+            {"event": "retrain_end", "kept": True, "test_accuracy": best.get("test_accuracy"), "path": str(model_path)}
+        )
+        return best
     if not retrain:
-        for stale in (model_path, record_path(model_path)):
-            with contextlib.suppress(FileNotFoundError):
-                stale.unlink()  # it belongs to another configuration
+        _remove_model(model_path)  # it belongs to another configuration
         atomic_write_json(best_json, {**best, "model": None})
         return best
-    # The best trial's hyperparameters, trained as the search trained its trials.
-    shared = {
-        name: getattr(config, name)
-        for name in (
-            "validation_split",
-            "early_stopping",
-            "seed",
-            "recurrent_dropout",
-            "steps_per_execution",
-            "jit_compile",
-            "strategy",
-            "threads",
-        )
-    }
-    train_config = TrainConfig(**trial_settings(hyperparameters), **shared, epochs=config.max_epochs)
-    emit(
-        {
-            "event": "retrain_start",
-            "trial_id": best["trial_id"],
-            "hyperparameters": hyperparameters,
-            "epochs": config.max_epochs,
-        }
-    )
-    outcome = train_variant(dataset, train_config, measure=False, keep_model=True)
-    if outcome.row["status"] != "ok":
-        best.update(model=None, error=outcome.row["error"])
-        for stale in (model_path, record_path(model_path)):
-            with contextlib.suppress(FileNotFoundError):
-                stale.unlink()
-    else:
-        save_model(outcome.model, model_path)
-        # The same record `train` writes beside its model: `evaluate` reads the data set from it.
-        atomic_write_json(
-            record_path(model_path),
-            {"dataset": dataset.describe(), "config": train_config.to_dict(), "metrics": outcome.row},
-        )
-        best.update(
-            model=model_path.name,
-            test_accuracy=outcome.row["test_accuracy"],
-            test_loss=outcome.row["test_loss"],
-            retrained_epochs=outcome.row["epochs"],
-        )
+    best.update(_retrain(search, best, model_path))
     atomic_write_json(best_json, best)
-    emit(
+    search.emit(
         {
             "event": "retrain_end",
             "kept": False,
@@ -362,3 +388,82 @@ def _best_model(config, dataset, folder: _SearchFolder, trials: pd.DataFrame, em
         }
     )
     return best
+
+
+def _best_trial(config: TuneConfig, trials: pd.DataFrame) -> dict | None:
+    """The best trial as `best_hyperparameters.json` describes it, with the best trial of each cell;
+    None when no trial completed."""
+    top = ranked(trials).head(1).to_dict("records")
+    if not top:
+        return None
+    row = top[0]
+    names = [c for c in trials.columns if c in SEARCH_SPACE]
+    return {
+        "trial_id": str(row["trial_id"]),
+        "objective": config.objective,
+        "score": float(row["score"]),
+        "best_epoch": None if pd.isna(row.get("best_epoch")) else float(row["best_epoch"]),
+        "hyperparameters": {name: row[name].item() if hasattr(row[name], "item") else row[name] for name in names},
+        "per_cell": {
+            r["cell"]: {"trial_id": str(r["trial_id"]), "score": float(r["score"]), **{n: r[n] for n in names}}
+            for r in best_per_cell(trials).to_dict("records")
+        },
+    }
+
+
+def _kept_model(best: dict, best_json: Path, model_path: Path) -> dict | None:
+    """What the last run recorded of its retrained model, if that model is there and of the same
+    best trial and hyperparameters; else None."""
+    with contextlib.suppress(OSError, ValueError):
+        previous = json.loads(best_json.read_text())
+        if (
+            previous.get("trial_id") == best["trial_id"]
+            and previous.get("hyperparameters") == json.loads(json.dumps(best["hyperparameters"]))
+            and previous.get("model")
+            and model_path.exists()
+        ):
+            return {k: previous[k] for k in _RETRAINED_FIELDS if k in previous}
+    return None
+
+
+def _remove_model(model_path: Path) -> None:
+    """Removes a saved best model and the record beside it, where they exist."""
+    for stale in (model_path, record_path(model_path)):
+        with contextlib.suppress(FileNotFoundError):
+            stale.unlink()
+
+
+def _retrain(search: _Search, best: dict, model_path: Path) -> dict:
+    """Trains the best trial's hyperparameters from scratch, as the search trained its trials, and
+    saves the model at `model_path`.
+
+    Returns:
+        What `best_hyperparameters.json` gains: the model's file and test figures, or the error.
+    """
+    config, hyperparameters = search.config, best["hyperparameters"]
+    shared = {name: getattr(config, name) for name in _SEARCH_SETTINGS}
+    train_config = TrainConfig(**trial_settings(hyperparameters), **shared, epochs=config.max_epochs)
+    search.emit(
+        {
+            "event": "retrain_start",
+            "trial_id": best["trial_id"],
+            "hyperparameters": hyperparameters,
+            "epochs": config.max_epochs,
+        }
+    )
+    outcome = train_variant(search.dataset, train_config, measure=False, keep_model=True)
+    if outcome.row["status"] != "ok":
+        _remove_model(model_path)
+        return {"model": None, "error": outcome.row["error"]}
+    save_model(outcome.model, model_path)
+    # The same record `train` writes beside its model: `evaluate` reads the data set from it.
+    atomic_write_json(
+        record_path(model_path),
+        {"dataset": search.dataset.describe(), "config": train_config.to_dict(), "metrics": outcome.row},
+    )
+    return {
+        "model": model_path.name,
+        "test_accuracy": outcome.row["test_accuracy"],
+        "test_loss": outcome.row["test_loss"],
+        "retrained_epochs": outcome.row["epochs"],
+    }

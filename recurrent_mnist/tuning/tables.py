@@ -167,6 +167,8 @@ def _markdown_rows(frame: pd.DataFrame, columns: list[str]) -> list[list[str]]:
 
 
 def summary_markdown(result: TuneResult, config: TuneConfig) -> str:
+    """`summary.md` of a search: what it searched and why it stopped, its best configuration, the best
+    per cell, the top trials and the failed ones."""
     trials = result.trials
     objective = f"{config.objective} ({OBJECTIVES[config.objective]}imised on the validation split)"
     counts = trials["status"].value_counts().to_dict() if not trials.empty else {}
@@ -180,51 +182,71 @@ def summary_markdown(result: TuneResult, config: TuneConfig) -> str:
         "",
     ]
     columns = [c for c in SEARCH_SPACE if c in trials]
-    best = result.best
-    if best:
-        lines += ["## Best configuration", ""]
-        lines.append(
-            reporting.markdown_table(
-                ["trial", *columns, "score", "test accuracy (retrained)"],
-                [
-                    [
-                        str(best["trial_id"]),
-                        *[str(_clean(best["hyperparameters"].get(c))) for c in columns],
-                        f"{best['score']:.4f}",
-                        "–" if best.get("test_accuracy") is None else f"{best['test_accuracy']:.4f}",
-                    ]
-                ],
-            )
-        )
-        if best.get("model"):
-            lines += [
-                f"Retrained from scratch on the same training split (seed {config.seed}, early stopping on the "
-                f"validation split), saved as `{best['model']}` and scored once on the test split.",
-                "",
-            ]
-        elif best.get("error"):
-            lines += [f"The retraining of the best configuration failed: {best['error']}.", ""]
-    per_cell = result.best_per_cell
-    if len(per_cell) > 1:
-        lines += ["## Best per cell", ""]
-        lines.append(
-            reporting.markdown_table(
-                ["cell", "trial", *columns[1:], "score"],
-                _markdown_rows(per_cell, ["cell", "trial_id", *columns[1:], "score"]),
-            )
-        )
-    top = ranked(trials).head(10)
-    if not top.empty:
-        shown = ["rank", "trial_id", *columns, "score", "best_epoch", "epochs", "duration_s"]
-        lines += ["## Top trials", ""]
-        lines.append(reporting.markdown_table(shown, _markdown_rows(top, shown)))
-    failed = trials[trials["status"] == "failed"] if not trials.empty else trials
-    if not failed.empty:
-        lines += ["## Failed trials (never ranked)", ""]
-        lines += [
-            f"- trial {r['trial_id']} ({', '.join(f'{c} {_clean(r.get(c))}' for c in columns)}): {r['error']}"
-            for r in failed.to_dict("records")
-        ]
-        lines.append("")
+    lines += _best_section(result.best, columns, config)
+    lines += _per_cell_section(result.best_per_cell, columns)
+    lines += _top_section(trials, columns)
+    lines += _failed_section(trials, columns)
     lines.append("Every trial, with each hyperparameter as a column, is in `trials.csv`.")
     return "\n".join(lines) + "\n"
+
+
+def _best_section(best: dict | None, columns: list[str], config: TuneConfig) -> list[str]:
+    if not best:
+        return []
+    lines = ["## Best configuration", ""]
+    lines.append(
+        reporting.markdown_table(
+            ["trial", *columns, "score", "test accuracy (retrained)"],
+            [
+                [
+                    str(best["trial_id"]),
+                    *[str(_clean(best["hyperparameters"].get(c))) for c in columns],
+                    f"{best['score']:.4f}",
+                    "–" if best.get("test_accuracy") is None else f"{best['test_accuracy']:.4f}",
+                ]
+            ],
+        )
+    )
+    if best.get("model"):
+        lines += [
+            f"Retrained from scratch on the same training split (seed {config.seed}, early stopping on the "
+            f"validation split), saved as `{best['model']}` and scored once on the test split.",
+            "",
+        ]
+    elif best.get("error"):
+        lines += [f"The retraining of the best configuration failed: {best['error']}.", ""]
+    return lines
+
+
+def _per_cell_section(per_cell: pd.DataFrame, columns: list[str]) -> list[str]:
+    if len(per_cell) <= 1:
+        return []
+    shown = ["cell", "trial_id", *columns[1:], "score"]
+    return [
+        "## Best per cell",
+        "",
+        reporting.markdown_table(["cell", "trial", *columns[1:], "score"], _markdown_rows(per_cell, shown)),
+    ]
+
+
+def _top_section(trials: pd.DataFrame, columns: list[str]) -> list[str]:
+    top = ranked(trials).head(10)
+    if top.empty:
+        return []
+    shown = ["rank", "trial_id", *columns, "score", "best_epoch", "epochs", "duration_s"]
+    return ["## Top trials", "", reporting.markdown_table(shown, _markdown_rows(top, shown))]
+
+
+def _failed_section(trials: pd.DataFrame, columns: list[str]) -> list[str]:
+    failed = trials[trials["status"] == "failed"] if not trials.empty else trials
+    if failed.empty:
+        return []
+    return [
+        "## Failed trials (never ranked)",
+        "",
+        *(
+            f"- trial {r['trial_id']} ({', '.join(f'{c} {_clean(r.get(c))}' for c in columns)}): {r['error']}"
+            for r in failed.to_dict("records")
+        ),
+        "",
+    ]
