@@ -23,7 +23,7 @@ import numpy as np
 
 from recurrent_mnist import reporting
 from recurrent_mnist.cells import import_cell_modules
-from recurrent_mnist.datasets import load
+from recurrent_mnist.datasets import Dataset, load
 from recurrent_mnist.environment import environment_info, limit_threads
 from recurrent_mnist.errors import ConfigError, ModelFileError, ResultsError
 from recurrent_mnist.runs.atomic import atomic_write_json
@@ -250,34 +250,8 @@ def evaluate_model(
                 argument="dataset_name",
             )
     dataset = load(dataset_name, data_dir)
-    try:
-        logits = np.asarray(model.predict(dataset.x_test, batch_size=INFERENCE_BATCH, verbose=0), dtype=np.float64)
-    except (ValueError, TypeError) as exc:
-        message = " ".join(str(exc).split())[:300]
-        raise ModelFileError(
-            f"{model_path} does not accept {dataset.name} images of shape {dataset.image_shape}: {message}"
-        ) from None
-    if logits.ndim != 2 or logits.shape[1] != dataset.num_classes:
-        raise ModelFileError(
-            f"{model_path} returns outputs of shape {logits.shape[1:]}, not {dataset.num_classes} class logits"
-        )
-    shifted = logits - logits.max(axis=1, keepdims=True)
-    log_probs = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
-    labels = dataset.y_test
-    loss = float(-log_probs[np.arange(len(labels)), labels].mean())
-    predicted = logits.argmax(axis=1)
-    confusion = np.zeros((dataset.num_classes, dataset.num_classes), dtype=np.int64)
-    np.add.at(confusion, (labels, predicted), 1)
-    result = EvaluationResult(
-        dataset.name,
-        len(labels),
-        float((predicted == labels).mean()),
-        loss,
-        confusion,
-        dataset.class_names,
-        data=dataset.describe(),
-        output=output,
-    )
+    result = _score(_test_logits(model, model_path, dataset), dataset)
+    result.output = output
     if measure:
         result.infer_samples_per_s = measure_inference(model, dataset.x_test)
         result.latency_ms_p50, result.latency_ms_p95 = measure_latency(model, dataset.x_test)
@@ -293,8 +267,45 @@ def evaluate_model(
             "latency_ms_p50": result.latency_ms_p50,
             "latency_ms_p95": result.latency_ms_p95,
             "class_names": list(result.class_names),
-            "confusion": confusion.tolist(),
+            "confusion": result.confusion.tolist(),
             "environment": environment_info(command),
         },
     )
     return result
+
+
+def _test_logits(model: keras.Model, model_path: Path, dataset: Dataset) -> np.ndarray:
+    """The model's logits of the test images, as float64, or ModelFileError for a model that does not
+    take the images or does not return one logit per class."""
+    try:
+        logits = np.asarray(model.predict(dataset.x_test, batch_size=INFERENCE_BATCH, verbose=0), dtype=np.float64)
+    except (ValueError, TypeError) as exc:
+        message = " ".join(str(exc).split())[:300]
+        raise ModelFileError(
+            f"{model_path} does not accept {dataset.name} images of shape {dataset.image_shape}: {message}"
+        ) from None
+    if logits.ndim != 2 or logits.shape[1] != dataset.num_classes:
+        raise ModelFileError(
+            f"{model_path} returns outputs of shape {logits.shape[1:]}, not {dataset.num_classes} class logits"
+        )
+    return logits
+
+
+def _score(logits: np.ndarray, dataset: Dataset) -> EvaluationResult:
+    """Accuracy, cross-entropy loss and confusion matrix of the test split's logits."""
+    shifted = logits - logits.max(axis=1, keepdims=True)  # a stable log-softmax
+    log_probs = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+    labels = dataset.y_test
+    loss = float(-log_probs[np.arange(len(labels)), labels].mean())
+    predicted = logits.argmax(axis=1)
+    confusion = np.zeros((dataset.num_classes, dataset.num_classes), dtype=np.int64)
+    np.add.at(confusion, (labels, predicted), 1)
+    return EvaluationResult(
+        dataset.name,
+        len(labels),
+        float((predicted == labels).mean()),
+        loss,
+        confusion,
+        dataset.class_names,
+        data=dataset.describe(),
+    )
