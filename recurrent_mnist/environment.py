@@ -183,7 +183,7 @@ def same_code(a: dict, b: dict) -> bool:
 
 
 def _tensorflow():
-    """TensorFlow when Keras runs on it, else None: another backend never pays for its import (11 s here)."""
+    """TensorFlow when Keras runs on it, else None: another backend never pays for its slow import."""
     import keras
 
     if keras.backend.backend() != "tensorflow":
@@ -222,8 +222,9 @@ def limit_threads(threads: int) -> None:
     Each operation then runs on one thread, and up to `threads` independent
     operations run side by side: the fast recurrent layers
     (`recurrent_mnist.fast_rnn`) split the batch into that many independent
-    recurrences. On small recurrent models this measured much faster than
-    splitting every small matrix product over intra-op threads (docs/speed.md).
+    recurrences. A small recurrent model's matrix products are too small to
+    gain from being split over intra-op threads; whole recurrences side by side
+    keep each thread busy (docs/speed.md).
 
     Applies to this process, if TensorFlow has not run an operation yet, and to
     every process it starts (through `TF_NUM_INTRAOP_THREADS` and

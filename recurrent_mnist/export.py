@@ -2,9 +2,9 @@
 
 For single images the exported file is the fastest call this project has: the
 interpreter runs the frozen graph with none of TensorFlow's per-call dispatch,
-which costs about 0.14 ms a call on the development machine whatever the model
-(`benchmarks/latency.py --impls floor`); `--impls tflite torch` compares the
-file's calls with PyTorch's eager call.
+a cost every call pays whatever the model (`benchmarks/latency.py --impls floor`
+measures it); `--impls tflite torch` compares the file's calls with PyTorch's
+eager call.
 
     from recurrent_mnist.export import export_tflite, TFLiteClassifier
 

@@ -165,7 +165,7 @@ def test_invalid_training_configuration(field, value):
 @pytest.mark.parametrize(
     ("overrides", "expected"),
     [
-        ({"cell": "lstm", "batch_size": 50}, True),  # measured faster with XLA
+        ({"cell": "lstm", "batch_size": 50}, True),  # a fast LSTM on one thread, up to AUTO_XLA_MAX_BATCH rows
         ({"cell": "lstm", "batch_size": 64}, True),
         ({"cell": "lstm", "batch_size": 128}, False),
         ({"cell": "gru", "batch_size": 50}, False),
@@ -181,7 +181,7 @@ def test_xla_is_chosen_where_it_was_measured_faster_unless_told(overrides, expec
 
 
 def test_no_automatic_xla_with_parallel_batch_chains():
-    # XLA runs the step on one thread; the parallel chains were measured faster.
+    # XLA runs the step on one thread; the parallel chains put the other threads to work instead.
     config = TrainConfig(cell="lstm", batch_size=50, threads=2)
     assert config.model_kwargs()["parallel_chains"] == 2
     assert config.uses_xla() is False

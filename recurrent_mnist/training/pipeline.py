@@ -56,7 +56,7 @@ def input_pipeline(x: np.ndarray, y: np.ndarray | None, batch_size: int, *, shuf
     The images stay uint8 (the model scales them). tf.data's autotuning is off
     and the prefetch depth fixed: with `prefetch(AUTOTUNE)`, which is also what
     Keras builds for numpy input, tearing down each epoch's iterator waits for
-    the autotune thread and stalled every epoch by 1-3 s on a 2-core machine
+    the autotune thread, a stall at every epoch's end on a machine of few cores
     (docs/speed.md).
     """
     import keras
