@@ -8,10 +8,11 @@
 #   benchmarks/reference.sh matched    # Fashion-MNIST, the three cells at equal parameter counts, to convergence
 #   benchmarks/reference.sh frameworks # Fashion-MNIST, Keras and PyTorch cells in one table (needs ".[torch]")
 #   benchmarks/reference.sh tuned      # a search on the sample, then each cell at its best trial
-#   benchmarks/reference.sh speed      # results/speed, all three parts below (needs pip install -e ".[torch]")
+#   benchmarks/reference.sh speed      # results/speed, all four parts below (needs pip install -e ".[torch]")
 #   benchmarks/reference.sh speed-serve  # a training step's profile; single-image latency
 #   benchmarks/reference.sh speed-train  # epoch time against PyTorch, at two threads and at one
 #   benchmarks/reference.sh speed-lstm   # the small LSTM over 5 rounds; XLA for the LSTM at one thread
+#   benchmarks/reference.sh speed-long   # long sequences: the unrolled fast path against the stock loop
 #
 # Run it with nothing else on the machine. An existing folder is discarded first
 # (--fresh), so the tables are remade whole by this commit; commit them afterwards.
@@ -23,7 +24,7 @@ if [ -n "$(git status --porcelain --untracked-files=no -- . ':!results')" ]; the
     echo "error: the tree has uncommitted changes outside results/; commit them first, so the results name one commit" >&2
     exit 2
 fi
-[ $# -gt 0 ] || { echo "usage: $0 tutorial|threads|fashion|matched|frameworks|tuned|speed[-serve|-train|-lstm] ..." >&2; exit 2; }
+[ $# -gt 0 ] || { echo "usage: $0 tutorial|threads|fashion|matched|frameworks|tuned|speed[-serve|-train|-lstm|-long] ..." >&2; exit 2; }
 export TF_CPP_MIN_LOG_LEVEL=2
 
 for part in "$@"; do
@@ -69,8 +70,8 @@ for part in "$@"; do
             --epochs 4 --threads 2 --results-dir results/reference --run-name sample-from-tune --fresh
         ;;
     speed)
-        # The three parts below, in turn.
-        bash benchmarks/reference.sh speed-serve speed-train speed-lstm
+        # The four parts below, in turn.
+        bash benchmarks/reference.sh speed-serve speed-train speed-lstm speed-long
         ;;
     speed-train)
         # vs_pytorch.py appends to its .jsonl: the tables are remade whole, as bench's --fresh does.
@@ -97,8 +98,12 @@ for part in "$@"; do
         python benchmarks/latency.py --cells lstm --units 120 127 128 136 256 --impls serve serve-fast serve-stock \
             --threads 2 --rounds 2 --name latency_lstm_widths
         ;;
+    speed-long)
+        rm -f results/speed/long_sequences.*
+        python benchmarks/long_sequences.py --lengths 28 56 112 196 392 784 --threads 2 --name long_sequences
+        ;;
     *)
-        echo "error: unknown part '$part'; choose tutorial, threads, fashion, matched, frameworks, tuned, speed, speed-serve, speed-train or speed-lstm" >&2
+        echo "error: unknown part '$part'; choose tutorial, threads, fashion, matched, frameworks, tuned, speed, speed-serve, speed-train, speed-lstm or speed-long" >&2
         exit 2
         ;;
     esac

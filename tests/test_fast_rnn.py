@@ -360,6 +360,26 @@ def test_refusal_for_use_cudnn_true(refusals):
     assert refusals == ["use_cudnn=True asks for the stock layer's cuDNN kernel"]
 
 
+@pytest.mark.parametrize("kind", list(PAIRS))
+def test_refusal_beyond_the_unrolled_length(kind, refusals):
+    # Just past the limit the stock loop runs; at the limit, the fast path (the limit lowered to keep the test short).
+    stock, fast = _twin(kind, x_shape=(5, 9, 6))
+    with fallback.unroll_up_to(8):
+        _assert_layers_agree(stock, fast, _data(steps=9))
+        assert refusals and all(r.startswith("9 time steps (more than 8)") for r in refusals)
+        refusals.clear()
+        _assert_layers_agree(stock, fast, _data(steps=8))
+    assert refusals and set(refusals) == {None}
+
+
+@pytest.mark.parametrize("kind", list(PAIRS))
+def test_pixel_by_pixel_sequences_agree_with_the_stock_layers(kind, refusals):
+    # 784 steps of one pixel (the `pixels` reading): outputs and gradients, through the loop that runs there.
+    stock, fast = _twin(kind, x_shape=(4, 784, 1), units=6, scale=0.05)
+    _assert_layers_agree(stock, fast, _data(batch=4, steps=784, feat=1), mode="graph")
+    assert refusals and all(r.startswith(f"784 time steps (more than {thresholds.UNROLL_MAX_STEPS})") for r in refusals)
+
+
 @pytest.mark.parametrize("cell", ["lstm", "gru", "simple_rnn"])
 def test_refusal_for_serving_a_small_batch(cell, images, refusals):
     # `serve` pads up to 16 images to a power of two; XLA compiles the stock loop to faster code there.

@@ -7,10 +7,11 @@ import contextvars
 
 import keras
 
-from recurrent_mnist.fast_rnn.thresholds import SERVE_STOCK_MAX_BATCH
+from recurrent_mnist.fast_rnn.thresholds import SERVE_STOCK_MAX_BATCH, UNROLL_MAX_STEPS
 
 _serving = contextvars.ContextVar("serving", default=False)
 _serve_stock_max_batch = contextvars.ContextVar("serve_stock_max_batch", default=SERVE_STOCK_MAX_BATCH)
+_unroll_max_steps = contextvars.ContextVar("unroll_max_steps", default=UNROLL_MAX_STEPS)
 
 
 @contextlib.contextmanager
@@ -36,6 +37,20 @@ def serve_stock_up_to(max_batch: int):
         yield
     finally:
         _serve_stock_max_batch.reset(token)
+
+
+@contextlib.contextmanager
+def unroll_up_to(max_steps: int | None):
+    """For the graphs traced inside, the fast path takes sequences of at most `max_steps` steps (None: any).
+
+    The default is `UNROLL_MAX_STEPS`; `benchmarks/long_sequences.py` lifts it
+    to measure the unrolled graph at every length.
+    """
+    token = _unroll_max_steps.set(max_steps)
+    try:
+        yield
+    finally:
+        _unroll_max_steps.reset(token)
 
 
 def fast_path_refusal(layer, sequences, mask=None, training=False) -> str | None:
@@ -71,6 +86,12 @@ def fast_path_refusal(layer, sequences, mask=None, training=False) -> str | None
         return "a mask: the fast path runs every step of every sequence"
     if sequences.shape[1] is None:
         return "the number of time steps is unknown when the graph is traced: the fast path unrolls the loop"
+    max_steps = _unroll_max_steps.get()
+    if max_steps is not None and sequences.shape[1] > max_steps:
+        return (
+            f"{sequences.shape[1]} time steps (more than {max_steps}): the stock loop traces once, "
+            "where the fast path would unroll every step"
+        )
     if sequences.shape[2] is None:
         return "the number of features is unknown when the graph is traced"
     if cell.recurrent_dropout:

@@ -14,6 +14,7 @@ __all__ = [
     "PER_GATE_MIN_UNITS",
     "PREDICT_XLA_MAX_UNITS",
     "SERVE_STOCK_MAX_BATCH",
+    "UNROLL_MAX_STEPS",
 ]
 
 # Training with `jit_compile=None` compiles the fast LSTM's step with XLA up to this batch size, on one thread
@@ -40,3 +41,8 @@ PER_GATE_MIN_BATCH = 16
 # which XLA compiles to faster code there than the unrolled fast path.
 # Measured by: benchmarks/reference.sh speed-serve (benchmarks/latency.py --impls serve serve-fast serve-stock)
 SERVE_STOCK_MAX_BATCH = 16
+
+# The fast path unrolls the time loop into the graph, so tracing and compiling grow with the number of steps;
+# longer sequences (the pixel readings' 784 steps) run the stock Keras loop, which traces one step.
+# Measured by: benchmarks/reference.sh speed-long (benchmarks/long_sequences.py)
+UNROLL_MAX_STEPS = 100
