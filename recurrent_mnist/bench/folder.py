@@ -109,6 +109,7 @@ def rebuild_report(run_dir: str | os.PathLike) -> BenchResult:
 
 
 def write_tables(folder: BenchFolder) -> BenchResult:
+    """Rebuilds the tables, the plots and `environment.json` of a run folder from its variant records."""
     found = folder.finished_variants()
     runs, summary, history = reporting.record_frames(found)
     identity = {}
@@ -126,33 +127,52 @@ def write_tables(folder: BenchFolder) -> BenchResult:
             "commands": sorted({" ".join(r["command"]) for r in found if r.get("command")}),
         },
     )
-    notes, warnings = [], []
-    if isinstance(identity.get("config"), dict):
-        notes.append("Configuration: " + ", ".join(f"{k}={v}" for k, v in identity["config"].items()) + ".")
+    warnings = _warnings(runs, environments)
+    notes = [*_identity_notes(identity, runs), *(f"**{warning}**" for warning in warnings), *_outcome_notes(runs)]
+    notes += [section for section in (rank_contrasts(summary, runs), framework_contrasts(runs)) if section]
+    title = f"Recurrent cells compared: {folder.path.name}"
+    files = reporting.write_tables(folder.path, runs, summary, history, title, notes)
+    files.insert(0, folder.path / "environment.json")
+    failed = int((runs["status"] != "ok").sum())
+    return BenchResult(folder.path, runs, summary, history, files, failed=failed, warnings=warnings)
+
+
+def _identity_notes(identity: dict, runs: pd.DataFrame) -> list[str]:
+    """What summary.md says of the run's configuration and code, and of how the cells' settings were chosen."""
+    config = identity.get("config")
+    notes = []
+    if isinstance(config, dict):
+        notes.append("Configuration: " + ", ".join(f"{k}={v}" for k, v in config.items()) + ".")
     if identity.get("code"):
         notes.append(f"Code: {describe_code(identity['code'])}.")
         current = code_identity()
         if current["source_sha256"] != identity["code"].get("source_sha256"):
             notes.append(f"Tables rebuilt from the variant records by {describe_code(current)}.")
-    sizes = _sizes(runs)
-    if (identity.get("config") or {}).get("match_params"):
+    config = config or {}
+    if config.get("match_params"):
         notes.append(
             f"**The cells are compared at matched parameter counts**: the first cell keeps its units, every "
-            f"other cell has the units that bring its parameters closest ({sizes})."
+            f"other cell has the units that bring its parameters closest ({_sizes(runs)})."
         )
-    elif (identity.get("config") or {}).get("from_tune"):
-        tuned = identity["config"]["from_tune"]
+    elif config.get("from_tune"):
+        tuned = config["from_tune"]
         trials = ", ".join(f"{cell} trial {trial}" for cell, trial in tuned.get("trials", {}).items())
         settings_text = "; ".join(
             f"{cell}: " + ", ".join(f"{k} {v}" for k, v in values.items())
-            for cell, values in identity["config"].get("per_cell", {}).items()
+            for cell, values in config.get("per_cell", {}).items()
         )
         notes.append(
             f"**Each cell trains with its best configuration from the search {tuned.get('run')}** ({trials}); "
             f"the variants differ in more than the cell: {settings_text or 'as the shared configuration'}."
         )
-    elif (identity.get("config") or {}).get("per_cell"):
-        notes.append(f"The cells have settings of their own ({sizes}).")
+    elif config.get("per_cell"):
+        notes.append(f"The cells have settings of their own ({_sizes(runs)}).")
+    return notes
+
+
+def _warnings(runs: pd.DataFrame, environments: list[dict]) -> list[str]:
+    """What a reader of the figures must know: environments that differ, epoch times missing."""
+    warnings = []
     differing = mixed_fields(environments)
     if differing:
         warnings.append(
@@ -162,18 +182,19 @@ def write_tables(folder: BenchFolder) -> BenchResult:
     ok = runs[runs["status"] == "ok"]
     if len(ok) and ok["epoch_time_s"].isna().any():
         warnings.append(f"Epoch time is empty for some variants: {NO_STEADY_EPOCH}.")
-    notes += [f"**{warning}**" for warning in warnings]
+    return warnings
+
+
+def _outcome_notes(runs: pd.DataFrame) -> list[str]:
+    """What summary.md says of PyTorch rows, and of the variants that failed and why."""
+    notes = []
     if any(_framework_key(framework) != "keras" for framework in runs["framework"]):
         notes.append(TORCH_NOTE)
     failed = runs[runs["status"] != "ok"]
     if len(failed):
         reasons = "; ".join(f"{_row_label(r)}: {r['error']}" for r in failed.to_dict("records"))
         notes.append(f"{len(failed)} variant(s) failed: {reasons}.")
-    notes += [section for section in (rank_contrasts(summary, runs), framework_contrasts(runs)) if section]
-    title = f"Recurrent cells compared: {folder.path.name}"
-    files = reporting.write_tables(folder.path, runs, summary, history, title, notes)
-    files.insert(0, folder.path / "environment.json")
-    return BenchResult(folder.path, runs, summary, history, files, failed=len(failed), warnings=warnings)
+    return notes
 
 
 def _sizes(runs: pd.DataFrame) -> str:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import functools
 import os
 import sys
 import tempfile
@@ -19,6 +21,7 @@ from recurrent_mnist.runs import records
 from recurrent_mnist.runs.atomic import atomic_write_json
 from recurrent_mnist.runs.folder import check_run_name
 from recurrent_mnist.torch_peer import worker as torch_worker
+from recurrent_mnist.training.config import TrainConfig
 from recurrent_mnist.training.tensorboard import check_tensorboard, prepare_tensorboard_root
 
 Progress = Callable[[dict], None]
@@ -67,35 +70,19 @@ def run_bench(
         DatasetError, ConfigError, ResultsError: nothing was trained or written; among
             them a run folder of another configuration, data set or code.
     """
-    emit = progress or (lambda event: None)
+    emit = progress or _ignore
     if dataset is None:
         dataset = load(config.dataset, data_dir)
     if dataset.name != config.dataset:
         raise ConfigError(f"the data set passed is {dataset.name!r}, the configuration names {config.dataset!r}")
     config = config.with_matched_units(dataset.image_shape, dataset.num_classes)
-    shared = config.shared()
-    folder = BenchFolder(Path(results_dir) / (run_name or default_run_name(config, dataset.sha256)))
-    check_run_name(run_name)
-    folder.prepare()
-    if fresh:
-        folder.discard()
-        folder.prepare()
+    folder = _open_folder(config, dataset, results_dir, run_name, fresh)
     if tensorboard_dir is not None:
         check_tensorboard()
     code = code_identity(imports)
-    folder.check_config(shared, dataset.sha256, code=code)
-    command = list(sys.argv) if command is None else list(command)
-
-    def finished(path: Path) -> bool:
-        record = records.read_record(path)
-        return record is not None and (record["row"].get("status") == "ok" or not retry_failed)
-
-    plan = []
-    for framework, variant in config.framework_variants():
-        key = variant_key(shared, dataset.sha256, variant, framework)
-        path = folder.variant_path(variant, key, framework)
-        plan.append((framework, variant, key, path, finished(path)))
-    if not all(keep for *_, keep in plan):
+    folder.check_config(config.shared(), dataset.sha256, code=code)
+    plan = _plan(config, dataset, folder, retry_failed)
+    if not all(planned.finished for planned in plan):
         # Filling a run with other code would mix versions in one table; a run with nothing
         # left to train only has its tables rebuilt, whatever code reads it.
         folder.check_code(code)
@@ -106,71 +93,200 @@ def run_bench(
             "event": "run_start",
             "run_dir": str(folder.path),
             "total": len(plan),
-            "kept": sum(keep for *_, keep in plan),
+            "kept": sum(planned.finished for planned in plan),
             "dataset": dataset.describe(),
         }
     )
-
-    trained = kept = 0
-    arrays = None  # the data set's arrays for the PyTorch processes, written once, removed at the end
-    with contextlib.ExitStack() as scratch:
-        for index, (framework, variant, key, path, keep) in enumerate(plan, start=1):
-            label = {"cell": variant.cell, "seed": variant.seed, "index": index, "total": len(plan)}
-            if framework != "keras":
-                label["framework"] = framework
-            if keep or finished(path):  # finished earlier, or meanwhile by another process
-                kept += 1
-                emit({"event": "variant_kept", **label})
-                continue
-            emit({"event": "variant_start", **label, "epochs": variant.epochs})
-            marker = path.with_suffix(".running")
-            atomic_write_json(marker, {"pid": os.getpid(), "started_at": records.now()})
-            log_path = folder.logs / f"{path.stem}.log"
-            spec = {
-                "dataset": dataset.name,
-                "data_dir": None if data_dir is None else str(data_dir),
-                "dataset_sha256": dataset.sha256,
-                "train_config": variant.to_dict(),
-                "measure": measure,
-                "imports": list(imports),
-                "tensorboard": None
-                if tensorboard_dir is None or framework != "keras"
-                else [str(tensorboard_dir), f"{folder.path.name}/{variant.cell}-seed{variant.seed}"],
-            }
-
-            def forward(event, label=label):
-                emit({**event, **label})
-
-            if framework == "torch":
-                # Always a process of its own, also in-process: PyTorch beside TensorFlow would share
-                # the process's threads and memory, and its figures would not be PyTorch's alone.
-                if arrays is None:
-                    where = Path(scratch.enter_context(tempfile.TemporaryDirectory(prefix="recurrent-mnist-")))
-                    arrays = torch_worker.save_arrays(dataset, where / "arrays.npz")
-                outcome = torch_worker.run_isolated({**spec, "arrays": arrays}, log_path, forward)
-            elif isolate:
-                outcome = _worker.run_isolated(spec, log_path, forward)
-            else:
-                outcome = _worker.execute(spec, forward, dataset=dataset)
-            row = {
-                **outcome["row"],
-                "variant": key,
-                "dataset": dataset.name,
-                "dataset_sha256": dataset.sha256,
-                "dataset_verified": dataset.verified,
-                "isolated": isolate or framework != "keras",
-            }
-            # A worker that crashed reported no environment: this process's stands in.
-            environment = outcome.get("environment") or {**machine_environment(framework), "code": code}
-            records.write_record(path, key, variant.to_dict(), row, outcome.get("history", []), environment, command)
-            marker.unlink(missing_ok=True)
-            trained += 1
-            emit({"event": "variant_end", **label, "row": row})
-            with folder.lock():
-                write_tables(folder)
-
+    run = _Run(
+        dataset=dataset,
+        data_dir=None if data_dir is None else str(data_dir),
+        folder=folder,
+        code=code,
+        command=list(sys.argv) if command is None else list(command),
+        isolate=isolate,
+        measure=measure,
+        imports=tuple(imports),
+        tensorboard_dir=tensorboard_dir,
+    )
+    trained, kept = _train_missing(run, plan, emit, retry_failed)
     with folder.lock():
         result = write_tables(folder)
     result.trained, result.kept = trained, kept
     emit({"event": "run_end", "run_dir": str(folder.path), "trained": trained, "kept": kept, "failed": result.failed})
     return result
+
+
+def _open_folder(
+    config: BenchConfig, dataset: Dataset, results_dir: str | os.PathLike, run_name: str | None, fresh: bool
+) -> BenchFolder:
+    """The run folder, made if it is missing, emptied first when `fresh`."""
+    folder = BenchFolder(Path(results_dir) / (run_name or default_run_name(config, dataset.sha256)))
+    check_run_name(run_name)
+    folder.prepare()
+    if fresh:
+        folder.discard()
+        folder.prepare()
+    return folder
+
+
+def _train_missing(run: _Run, plan: list[_Planned], emit: Progress, retry_failed: bool) -> tuple[int, int]:
+    """Trains each variant of `plan` that is not finished, rebuilding the tables after each.
+
+    Returns:
+        How many variants were trained, and how many kept as they were.
+    """
+    trained = kept = 0
+    with contextlib.ExitStack() as scratch:  # the PyTorch processes' arrays, removed at the end
+        for index, planned in enumerate(plan, start=1):
+            label = _label(planned, index, len(plan))
+            if planned.finished or _finished(planned.path, retry_failed):  # earlier, or meanwhile by another process
+                kept += 1
+                emit({"event": "variant_kept", **label})
+                continue
+            emit({"event": "variant_start", **label, "epochs": planned.variant.epochs})
+            row = _train_one(run, planned, functools.partial(_labelled, emit, label), scratch)
+            trained += 1
+            emit({"event": "variant_end", **label, "row": row})
+            with run.folder.lock():
+                write_tables(run.folder)
+    return trained, kept
+
+
+def _ignore(event: dict) -> None:
+    """The progress receiver when the caller gives none."""
+
+
+def _labelled(emit: Progress, label: dict, event: dict) -> None:
+    """Passes a worker's `event` on to `emit`, with the variant's label."""
+    emit({**event, **label})
+
+
+# -- plan -----------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class _Planned:
+    """One variant of the run: its framework and configuration, where its record goes, and whether
+    the record was there, finished, when the run began."""
+
+    framework: str
+    variant: TrainConfig
+    key: str
+    path: Path
+    finished: bool
+
+
+def _finished(path: Path, retry_failed: bool) -> bool:
+    """Whether the record at `path` means the variant needs no training: it succeeded, or it failed
+    and failures are not retried."""
+    record = records.read_record(path)
+    return record is not None and (record["row"].get("status") == "ok" or not retry_failed)
+
+
+def _plan(config: BenchConfig, dataset: Dataset, folder: BenchFolder, retry_failed: bool) -> list[_Planned]:
+    """Every variant of `config`, in the order they train."""
+    shared = config.shared()
+    plan = []
+    for framework, variant in config.framework_variants():
+        key = variant_key(shared, dataset.sha256, variant, framework)
+        path = folder.variant_path(variant, key, framework)
+        plan.append(_Planned(framework, variant, key, path, _finished(path, retry_failed)))
+    return plan
+
+
+def _label(planned: _Planned, index: int, total: int) -> dict:
+    """What every progress event of a variant says about which variant it is."""
+    label = {"cell": planned.variant.cell, "seed": planned.variant.seed, "index": index, "total": total}
+    if planned.framework != "keras":
+        label["framework"] = planned.framework
+    return label
+
+
+# -- train one --------------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class _Run:
+    """What every variant of one `run_bench` call trains with and is recorded with."""
+
+    dataset: Dataset
+    data_dir: str | None
+    folder: BenchFolder
+    code: dict
+    command: list[str]
+    isolate: bool
+    measure: bool
+    imports: tuple[str, ...]
+    tensorboard_dir: str | os.PathLike | None
+    arrays: Path | None = None  # the data set's arrays for the PyTorch processes, written once
+
+
+def _spec(run: _Run, planned: _Planned) -> dict:
+    """What a worker needs to train the variant: the data to load and the configuration."""
+    variant = planned.variant
+    tensorboard = None
+    if run.tensorboard_dir is not None and planned.framework == "keras":
+        tensorboard = [str(run.tensorboard_dir), f"{run.folder.path.name}/{variant.cell}-seed{variant.seed}"]
+    return {
+        "dataset": run.dataset.name,
+        "data_dir": run.data_dir,
+        "dataset_sha256": run.dataset.sha256,
+        "train_config": variant.to_dict(),
+        "measure": run.measure,
+        "imports": list(run.imports),
+        "tensorboard": tensorboard,
+    }
+
+
+def _torch_arrays(run: _Run, scratch: contextlib.ExitStack) -> Path:
+    """The data set's arrays as a file the PyTorch processes read, written on first use into a
+    temporary folder that `scratch` removes."""
+    if run.arrays is None:
+        where = Path(scratch.enter_context(tempfile.TemporaryDirectory(prefix="recurrent-mnist-")))
+        run.arrays = torch_worker.save_arrays(run.dataset, where / "arrays.npz")
+    return run.arrays
+
+
+def _train_one(run: _Run, planned: _Planned, forward: Progress, scratch: contextlib.ExitStack) -> dict:
+    """Trains one variant, in a process of its own unless `run.isolate` is off, and records it.
+
+    Returns:
+        The variant's row, as recorded.
+    """
+    marker = planned.path.with_suffix(".running")
+    atomic_write_json(marker, {"pid": os.getpid(), "started_at": records.now()})
+    log_path = run.folder.logs / f"{planned.path.stem}.log"
+    spec = _spec(run, planned)
+    if planned.framework == "torch":
+        # Always a process of its own, also in-process: PyTorch beside TensorFlow would share
+        # the process's threads and memory, and its figures would not be PyTorch's alone.
+        spec["arrays"] = _torch_arrays(run, scratch)
+        outcome = torch_worker.run_isolated(spec, log_path, forward)
+    elif run.isolate:
+        outcome = _worker.run_isolated(spec, log_path, forward)
+    else:
+        outcome = _worker.execute(spec, forward, dataset=run.dataset)
+    row = _record(run, planned, outcome)
+    marker.unlink(missing_ok=True)
+    return row
+
+
+# -- record -----------------------------------------------------------------------------
+
+
+def _record(run: _Run, planned: _Planned, outcome: dict) -> dict:
+    """Writes the variant's record from a worker's `outcome`, with what identifies the data and
+    the run; returns its row."""
+    row = {
+        **outcome["row"],
+        "variant": planned.key,
+        "dataset": run.dataset.name,
+        "dataset_sha256": run.dataset.sha256,
+        "dataset_verified": run.dataset.verified,
+        "isolated": run.isolate or planned.framework != "keras",
+    }
+    # A worker that crashed reported no environment: this process's stands in.
+    environment = outcome.get("environment") or {**machine_environment(planned.framework), "code": run.code}
+    history = outcome.get("history", [])
+    records.write_record(planned.path, planned.key, planned.variant.to_dict(), row, history, environment, run.command)
+    return row
