@@ -57,9 +57,24 @@ def _global_dtype_policy(policy):
         keras.config.set_dtype_policy(previous)
 
 
+def _static_shape(shape) -> tuple | None:
+    """A static shape as a tuple; None when there is no shape or its rank is unknown (TensorFlow)."""
+    if shape is None or getattr(shape, "rank", 0) is None:
+        return None
+    return tuple(shape)
+
+
+def _row_shape(shape: tuple) -> tuple | None:
+    """`(N, H, W)` of an image shape `(N, H, W)` or `(N, H, W, 1)` (channels unknown as yet count as 1); else None."""
+    if len(shape) == 4 and shape[3] in (1, None):
+        return shape[:3]
+    return shape if len(shape) == 3 else None
+
+
 def _shape_text(shape) -> str:
     """A shape as Keras writes it in messages: `(8, 28, 28)`, `(None, 28, 28, 1)`, `<unknown rank>`."""
-    if shape is None or getattr(shape, "rank", 0) is None:
+    shape = _static_shape(shape)
+    if shape is None:
         return "<unknown rank>"
     return str(tuple(None if d is None else int(d) for d in shape))
 
@@ -256,13 +271,9 @@ class RowSequenceClassifier(keras.Model):
 
     def _sequence_shape(self, input_shape):
         """`(N, H, W)` from the shape of images `(N, H, W)` or `(N, H, W, 1)`, or ValueError."""
-        if input_shape is None or getattr(input_shape, "rank", 0) is None:
-            shape = None
-        else:
-            shape = tuple(input_shape)
-            if len(shape) == 4 and shape[-1] in (1, None):
-                shape = shape[:3]
-        if shape is None or len(shape) != 3:
+        shape = _static_shape(input_shape)
+        shape = None if shape is None else _row_shape(shape)
+        if shape is None:
             raise ValueError(
                 "`input_shape` must be that of images (N, H, W) or (N, H, W, 1). "
                 f"Received: input_shape={_shape_text(input_shape)}"
@@ -294,8 +305,8 @@ class RowSequenceClassifier(keras.Model):
 
     def _readable(self, shape) -> bool:
         """Whether images of this static shape (None: unknown as yet) can be read as `(N, H, W)` rows."""
-        rank_ok = len(shape) == 3 or (len(shape) == 4 and shape[3] in (1, None))
-        return rank_ok and (self._features is None or shape[2] in (self._features, None))
+        rows = _row_shape(shape)
+        return rows is not None and (self._features is None or rows[2] in (self._features, None))
 
     def _input_error(self, argument, shape) -> str:
         width = "" if self._features is None else f" with W={self._features}, the width {self.name} was built with"
@@ -306,13 +317,10 @@ class RowSequenceClassifier(keras.Model):
 
     def _rows(self, inputs):
         """The images as sequences `(N, H, W)`, or ValueError for a shape the model cannot read."""
-        shape = inputs.shape
-        if getattr(shape, "rank", 0) is not None:  # a TensorFlow shape may have an unknown rank
-            shape = tuple(shape)
-            if not self._readable(shape):
-                raise ValueError(self._input_error("inputs", _shape_text(shape)))
-            if None not in shape[2:]:
-                return keras.ops.squeeze(inputs, axis=-1) if len(shape) == 4 else inputs
+        self._check_images(inputs, "inputs")
+        shape = _static_shape(inputs.shape)
+        if shape is not None and None not in shape[2:]:
+            return keras.ops.squeeze(inputs, axis=-1) if len(shape) == 4 else inputs
         return self._rows_checked_as_the_graph_runs(inputs)
 
     def _rows_checked_as_the_graph_runs(self, inputs):
@@ -334,16 +342,15 @@ class RowSequenceClassifier(keras.Model):
             return tf.reshape(inputs, tf.stack([padded[0], padded[1], self._features]))
 
     # -- Keras's loops: array inputs checked before they start ------------------------
-    # Inside them a shape can be out of Python's reach (TensorFlow) and a failed step loses the weights (JAX:
-    # Keras 3.15 takes the variables' values out for the step and puts them back only after it).
+    # Inside them a shape can be out of Python's reach (a TensorFlow graph), and an error in a step can cost
+    # the weights: under JAX, Keras's loops hold the variables' values outside the variables during a step
+    # and write them back only when it returns.
 
     def _check_images(self, x, argument):
         """ValueError for an array or tensor `x` of a shape the model cannot read; other inputs
-        (datasets, generators) are checked by `call` as they come."""
-        shape = getattr(x, "shape", None)
-        if shape is None or getattr(shape, "rank", 0) is None:
-            return
-        if not self._readable(tuple(shape)):
+        (datasets, generators) and shapes of unknown rank are checked by `call` as they come."""
+        shape = _static_shape(getattr(x, "shape", None))
+        if shape is not None and not self._readable(shape):
             raise ValueError(self._input_error(argument, _shape_text(shape)))
 
     def fit(self, x=None, y=None, *args, **kwargs):
@@ -362,8 +369,9 @@ class RowSequenceClassifier(keras.Model):
     def predict(self, x, *args, **kwargs):
         """`keras.Model.predict`, with the images of `x` checked before it starts.
 
-        On one thread, with fast layers of at most 127 units, it compiles with XLA, which measured faster
-        there (`fast_rnn.layers.predicts_faster_with_xla`); `predict_on_batch` keeps the model's `jit_compile`.
+        On one thread, with fast layers of at most `fast_rnn.thresholds.PREDICT_XLA_MAX_UNITS` units, it
+        compiles with XLA, whose fused steps are faster there (`fast_rnn.layers.predicts_faster_with_xla`);
+        `predict_on_batch` keeps the model's `jit_compile`.
         """
         self._check_images(x, "x")
         if self.run_eagerly or self.jit_compile or not predicts_faster_with_xla(self.recurrent_layers):
@@ -379,11 +387,12 @@ class RowSequenceClassifier(keras.Model):
     def serve(self, images):
         """Logits of a few images, as numpy, through one compiled call: the fast way to classify single images.
 
-        `predict_on_batch` spends most of a one-image call in Keras's per-call
-        machinery (data adapters, output conversion) rather than in the model. On
-        TensorFlow this calls the model compiled with XLA. A batch of up to 16
-        images is padded to the next power of two and compiled at that size (at
-        most five compilations per image shape and dtype; the recurrent layers
+        `predict_on_batch` runs Keras's per-call machinery (data adapters, output
+        conversion) around the model on every call, which a call of one image
+        cannot spread over many. On TensorFlow this calls the model compiled with
+        XLA. A batch of up to `fast_rnn.thresholds.SERVE_STOCK_MAX_BATCH` images
+        is padded to the next power of two and compiled at that size (one
+        compilation per power of two, image shape and dtype; the recurrent layers
         then run the stock loop, which XLA compiles to faster code at such
         sizes); larger batches share one compilation of any size. On other
         backends it is `predict_on_batch`. Dropout is off.
@@ -410,8 +419,8 @@ class RowSequenceClassifier(keras.Model):
             if padded > count:
                 images = np.concatenate([images, np.zeros((padded - count, *images.shape[1:]), images.dtype)])
         images = tf.convert_to_tensor(images)
-        # A small batch calls its concrete function directly: tf.function's own dispatch (matching the
-        # arguments to a trace) would take about a third of a one-image call.
+        # A small batch calls its concrete function directly, without tf.function's dispatch, which
+        # matches the arguments to a trace on every call: a cost of the call, not of the model.
         key = (tuple(images.shape), images.dtype) if small else None
         with serving():
             if key not in self._serve_functions:
