@@ -12,6 +12,7 @@ with `training.measure.MemoryWatch`. Imports PyTorch, never Keras.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import math
 import time
 
@@ -77,6 +78,7 @@ def train_peer(dataset: Dataset, config: TrainConfig, *, emit=None, measure: boo
 
 
 def _train(dataset: Dataset, config: TrainConfig, emit, measure: bool) -> tuple[dict, list[dict]]:
+    """Builds the peer, fits it and measures it: the row of `train_peer` but its memory figures, and the history."""
     torch.manual_seed(config.seed)
     x_train, y_train, x_val, y_val = split_validation(dataset.x_train, dataset.y_train, config.validation_split)
     model = PeerClassifier(
@@ -88,29 +90,47 @@ def _train(dataset: Dataset, config: TrainConfig, emit, measure: bool) -> tuple[
         bidirectional=config.bidirectional,
         dropout=config.dropout,
     )
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate, eps=KERAS_ADAM_EPSILON)
-    loss_fn = nn.CrossEntropyLoss()
-    images, labels = torch.from_numpy(x_train), torch.from_numpy(y_train.astype(np.int64))
-    shuffle = np.random.default_rng(config.seed)  # tf.data's order cannot be reproduced without TensorFlow
-    steps = math.ceil(len(x_train) / config.batch_size)
-    stopper = _EarlyStopping(config.early_stopping) if config.early_stopping is not None and x_val is not None else None
+    fitted = _fit(_Epochs(model, config, x_train, y_train, emit), x_val, y_val)
+    return _row(model, dataset, config, len(x_train), fitted, measure), fitted.history
 
-    started = now()
-    history, failure, target_epoch, target_seconds = [], None, None, None
-    for epoch in range(1, config.epochs + 1):
-        emit({"event": "epoch_begin", "epoch": epoch, "epochs": config.epochs, "steps": steps})
+
+# -- fit --------------------------------------------------------------------------------
+
+
+class _Epochs:
+    """The model, its optimizer and the training data: trains one epoch at a time, as `model.fit` does,
+    over a new permutation of the images each epoch (tf.data's order cannot be reproduced without
+    TensorFlow)."""
+
+    def __init__(self, model: nn.Module, config: TrainConfig, x_train: np.ndarray, y_train: np.ndarray, emit):
+        self.model, self.config, self.emit = model, config, emit
+        self.optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate, eps=KERAS_ADAM_EPSILON)
+        self.loss_fn = nn.CrossEntropyLoss()
+        self.images, self.labels = torch.from_numpy(x_train), torch.from_numpy(y_train.astype(np.int64))
+        self.shuffle = np.random.default_rng(config.seed)
+        self.steps = math.ceil(len(x_train) / config.batch_size)
+
+    def train(self, epoch: int) -> tuple[float, dict, str | None]:
+        """Trains one epoch.
+
+        Returns:
+            The epoch's training time in seconds, its logs (mean loss and accuracy over the batches
+            trained), and why it failed (a non-finite loss) or None.
+        """
+        model, batch_size = self.model, self.config.batch_size
         model.train()
         loss_sum, correct, seen, last_emit = 0.0, 0, 0, 0.0
+        failure = None
         start = time.perf_counter()
-        order = torch.from_numpy(shuffle.permutation(len(x_train)))
-        for step, first in enumerate(range(0, len(x_train), config.batch_size), start=1):
-            index = order[first : first + config.batch_size]
-            batch_labels = labels[index]
-            logits = model(images[index])
-            loss = loss_fn(logits, batch_labels)
-            optimizer.zero_grad(set_to_none=True)
+        order = torch.from_numpy(self.shuffle.permutation(len(self.images)))
+        for step, first in enumerate(range(0, len(self.images), batch_size), start=1):
+            index = order[first : first + batch_size]
+            batch_labels = self.labels[index]
+            logits = model(self.images[index])
+            loss = self.loss_fn(logits, batch_labels)
+            self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
-            optimizer.step()
+            self.optimizer.step()
             batch_loss = loss.item()
             if not math.isfinite(batch_loss):
                 failure = f"the loss became {batch_loss} in epoch {epoch}"
@@ -121,23 +141,46 @@ def _train(dataset: Dataset, config: TrainConfig, emit, measure: bool) -> tuple[
             clock = time.perf_counter()
             if clock - last_emit >= 0.25:
                 last_emit = clock
-                emit(
+                self.emit(
                     {
                         "event": "batch",
                         "epoch": epoch,
                         "step": step,
-                        "steps": steps,
+                        "steps": self.steps,
                         "loss": loss_sum / seen,
                         "accuracy": correct / seen,
                     }
                 )
         train_time = time.perf_counter() - start
         logs = {"loss": loss_sum / seen if seen else None, "accuracy": correct / seen if seen else None}
-        if x_val is not None and failure is None:
+        return train_time, logs, failure
+
+
+@dataclasses.dataclass
+class _Fitted:
+    """What the epochs give the row: when they started, their history, why they failed (None if they
+    did not), and the epoch and training seconds that reached the target accuracy."""
+
+    started: str
+    history: list[dict] = dataclasses.field(default_factory=list)
+    failure: str | None = None
+    target_epoch: int | None = None
+    target_seconds: float | None = None
+
+
+def _fit(epochs: _Epochs, x_val: np.ndarray | None, y_val: np.ndarray | None) -> _Fitted:
+    """Trains epoch after epoch, validating each, until the last epoch, a failure or early stopping."""
+    model, config, emit = epochs.model, epochs.config, epochs.emit
+    stopper = _EarlyStopping(config.early_stopping) if config.early_stopping is not None and x_val is not None else None
+    fitted = _Fitted(started=now())
+    for epoch in range(1, config.epochs + 1):
+        emit({"event": "epoch_begin", "epoch": epoch, "epochs": config.epochs, "steps": epochs.steps})
+        train_time, logs, fitted.failure = epochs.train(epoch)
+        if x_val is not None and fitted.failure is None:
             logs["val_loss"], logs["val_accuracy"] = _evaluate(model, x_val, y_val)
             if not math.isfinite(logs["val_loss"]):
-                failure = f"the val loss became {logs['val_loss']} in epoch {epoch}"
-        history.append(
+                fitted.failure = f"the val loss became {logs['val_loss']} in epoch {epoch}"
+        fitted.history.append(
             {
                 "epoch": epoch,
                 "epoch_time_s": train_time,
@@ -147,9 +190,10 @@ def _train(dataset: Dataset, config: TrainConfig, emit, measure: bool) -> tuple[
             }
         )
         val_accuracy = logs.get("val_accuracy")
-        if config.target_accuracy is not None and target_epoch is None and val_accuracy is not None:
+        if config.target_accuracy is not None and fitted.target_epoch is None and val_accuracy is not None:
             if val_accuracy >= config.target_accuracy:  # training time only, as Monitor counts it
-                target_epoch, target_seconds = epoch, sum(entry["epoch_time_s"] for entry in history)
+                fitted.target_epoch = epoch
+                fitted.target_seconds = sum(entry["epoch_time_s"] for entry in fitted.history)
         emit(
             {
                 "event": "epoch_end",
@@ -160,14 +204,19 @@ def _train(dataset: Dataset, config: TrainConfig, emit, measure: bool) -> tuple[
                 "logs": logs,
             }
         )
-        if failure or (stopper is not None and stopper.stop(model, epoch, val_accuracy)):
+        if fitted.failure or (stopper is not None and stopper.stop(model, epoch, val_accuracy)):
             break
     if stopper is not None:
         stopper.restore(model)
-    return _row(model, dataset, config, x_train, history, failure, started, target_epoch, target_seconds, measure)
+    return fitted
 
 
-def _row(model, dataset, config, x_train, history, failure, started, target_epoch, target_seconds, measure):
+# -- measure ----------------------------------------------------------------------------
+
+
+def _row(model: nn.Module, dataset: Dataset, config: TrainConfig, train_samples: int, fitted: _Fitted, measure: bool):
+    """The variant's row of `runs.csv`: its configuration, training figures and test figures."""
+    history = fitted.history
     best_val_accuracy, best_val_epoch = best_epoch(history)
     steady = steady_epoch_time(history)
     row = {
@@ -175,34 +224,34 @@ def _row(model, dataset, config, x_train, history, failure, started, target_epoc
         "framework": framework_name("torch"),
         "params": sum(p.numel() for p in model.parameters()),
         "epochs": len(history),
-        "train_samples": len(x_train),
+        "train_samples": train_samples,
         "replicas": 1,
         "xla": False,
-        "status": "failed" if failure else "ok",
-        "error": failure or "",
+        "status": "failed" if fitted.failure else "ok",
+        "error": fitted.failure or "",
         "best_val_accuracy": best_val_accuracy,
         "best_epoch": best_val_epoch,
         "epoch_time_s": steady,
         "steady_epochs": len(steady_epochs(history)),
         "first_epoch_s": history[0]["epoch_time_s"] if history else None,
         "train_time_s": sum(entry["epoch_time_s"] for entry in history),
-        "epochs_to_target": target_epoch,
-        "seconds_to_target": target_seconds,
-        "started_at": started,
-        "train_samples_per_s": len(x_train) / steady if steady else None,
+        "epochs_to_target": fitted.target_epoch,
+        "seconds_to_target": fitted.target_seconds,
+        "started_at": fitted.started,
+        "train_samples_per_s": train_samples / steady if steady else None,
         "test_accuracy": None,
         "test_loss": None,
         "infer_samples_per_s": None,
         "latency_ms_p50": None,
         "latency_ms_p95": None,
     }
-    if failure:
-        return row, history
+    if fitted.failure:
+        return row
     row["test_loss"], row["test_accuracy"] = _evaluate(model, dataset.x_test, dataset.y_test)
     if measure:
         row["infer_samples_per_s"] = _measure_inference(model, dataset.x_test)
         row["latency_ms_p50"], row["latency_ms_p95"] = _measure_latency(model, dataset.x_test)
-    return row, history
+    return row
 
 
 class _EarlyStopping:
