@@ -251,19 +251,10 @@ def test_a_real_search_writes_every_file(tmp_path, small):
 
     trials = pd.read_csv(folder / "trials.csv")
     assert len(trials) == 2 and set(trials["status"]) == {"completed"}
-    for column in (
-        "trial_id",
-        "status",
-        "rank",
-        "cell",
-        "units",
-        "layers",
-        "bidirectional",
-        "dropout",
-        "learning_rate",
-    ):
+    hyperparameters = ["cell", "units", "layers", "bidirectional", "dropout", "learning_rate", "batch_size"]
+    for column in ("trial_id", "status", "rank", *hyperparameters):
         assert column in trials, column
-    for column in ("batch_size", "score", "val_accuracy", "best_epoch", "epochs", "duration_s", "error"):
+    for column in ("score", "val_accuracy", "best_epoch", "epochs", "duration_s", "error"):
         assert column in trials, column
     assert sorted(trials["rank"]) == [1, 2] and (trials["duration_s"] > 0).all()
     assert set(trials["units"]) <= {4, 8} and set(trials["batch_size"]) <= {128, 256}
@@ -271,15 +262,7 @@ def test_a_real_search_writes_every_file(tmp_path, small):
     best = json.loads((folder / "best_hyperparameters.json").read_text())
     assert best["score"] == pytest.approx(trials["score"].max())
     assert best["trial_id"] == str(trials.loc[trials["rank"] == 1, "trial_id"].iloc[0])
-    assert set(best["hyperparameters"]) == {
-        "cell",
-        "units",
-        "layers",
-        "bidirectional",
-        "dropout",
-        "learning_rate",
-        "batch_size",
-    }
+    assert set(best["hyperparameters"]) == set(hyperparameters)
     assert 0 <= best["test_accuracy"] <= 1 and result.best["test_accuracy"] == best["test_accuracy"]
     model = load_model(folder / "best_model.keras")
     assert model.cell == best["hyperparameters"]["cell"] and model.units == best["hyperparameters"]["units"]
