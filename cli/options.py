@@ -139,6 +139,10 @@ LayersOpt = setting_option(settings.LAYERS, MODEL)
 BidirectionalOpt = setting_option(settings.BIDIRECTIONAL, MODEL, "--bidirectional/--unidirectional")
 DropoutOpt = setting_option(settings.DROPOUT, MODEL)
 RecurrentDropoutOpt = setting_option(settings.RECURRENT_DROPOUT, MODEL)
+ReadingOpt = setting_option(settings.READING, MODEL)
+PermutationSeedOpt = setting_option(settings.PERMUTATION_SEED, MODEL)
+ClipnormOpt = setting_option(settings.CLIPNORM, TRAINING)
+ParamsOpt = setting_option(settings.PARAMS, MODEL)
 EpochsOpt = setting_option(settings.EPOCHS, TRAINING)
 BatchOpt = setting_option(settings.BATCH_SIZE, TRAINING)
 LearningRateOpt = setting_option(settings.LEARNING_RATE, TRAINING)
@@ -169,8 +173,8 @@ ImportOpt = Annotated[
 # Every cell option's list of names: the built-in ones and the registered ones.
 CELLS_HELP = (
     f"Built in: {', '.join(settings.DEFAULT_CELLS)} (fast layers), "
-    f"{', '.join(settings.BUILTIN_CELLS[len(settings.DEFAULT_CELLS) :])} (stock Keras layers); "
-    "or any cell registered by a module given to --import."
+    f"{', '.join(c for c in settings.BUILTIN_CELLS if c.startswith('keras_'))} (stock Keras layers), "
+    "indrnn (IndRNN, Li et al. 2018); or any cell registered by a module given to --import."
 )
 CellOpt = Annotated[
     str | None,
@@ -320,9 +324,12 @@ TRAIN_OPTIONS = {
     "bidirectional": BidirectionalOpt,
     "dropout": DropoutOpt,
     "recurrent_dropout": RecurrentDropoutOpt,
+    "reading": ReadingOpt,
+    "permutation_seed": PermutationSeedOpt,
     "epochs": EpochsOpt,
     "batch_size": BatchOpt,
     "learning_rate": LearningRateOpt,
+    "clipnorm": ClipnormOpt,
     "validation_split": ValidationOpt,
     "early_stopping": EarlyStoppingOpt,
     "strategy": StrategyOpt,

@@ -12,7 +12,8 @@ from collections.abc import Iterable
 
 __all__ = ["BUILTIN_CELLS", "add", "canonical", "normalize", "registered"]
 
-# The cells `recurrent_mnist.cells` builds itself, each with its aliases: the fast layers, then the stock Keras ones.
+# The cells `recurrent_mnist.cells` builds itself, each with its aliases: the fast layers, the stock Keras ones,
+# then the independently recurrent network (`recurrent_mnist.indrnn`).
 BUILTIN_CELLS = {
     "lstm": (),
     "gru": (),
@@ -20,6 +21,7 @@ BUILTIN_CELLS = {
     "keras_lstm": (),
     "keras_gru": (),
     "keras_simple_rnn": ("keras_rnn", "keras_simplernn"),
+    "indrnn": ("ind_rnn",),
 }
 
 _NAMES = dict.fromkeys(BUILTIN_CELLS)  # in registration order

@@ -17,7 +17,7 @@ import numbers
 import keras
 import numpy as np
 
-from recurrent_mnist import settings
+from recurrent_mnist import readings, settings
 from recurrent_mnist.cells import canonical_cell_name, get_cell_factory
 from recurrent_mnist.fast_rnn.layers import check_parallel_chains, predicts_faster_with_xla
 
@@ -111,6 +111,16 @@ class RowSequenceClassifier(keras.Model):
             inter-op thread count when each operation runs on one thread
             (`recurrent_mnist.environment.limit_threads`), else 1. Other
             cells ignore it.
+        reading: how an image becomes a sequence (`recurrent_mnist.readings`):
+            `"rows"` (default; H steps of W pixels), `"pixels"` (H * W steps
+            of one pixel, row after row: sequential MNIST) or
+            `"permuted-pixels"` (the same pixels in one fixed shuffled order:
+            permuted sequential MNIST).
+        permutation_seed: the seed the permuted order is drawn from when the
+            model is built. Defaults to 0.
+        permutation: the pixel order itself, as a list of indices; set by
+            `build` from `permutation_seed` and kept in the model's config, so
+            that a saved model reads pixels in the order it was trained with.
         **kwargs: passed to `keras.Model` (`name`, `dtype`, ...). The
             recurrent layers of a named cell are made in the model's dtype
             policy (Keras's global policy unless `dtype` is given); under
@@ -165,9 +175,19 @@ class RowSequenceClassifier(keras.Model):
         recurrent_dropout=0.0,
         rescale=1.0 / 255.0,
         parallel_chains="auto",
+        reading=settings.READING.default,
+        permutation_seed=settings.PERMUTATION_SEED.default,
+        permutation=None,
         **kwargs,
     ):
         super().__init__(**kwargs)
+        self.reading = readings.check_reading(reading)
+        self.permutation_seed = readings.check_permutation_seed(permutation_seed)
+        if permutation is not None and self.reading != "permuted-pixels":
+            raise ValueError(
+                f"`permutation` orders the pixels of reading='permuted-pixels' only. Received: reading={reading!r}"
+            )
+        self.permutation = None if permutation is None else readings.check_permutation(permutation)
         self.num_classes = _check_num_classes(num_classes)
         self.num_layers = settings.LAYERS.check(num_layers, argument="num_layers")
         self.bidirectional = settings.BIDIRECTIONAL.check(bidirectional)
@@ -286,16 +306,54 @@ class RowSequenceClassifier(keras.Model):
         return shape
 
     def build(self, input_shape):
-        shape = self._sequence_shape(input_shape)
-        self._features = int(shape[2])
+        batch, height, width = self._sequence_shape(input_shape)
+        self._features = int(width)
+        if self.reading == "permuted-pixels":
+            self._settle_permutation(height, width)
+        shape = (batch, *readings.sequence_shape(height, width, self.reading))
         for layer in self.recurrent_layers:
             layer.build(shape)
             shape = layer.compute_output_shape(shape)
         self.head.build(shape)
         self.built = True
 
+    def _settle_permutation(self, height, width):
+        """Draws the pixel order from the seed, or checks a stored one, for images of `height` x `width`."""
+        if height is None:
+            raise ValueError(
+                "`input_shape` must give the image height H for reading='permuted-pixels': its pixel order is "
+                "drawn for one image size."
+            )
+        if self.permutation is None:
+            self.permutation = readings.draw_permutation(height * width, self.permutation_seed)
+        readings.check_permutation(self.permutation, height * width)
+
+    def as_sequences(self, images):
+        """The sequences the recurrent layers read from `images`, before rescaling.
+
+        Args:
+            images: `(N, H, W)` or `(N, H, W, 1)`.
+
+        Returns:
+            `(N, H, W)` for the `rows` reading; `(N, H * W, 1)` for `pixels`
+            (row after row) and `permuted-pixels` (in the model's stored order).
+        """
+        rows = self._rows(images)
+        if self.reading == "rows":
+            return rows
+        _, height, width = _static_shape(rows.shape) or (None, None, None)
+        if height is None or width is None:
+            pixels = keras.ops.reshape(rows, (keras.ops.shape(rows)[0], -1, 1))
+        else:
+            pixels = keras.ops.reshape(rows, (-1, height * width, 1))
+        if self.reading == "pixels":
+            return pixels
+        if height is not None and width is not None and height * width != len(self.permutation):
+            readings.check_permutation(self.permutation, height * width)  # raises: the message says why
+        return keras.ops.take(pixels, np.asarray(self.permutation, "int32"), axis=1)
+
     def call(self, inputs, training=False):
-        x = self._rows(inputs)
+        x = self.as_sequences(inputs)
         x = keras.ops.cast(x, self.compute_dtype)
         if self.rescale is not None:
             x = keras.ops.multiply(x, keras.ops.cast(self.rescale, self.compute_dtype))
@@ -447,6 +505,9 @@ class RowSequenceClassifier(keras.Model):
             "recurrent_dropout": self.recurrent_dropout,
             "rescale": self.rescale,
             "parallel_chains": self.parallel_chains,
+            "reading": self.reading,
+            "permutation_seed": self.permutation_seed,
+            "permutation": self.permutation,
         }
 
     @classmethod

@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import numbers
 
-import numpy as np
-
 from recurrent_mnist.errors import ConfigError
 
 __all__ = [
@@ -52,6 +50,8 @@ def check_permutation_seed(value, argument: str = "permutation_seed") -> int:
 
 def draw_permutation(length: int, seed: int) -> list[int]:
     """A permutation of `range(length)` drawn from `seed` (NumPy's PCG64 generator)."""
+    import numpy as np
+
     return np.random.default_rng(check_permutation_seed(seed)).permutation(length).tolist()
 
 

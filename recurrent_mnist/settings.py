@@ -20,7 +20,7 @@ import os
 import re
 from collections.abc import Callable, Iterable
 
-from recurrent_mnist import cell_names
+from recurrent_mnist import cell_names, readings
 from recurrent_mnist.datasets import DATASETS
 from recurrent_mnist.errors import ConfigError
 
@@ -259,6 +259,29 @@ RECURRENT_DROPOUT = Setting(
     minimum=0.0,
     below=1.0,
 )
+READING = Setting(
+    "reading",
+    "How each image becomes a sequence: rows (H steps of W pixels), pixels (H*W steps of one pixel: sequential "
+    "MNIST) or permuted-pixels (the same pixels in one fixed shuffled order: permuted sequential MNIST).",
+    readings.DEFAULT_READING,
+    kind=str,
+    choices=readings.READINGS,
+)
+PERMUTATION_SEED = Setting(
+    "permutation_seed",
+    "Seed of the fixed pixel order of the permuted-pixels reading (stored in a saved model).",
+    0,
+    minimum=0,
+)
+PARAMS = Setting(
+    "params",
+    "Size every cell to this many parameters (its units chosen so that the whole model comes closest), "
+    "as the published comparisons of cells do.",
+    None,
+    minimum=1,
+    optional=True,
+    default_text="off",
+)
 # The cells a comparison or a search covers unless told otherwise.
 DEFAULT_CELLS = ("lstm", "gru", "simple_rnn")
 # The cells `recurrent_mnist.cells` builds itself (the fast layers, then the stock Keras ones);
@@ -293,6 +316,15 @@ TARGET_ACCURACY = Setting(
     maximum=1.0,
     optional=True,
     default_text="none",
+)
+CLIPNORM = Setting(
+    "clipnorm",
+    "Clip each gradient to this norm before Adam's step (long sequences train steadier with it).",
+    None,
+    kind=float,
+    above=0.0,
+    optional=True,
+    default_text="off",
 )
 SEED = Setting("seed", "Seeds weights, shuffling and dropout.", 0, minimum=0)
 STEPS_PER_EXECUTION = Setting(
@@ -405,9 +437,13 @@ SETTINGS: dict[str, Setting] = {
         BIDIRECTIONAL,
         DROPOUT,
         RECURRENT_DROPOUT,
+        READING,
+        PERMUTATION_SEED,
+        PARAMS,
         EPOCHS,
         BATCH_SIZE,
         LEARNING_RATE,
+        CLIPNORM,
         VALIDATION_SPLIT,
         EARLY_STOPPING,
         TARGET_ACCURACY,

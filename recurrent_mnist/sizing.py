@@ -17,7 +17,7 @@ import functools
 
 from recurrent_mnist import settings
 
-__all__ = ["matched_units", "parameter_count"]
+__all__ = ["budget_units", "matched_units", "parameter_count"]
 
 
 @functools.lru_cache(maxsize=1024)
@@ -29,15 +29,30 @@ def parameter_count(
     bidirectional: bool,
     image_shape: tuple[int, int],
     num_classes: int,
+    reading: str = settings.READING.default,
 ) -> int:
-    """The parameters of a `RowSequenceClassifier` of `cell` with `units`, for images of `image_shape`."""
+    """The parameters of a `RowSequenceClassifier` of `cell` with `units`, for images of `image_shape` read so."""
     from recurrent_mnist.model import RowSequenceClassifier
 
     model = RowSequenceClassifier(
-        cell, units=units, num_layers=layers, bidirectional=bidirectional, num_classes=num_classes
+        cell, units=units, num_layers=layers, bidirectional=bidirectional, num_classes=num_classes, reading=reading
     )
     model.build((None, *image_shape))
     return int(model.count_params())
+
+
+def closest_units(cell: str, target: int, **shape) -> int:
+    """The units whose model comes closest to `target` parameters (the smaller units on a tie)."""
+    low, high = settings.UNITS.minimum, 16
+    while parameter_count(cell, high, **shape) < target and high < 2**16:
+        low, high = high, high * 2
+    while high - low > 1:  # the count grows with the units: the target lies between low and high
+        middle = (low + high) // 2
+        if parameter_count(cell, middle, **shape) < target:
+            low = middle
+        else:
+            high = middle
+    return min((low, high), key=lambda u: (abs(parameter_count(cell, u, **shape) - target), u))
 
 
 def matched_units(
@@ -48,6 +63,7 @@ def matched_units(
     bidirectional: bool,
     image_shape: tuple[int, int],
     num_classes: int,
+    reading: str = settings.READING.default,
 ) -> dict[str, int]:
     """Units per cell: the first cell keeps `units`; every other cell gets the units that bring
     its parameter count closest to the first's (the smaller units on a tie).
@@ -56,18 +72,36 @@ def matched_units(
     parameters; a GRU comes closest at 75 units (24,385), a SimpleRNN at 138
     (24,436).
     """
-    shape = dict(layers=layers, bidirectional=bidirectional, image_shape=tuple(image_shape), num_classes=num_classes)
+    shape = dict(
+        layers=layers,
+        bidirectional=bidirectional,
+        image_shape=tuple(image_shape),
+        num_classes=num_classes,
+        reading=reading,
+    )
     target = parameter_count(cells[0], units, **shape)
-    matched = {cells[0]: units}
-    for cell in cells[1:]:
-        low, high = settings.UNITS.minimum, 16
-        while parameter_count(cell, high, **shape) < target and high < 2**16:
-            low, high = high, high * 2
-        while high - low > 1:  # the count grows with the units: the target lies between low and high
-            middle = (low + high) // 2
-            if parameter_count(cell, middle, **shape) < target:
-                low = middle
-            else:
-                high = middle
-        matched[cell] = min((low, high), key=lambda u: (abs(parameter_count(cell, u, **shape) - target), u))
-    return matched
+    return {cells[0]: units, **{cell: closest_units(cell, target, **shape) for cell in cells[1:]}}
+
+
+def budget_units(cells: tuple[str, ...], params: int, **shape) -> dict[str, int]:
+    """Units per cell whose model comes closest to `params` parameters (`bench --params`, the papers' setting).
+
+    Args:
+        cells: the cells to size.
+        params: the parameter budget of each whole model (head included).
+        **shape: `layers`, `bidirectional`, `image_shape`, `num_classes`, `reading`, as for `parameter_count`.
+
+    Raises:
+        ConfigError: the budget is smaller than some cell's model at one unit.
+    """
+    from recurrent_mnist.errors import ConfigError
+
+    for cell in cells:
+        smallest = parameter_count(cell, settings.UNITS.minimum, **shape)
+        if smallest > params:
+            raise ConfigError(
+                f"`params` is too small for {cell}: its model has {smallest:,} parameters at one unit. "
+                f"Received: params={params}",
+                argument="params",
+            )
+    return {cell: closest_units(cell, params, **shape) for cell in cells}

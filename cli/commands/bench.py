@@ -52,6 +52,7 @@ def bench(
     imports: o.ImportOpt = None,
     preset: o.PresetOpt = None,
     match_params: o.MatchParamsOpt = False,
+    params: o.ParamsOpt = None,
     from_tune: o.FromTuneOpt = None,
     tensorboard_dir: o.tensorboard_option(
         "per variant, its loss, accuracy and epoch times per epoch, and an HParams session with its "
@@ -94,6 +95,7 @@ def bench(
             units=units,
             units_per_cell=units_per_cell or None,
             match_params=match_params or None,
+            params=params,
             from_tune=from_tune,
             frameworks=tuple(framework.value for framework in frameworks) if frameworks else None,
             **given,

@@ -2,7 +2,7 @@
 
 `BenchConfig` holds one `TrainConfig` (the settings every cell shares) and what
 varies between the variants: the cells, the seeds, the frameworks, and a cell's
-own settings (`per_cell`: `--units CELL=N`, `--match-params`, `--from-tune`).
+own settings (`per_cell`: `--units CELL=N`, `--match-params`, `--params`, `--from-tune`).
 `shared()` is the part of a run's identity that the configuration decides.
 """
 
@@ -20,7 +20,7 @@ from recurrent_mnist.training.config import TrainConfig
 
 PRESETS = settings.PRESETS
 # What a preset may set besides training settings.
-_BENCH_FIELDS = ("dataset", "cells", "seeds", "match_params", "frameworks")
+_BENCH_FIELDS = ("dataset", "cells", "seeds", "match_params", "params", "frameworks")
 # The training settings a cell may have of its own (`--units CELL=N`, `--from-tune`).
 PER_CELL = ("units", "layers", "bidirectional", "dropout", "recurrent_dropout", "learning_rate", "batch_size")
 # What trains the variants: Keras (the default), and the PyTorch peer of the same model.
@@ -47,6 +47,9 @@ class BenchConfig:
             parameter count closest to the first's (see `sizing.matched_units`);
             `run_bench` resolves them into `per_cell` once the data set's image
             shape is known.
+        params: a parameter budget: every cell gets the units that bring its
+            whole model closest to this many parameters (`sizing.budget_units`),
+            resolved as `match_params` is. None: off.
         from_tune: where `per_cell` came from, when it is each cell's best trial
             of a search (`tuned_settings`): `{"run": ..., "trials": {cell: trial_id}}`.
         frameworks: what trains each (cell, seed): `"keras"` (default) and/or
@@ -68,6 +71,7 @@ class BenchConfig:
     preset: str | None = None
     per_cell: dict[str, dict] = dataclasses.field(default_factory=dict)
     match_params: bool = False
+    params: int | None = None
     from_tune: dict | None = None
     frameworks: tuple[str, ...] = DEFAULT_FRAMEWORKS
 
@@ -105,9 +109,11 @@ class BenchConfig:
                 f"`match_params` needs two cells or more to match. Received: cells={list(self.cells)}",
                 argument="match_params",
             )
-        if self.match_params and self.from_tune:
+        object.__setattr__(self, "params", settings.PARAMS.check(self.params))
+        sizers = [name for name in ("match_params", "params", "from_tune") if getattr(self, name)]
+        if len(sizers) > 1:
             raise ConfigError(
-                "`match_params` and `from_tune` both choose the cells' sizes; pick one", argument="match_params"
+                f"`{sizers[0]}` and `{sizers[1]}` both choose the cells' sizes; pick one", argument=sizers[0]
             )
         frameworks = (self.frameworks,) if isinstance(self.frameworks, str) else tuple(self.frameworks)
         unknown = [framework for framework in frameworks if framework not in FRAMEWORKS]
@@ -173,6 +179,8 @@ class BenchConfig:
             identity["per_cell"] = per_cell
         if self.match_params:
             identity["match_params"] = True
+        if self.params:
+            identity["params"] = self.params
         if self.from_tune:
             identity["from_tune"] = self.from_tune
         if self.frameworks != DEFAULT_FRAMEWORKS:
@@ -180,17 +188,21 @@ class BenchConfig:
         return identity
 
     def with_matched_units(self, image_shape: tuple[int, int], num_classes: int) -> BenchConfig:
-        """This configuration with `match_params` resolved into units per cell, for images of `image_shape`."""
-        if not self.match_params:
+        """This configuration with `match_params` or `params` resolved into units per cell, for images of
+        `image_shape`."""
+        if not (self.match_params or self.params):
             return self
-        matched = sizing.matched_units(
-            self.cells,
-            self.config_of(self.cells[0]).units,
+        shape = dict(
             layers=self.train.layers,
             bidirectional=self.train.bidirectional,
-            image_shape=image_shape,
+            image_shape=tuple(image_shape),
             num_classes=num_classes,
+            reading=self.train.reading,
         )
+        if self.params:
+            matched = sizing.budget_units(self.cells, self.params, **shape)
+        else:
+            matched = sizing.matched_units(self.cells, self.config_of(self.cells[0]).units, **shape)
         per_cell = {cell: {**self.per_cell.get(cell, {}), "units": units} for cell, units in matched.items()}
         return dataclasses.replace(self, per_cell=per_cell)
 

@@ -22,9 +22,12 @@ _CHECKED = (
     settings.BIDIRECTIONAL,
     settings.DROPOUT,
     settings.RECURRENT_DROPOUT,
+    settings.READING,
+    settings.PERMUTATION_SEED,
     settings.EPOCHS,
     settings.BATCH_SIZE,
     settings.LEARNING_RATE,
+    settings.CLIPNORM,
     settings.VALIDATION_SPLIT,
     settings.EARLY_STOPPING,
     settings.TARGET_ACCURACY,
@@ -34,6 +37,10 @@ _CHECKED = (
     settings.STRATEGY,
     settings.THREADS,
 )
+
+
+# Settings added after runs were first recorded: an identity names them only when they are not at their default.
+_OMITTED_AT_DEFAULT = ("reading", "permutation_seed", "clipnorm")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,8 +54,10 @@ class TrainConfig:
     Attributes:
         cell: a registered cell name (`lstm`, `gru`, `simple_rnn`, ...).
         units, layers, bidirectional, dropout, recurrent_dropout: the model.
-        epochs, batch_size, learning_rate, validation_split, early_stopping,
-            target_accuracy, seed: the training.
+        reading, permutation_seed: how the model reads an image as a sequence
+            (`recurrent_mnist.readings`).
+        epochs, batch_size, learning_rate, clipnorm, validation_split,
+            early_stopping, target_accuracy, seed: the training.
         steps_per_execution: training steps per call into the compiled graph.
         jit_compile: XLA on or off; None: the automatic choice (`uses_xla`).
         strategy: `"default"` (one device) or `"mirrored"`.
@@ -65,9 +74,12 @@ class TrainConfig:
     bidirectional: bool = settings.BIDIRECTIONAL.default
     dropout: float = settings.DROPOUT.default
     recurrent_dropout: float = settings.RECURRENT_DROPOUT.default
+    reading: str = settings.READING.default
+    permutation_seed: int = settings.PERMUTATION_SEED.default
     epochs: int = settings.EPOCHS.default
     batch_size: int = settings.BATCH_SIZE.default
     learning_rate: float = settings.LEARNING_RATE.default
+    clipnorm: float | None = settings.CLIPNORM.default
     validation_split: float = settings.VALIDATION_SPLIT.default
     early_stopping: int | None = settings.EARLY_STOPPING.default
     target_accuracy: float | None = settings.TARGET_ACCURACY.default
@@ -124,6 +136,8 @@ class TrainConfig:
             "bidirectional": self.bidirectional,
             "dropout": self.dropout,
             "recurrent_dropout": self.recurrent_dropout,
+            "reading": self.reading,
+            "permutation_seed": self.permutation_seed,
             "parallel_chains": self.threads,
         }
 
@@ -146,9 +160,20 @@ class TrainConfig:
         return {**self.columns(), "epochs": 0, "status": "failed", "error": reason[:500]}
 
     def identity(self) -> dict:
-        """What the variants of one run share: every field but the cell and the seed."""
+        """What the variants of one run share: every field but the cell and the seed.
+
+        The reading, its permutation seed and clipping appear only where they
+        differ from the defaults (the permutation seed only for the permuted
+        reading), so that runs made before these settings existed keep their
+        identity and resume.
+        """
         shared = self.to_dict()
         del shared["cell"], shared["seed"]
+        for name in _OMITTED_AT_DEFAULT:
+            if shared[name] == settings.SETTINGS[name].default:
+                del shared[name]
+        if self.reading != "permuted-pixels":
+            shared.pop("permutation_seed", None)
         return shared
 
 

@@ -35,13 +35,17 @@ def split_validation(x: np.ndarray, y: np.ndarray, fraction: float):
 
 
 def compile_model(
-    model: keras.Model, learning_rate: float, steps_per_execution: int = 1, jit_compile: bool = False
+    model: keras.Model,
+    learning_rate: float,
+    steps_per_execution: int = 1,
+    jit_compile: bool = False,
+    clipnorm: float | None = None,
 ) -> keras.Model:
-    """Compiles with Adam, cross-entropy on logits (no softmax twice) and accuracy."""
+    """Compiles with Adam (its gradients clipped to `clipnorm` if given), cross-entropy on logits and accuracy."""
     import keras
 
     model.compile(
-        optimizer=keras.optimizers.Adam(learning_rate),
+        optimizer=keras.optimizers.Adam(learning_rate, clipnorm=clipnorm),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
         steps_per_execution=steps_per_execution,

@@ -154,7 +154,9 @@ def _build(request: _Request, strategy, xla: bool) -> RowSequenceClassifier:
     with strategy_scope(strategy):
         model = RowSequenceClassifier(num_classes=dataset.num_classes, **config.model_kwargs())
         model.build((None, *dataset.image_shape))
-        compile_model(model, config.learning_rate, config.effective_steps_per_execution(), xla)
+        compile_model(
+            model, config.learning_rate, config.effective_steps_per_execution(), xla, clipnorm=config.clipnorm
+        )
     return model
 
 
