@@ -148,15 +148,23 @@ class IndRNN(keras.layers.RNN):
 
     Args:
         units: the number of units.
-        activation, use_bias, recurrent_max_abs, kernel_initializer,
-            recurrent_initializer, bias_initializer: as for `IndRNNCell`.
+        activation: defaults to `"relu"`, as for `IndRNNCell`.
+        use_bias: as for `IndRNNCell`.
+        recurrent_max_abs: the bound on `|u|`; defaults to the paper's
+            `2 ** (1 / T)` for the T steps the layer is built for.
+        kernel_initializer: as for `IndRNNCell`.
+        recurrent_initializer: as for `IndRNNCell`.
+        bias_initializer: as for `IndRNNCell`.
         dropout: fraction of the inputs dropped while training, one mask per
             sequence. Defaults to 0.
         recurrent_dropout: must be 0: each unit's recurrence is one weight,
             with no recurrent projection to drop.
         seed: seeds the dropout mask.
-        return_sequences, return_state, go_backwards, stateful, unroll: as
-            for `keras.layers.RNN`.
+        return_sequences: as for `keras.layers.RNN`.
+        return_state: as for `keras.layers.RNN`.
+        go_backwards: as for `keras.layers.RNN`.
+        stateful: as for `keras.layers.RNN`.
+        unroll: as for `keras.layers.RNN`.
         **kwargs: passed to `keras.layers.RNN` (`name`, `dtype`, ...).
 
     Example:

@@ -1,0 +1,49 @@
+"""The pixel tasks from the command line: readings, IndRNN, a parameter budget and clipping, and their bad values."""
+
+import pandas as pd
+import pytest
+from clirun import invoke
+
+
+@pytest.mark.slow
+def test_bench_sizes_four_cells_to_one_budget_and_records_the_reading_in_every_row(tmp_path, tiny_data_dir):
+    result = invoke(
+        *("bench", "--cells", "lstm", "gru", "simple_rnn", "indrnn", "--reading", "permuted-pixels"),
+        *("--params", "70000", "--clipnorm", "1", "--dataset", "mnist", "--data-dir", tiny_data_dir),
+        *("--epochs", "1", "--in-process", "--no-measure-inference", "--results-dir", tmp_path, "--run-name", "long"),
+    )
+    assert result.exit_code == 0, result.output
+    runs = pd.read_csv(tmp_path / "long" / "runs.csv")
+    assert sorted(runs["cell"]) == ["gru", "indrnn", "lstm", "simple_rnn"]
+    assert (runs["status"] == "ok").all()
+    assert (runs["reading"] == "permuted-pixels").all() and (runs["clipnorm"] == 1.0).all()
+    assert ((runs["params"] - 70000).abs() <= 0.05 * 70000).all(), runs[["cell", "units", "params"]]
+    assert runs["units"].nunique() == 4  # each cell sized on its own
+    summary = (tmp_path / "long" / "summary.md").read_text()
+    assert "reading=permuted-pixels" in summary and "params=70000" in summary
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (("--reading", "columns"), "--reading"),
+        (("--permutation-seed", "x"), "--permutation-seed"),
+        (("--clipnorm", "0"), "--clipnorm"),
+        (("--params", "0"), "--params"),
+    ],
+)
+def test_bad_long_task_options_are_usage_errors_naming_the_option(tmp_path, args, words):
+    result = invoke("bench", "--dataset", "mnist-sample", *args, "--results-dir", tmp_path)
+    assert result.exit_code == 2, result.output
+    assert words in result.output and "Traceback" not in result.output
+    assert not any(tmp_path.iterdir())
+
+
+def test_a_budget_too_small_for_a_cell_stops_before_training(tmp_path):
+    result = invoke(
+        *("bench", "--dataset", "mnist-sample", "--cells", "lstm", "simple_rnn", "--params", "40"),
+        *("--results-dir", tmp_path, "--run-name", "small"),
+    )
+    assert result.exit_code == 2, result.output
+    assert "--params is too small for lstm" in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "small" / "runs.csv").exists()
