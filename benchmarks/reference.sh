@@ -4,6 +4,7 @@
 #
 #   benchmarks/reference.sh tutorial   # the TF1 tutorial replay and bench on the embedded sample
 #   benchmarks/reference.sh threads    # one thread against two, compared with `recurrent-mnist compare`
+#   benchmarks/reference.sh mnist      # MNIST row by row, three cells, three seeds, to convergence (IDX files in data/mnist)
 #   benchmarks/reference.sh fashion    # Fashion-MNIST, three cells, three seeds, to convergence
 #   benchmarks/reference.sh matched    # Fashion-MNIST, the three cells at equal parameter counts, to convergence
 #   benchmarks/reference.sh frameworks # Fashion-MNIST, Keras and PyTorch cells in one table (needs ".[torch]")
@@ -24,7 +25,7 @@ if [ -n "$(git status --porcelain --untracked-files=no -- . ':!results')" ]; the
     echo "error: the tree has uncommitted changes outside results/; commit them first, so the results name one commit" >&2
     exit 2
 fi
-[ $# -gt 0 ] || { echo "usage: $0 tutorial|threads|fashion|matched|frameworks|tuned|speed[-serve|-train|-lstm|-long] ..." >&2; exit 2; }
+[ $# -gt 0 ] || { echo "usage: $0 tutorial|threads|mnist|fashion|matched|frameworks|tuned|speed[-serve|-train|-lstm|-long] ..." >&2; exit 2; }
 export TF_CPP_MIN_LOG_LEVEL=2
 
 for part in "$@"; do
@@ -47,6 +48,10 @@ for part in "$@"; do
         done
         recurrent-mnist compare results/reference/sample-threads-1 results/reference/sample-threads-2 \
             --out results/reference/compare-threads
+        ;;
+    mnist)
+        recurrent-mnist bench --dataset mnist --data-dir data/mnist --cells lstm gru simple_rnn --seeds 0 1 2 \
+            --units 128 --epochs 40 --early-stopping 5 --threads 2 --results-dir results/reference --run-name mnist --fresh
         ;;
     fashion)
         recurrent-mnist bench --dataset fashion-mnist --cells lstm gru simple_rnn --seeds 0 1 2 \
@@ -103,7 +108,7 @@ for part in "$@"; do
         python benchmarks/long_sequences.py --lengths 28 56 112 196 392 784 --threads 2 --name long_sequences
         ;;
     *)
-        echo "error: unknown part '$part'; choose tutorial, threads, fashion, matched, frameworks, tuned, speed, speed-serve, speed-train, speed-lstm or speed-long" >&2
+        echo "error: unknown part '$part'; choose tutorial, threads, mnist, fashion, matched, frameworks, tuned, speed, speed-serve, speed-train, speed-lstm or speed-long" >&2
         exit 2
         ;;
     esac

@@ -11,8 +11,9 @@ def test_bench_sizes_four_cells_to_one_budget_and_records_the_reading_in_every_r
         *("bench", "--cells", "lstm", "gru", "simple_rnn", "indrnn", "--reading", "permuted-pixels"),
         *("--params", "70000", "--clipnorm", "1", "--dataset", "mnist", "--data-dir", tiny_data_dir),
         *("--epochs", "1", "--in-process", "--no-measure-inference", "--results-dir", tmp_path, "--run-name", "long"),
+        cwd=tmp_path,
     )
-    assert result.exit_code == 0, result.output
+    assert result.returncode == 0, result.stdout + result.stderr
     runs = pd.read_csv(tmp_path / "long" / "runs.csv")
     assert sorted(runs["cell"]) == ["gru", "indrnn", "lstm", "simple_rnn"]
     assert (runs["status"] == "ok").all()
@@ -33,9 +34,9 @@ def test_bench_sizes_four_cells_to_one_budget_and_records_the_reading_in_every_r
     ],
 )
 def test_bad_long_task_options_are_usage_errors_naming_the_option(tmp_path, args, words):
-    result = invoke("bench", "--dataset", "mnist-sample", *args, "--results-dir", tmp_path)
-    assert result.exit_code == 2, result.output
-    assert words in result.output and "Traceback" not in result.output
+    result = invoke("bench", "--dataset", "mnist-sample", *args, "--results-dir", tmp_path, cwd=tmp_path)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert words in result.stderr and "Traceback" not in result.stdout + result.stderr
     assert not any(tmp_path.iterdir())
 
 
@@ -43,7 +44,8 @@ def test_a_budget_too_small_for_a_cell_stops_before_training(tmp_path):
     result = invoke(
         *("bench", "--dataset", "mnist-sample", "--cells", "lstm", "simple_rnn", "--params", "40"),
         *("--results-dir", tmp_path, "--run-name", "small"),
+        cwd=tmp_path,
     )
-    assert result.exit_code == 2, result.output
-    assert "--params is too small for lstm" in result.output and "Traceback" not in result.output
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "--params is too small for lstm" in result.stderr and "Traceback" not in result.stdout + result.stderr
     assert not (tmp_path / "small" / "runs.csv").exists()

@@ -78,6 +78,11 @@ def test_a_reference_command_reruns_against_its_folder_and_trains_nothing(tmp_pa
         pytest.skip(f"Fashion-MNIST is not installed under {FASHION}")
     if "torch" in words and importlib.util.find_spec("torch") is None:
         pytest.skip('PyTorch is not installed (pip install -e ".[torch]")')
+    if "--data-dir" in words:  # data that is not in the repository, at the page's path from its root
+        data_dir = ROOT / _option(words, "--data-dir", "")
+        if not data_dir.is_dir():
+            pytest.skip(f"the data set's files are not in {data_dir}")
+        words = [str(data_dir) if word == _option(words, "--data-dir", "") else word for word in words]
     clean_clone = shutil.ignore_patterns("checkpoint.weights.h5", "*.lock")  # what git holds of a folder
     shutil.copytree(REFERENCE / name, tmp_path / name, ignore=clean_clone)
     if "--from-tune" in words:  # the search it reads, at the same place relative to the command's folder
