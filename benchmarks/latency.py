@@ -38,12 +38,14 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import script_support
 
 ROOT = Path(__file__).resolve().parents[1]
 IMPLS = ("predict_on_batch", "serve", "serve-fast", "serve-stock", "tflite", "floor", "torch")
@@ -200,21 +202,15 @@ def main(argv: list[str] | None = None) -> int:
     if args.worker:
         print(json.dumps(worker(args)))
         return 0
-    from recurrent_mnist.environment import code_identity, cpu_model, describe_code
-    from recurrent_mnist.runs.atomic import atomic_write_text
 
     runs: dict[str, list[list[dict]]] = {impl: [] for impl in args.impls}
     for round_index in range(args.rounds):
         order = args.impls[round_index % len(args.impls) :] + args.impls[: round_index % len(args.impls)]
         for impl in order:
             print(f"round {round_index + 1}/{args.rounds}: {impl} ...", flush=True)
-            command = [sys.executable, __file__, "--worker", impl, "--threads", str(args.threads)]
-            command += ["--calls", str(args.calls), "--cells", *args.cells, "--units", *map(str, args.units)]
-            done = subprocess.run(command, capture_output=True, text=True)
-            if done.returncode != 0:
-                print(done.stderr[-3000:], file=sys.stderr)
-                return 1
-            runs[impl].append(json.loads(done.stdout.strip().splitlines()[-1]))
+            command = [__file__, "--worker", impl, "--threads", str(args.threads), "--calls", str(args.calls)]
+            command += ["--cells", *args.cells, "--units", *map(str, args.units)]
+            runs[impl].append(script_support.measure_in_child(command))
     rows = []
     for index, first in enumerate(runs[args.impls[0]][0]):
         row = {"cell": first["cell"], "units": first["units"]}
@@ -222,25 +218,19 @@ def main(argv: list[str] | None = None) -> int:
             row[impl] = {q: statistics.median(r[index][q] for r in rounds) for q in ("p50", "p95")}
             row[impl]["rounds_p50"] = [r[index]["p50"] for r in rounds]
         rows.append(row)
-    code = code_identity()
+    made_by, code = script_support.provenance("benchmarks/latency.py", argv if argv is not None else sys.argv[1:])
     header = {
         "name": args.name,
-        "command": " ".join(["python", "benchmarks/latency.py", *(argv if argv is not None else sys.argv[1:])]),
-        "code": describe_code(code),
-        "cpu": cpu_model(),
+        **made_by,
         "cpus_allowed": len(os.sched_getaffinity(0)),
         "threads": args.threads,
         "calls": args.calls,
         "rounds": args.rounds,
         "impls": list(args.impls),
     }
-    args.results_dir.mkdir(parents=True, exist_ok=True)
-    texts = {".json": json.dumps({**header, "code_identity": code, "rows": rows}, indent=2) + "\n"}
-    texts[".md"] = markdown(rows, header)
-    for suffix, text in texts.items():
-        path = args.results_dir / f"{args.name}{suffix}"
-        atomic_write_text(path, text)
-    print(texts[".md"])
+    table = markdown(rows, header)
+    script_support.write(args.results_dir, args.name, {**header, "code_identity": code, "rows": rows}, table)
+    print(table)
     return 0
 
 

@@ -25,12 +25,14 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import script_support
 
 CELLS = ("lstm", "gru", "simple_rnn")
 IMPLS = ("fast", "stock")
@@ -96,14 +98,40 @@ def worker(args: argparse.Namespace) -> dict:
     }
 
 
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.worker:
+        print(json.dumps(worker(args)))
+        return 0
+    rows = []
+    for cell in args.cells:
+        for length in args.lengths:
+            for impl in args.impls:
+                print(f"{cell} at {length} steps, {impl} ...", flush=True)
+                command = [__file__, "--worker", cell, str(length), impl, "--units", str(args.units)]
+                command += ["--batch", str(args.batch), "--steps", str(args.steps), "--threads", str(args.threads)]
+                rows.append(script_support.measure_in_child(command))
+    arguments = argv if argv is not None else sys.argv[1:]
+    made_by, code = script_support.provenance("benchmarks/long_sequences.py", arguments)
+    header = {
+        "name": args.name,
+        **made_by,
+        **{key: getattr(args, key) for key in ("threads", "units", "batch", "steps")},
+    }
+    table = markdown(rows, header)
+    script_support.write(args.results_dir, args.name, {**header, "code_identity": code, "rows": rows}, table)
+    print(table)
+    return 0
+
+
 def markdown(rows: list[dict], header: dict) -> str:
     lines = [
         f"# Long sequences: the unrolled fast path against the stock loop ({header['name']})",
         "",
-        f"- command: `{header['command']}`",
-        f"- code: {header['code']}; CPU: {header['cpu']}; threads: {header['threads']}",
-        f"- {header['units']} units, batch {header['batch']}, one feature a step, random data; first step: the "
-        f"first `train_on_batch` (tracing and compiling included); steady step: median of the next {header['steps']}",
+        *script_support.provenance_lines(header),
+        f"- {header['threads']} threads, {header['units']} units, batch {header['batch']}, one feature a step, "
+        "random data; first step: the first `train_on_batch` (tracing and compiling included); steady step: "
+        f"median of the next {header['steps']}",
         "",
         "| cell | steps | impl | first step s | steady step s | rss growth MB |",
         "| --- | ---: | --- | ---: | ---: | ---: |",
@@ -114,46 +142,6 @@ def markdown(rows: list[dict], header: dict) -> str:
             f"{row['steady_step_s']:.3f} | {row['rss_growth_mb']:.0f} |"
         )
     return "\n".join(lines) + "\n"
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    if args.worker:
-        print(json.dumps(worker(args)))
-        return 0
-    from recurrent_mnist.environment import code_identity, cpu_model, describe_code
-    from recurrent_mnist.runs.atomic import atomic_write_text
-
-    rows = []
-    for cell in args.cells:
-        for length in args.lengths:
-            for impl in args.impls:
-                print(f"{cell} at {length} steps, {impl} ...", flush=True)
-                command = [sys.executable, __file__, "--worker", cell, str(length), impl]
-                command += ["--units", str(args.units), "--batch", str(args.batch), "--steps", str(args.steps)]
-                command += ["--threads", str(args.threads)]
-                done = subprocess.run(command, capture_output=True, text=True)
-                if done.returncode != 0:
-                    print(done.stderr[-3000:], file=sys.stderr)
-                    return 1
-                rows.append(json.loads(done.stdout.strip().splitlines()[-1]))
-    code = code_identity()
-    header = {
-        "name": args.name,
-        "command": " ".join(["python", "benchmarks/long_sequences.py", *(argv if argv is not None else sys.argv[1:])]),
-        "code": describe_code(code),
-        "cpu": cpu_model(),
-        **{key: getattr(args, key) for key in ("threads", "units", "batch", "steps")},
-    }
-    args.results_dir.mkdir(parents=True, exist_ok=True)
-    texts = {
-        ".json": json.dumps({**header, "code_identity": code, "rows": rows}, indent=2) + "\n",
-        ".md": markdown(rows, header),
-    }
-    for suffix, text in texts.items():
-        atomic_write_text(args.results_dir / f"{args.name}{suffix}", text)
-    print(texts[".md"])
-    return 0
 
 
 if __name__ == "__main__":

@@ -43,6 +43,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
+import script_support  # noqa: E402
 from peer_speed.cli import shape_arg  # noqa: E402
 from peer_speed.flops import train_flops_per_step  # noqa: E402
 
@@ -258,34 +259,18 @@ def main(argv: list[str] | None = None) -> int:
         cell, units, batch = args.worker.split(":")
         print(json.dumps(profile_one(cell, int(units), int(batch), args.threads, args.steps)))
         return 0
-    import subprocess
-
-    from recurrent_mnist.environment import code_identity, cpu_model, describe_code
-    from recurrent_mnist.runs.atomic import atomic_write_text
 
     results = []
     for cell in args.cells:
         for units, batch in args.shapes:
             print(f"profiling {cell} {units} / {batch} at {args.threads} thread(s) ...", flush=True)
-            command = [sys.executable, __file__, "--worker", f"{cell}:{units}:{batch}"]
+            command = [__file__, "--worker", f"{cell}:{units}:{batch}"]
             command += ["--threads", str(args.threads), "--steps", str(args.steps)]
-            done = subprocess.run(command, capture_output=True, text=True)
-            if done.returncode != 0:
-                print(done.stderr[-3000:], file=sys.stderr)
-                return 1
-            results.append(json.loads(done.stdout.strip().splitlines()[-1]))
-    code = code_identity()
-    header = {
-        "name": args.name,
-        "command": " ".join(["python", "benchmarks/profile_step.py", *sys.argv[1:]]),
-        "code": describe_code(code),
-        "cpu": cpu_model(),
-    }
-    args.results_dir.mkdir(parents=True, exist_ok=True)
+            results.append(script_support.measure_in_child(command))
+    made_by, code = script_support.provenance("benchmarks/profile_step.py", sys.argv[1:])
+    header = {"name": args.name, **made_by}
     record = {**header, "code_identity": code, "results": results}
-    for suffix, text in ((".json", json.dumps(record, indent=2) + "\n"), (".md", markdown(results, header))):
-        path = args.results_dir / f"{args.name}{suffix}"
-        atomic_write_text(path, text)
+    script_support.write(args.results_dir, args.name, record, markdown(results, header))
     print(markdown(results, header))
     return 0
 

@@ -16,6 +16,17 @@ import keras
 __all__ = ["IndRNN", "IndRNNCell", "RecurrentMaxAbs"]
 
 
+# The arguments an `IndRNN` layer hands to its cell.
+_CELL_ARGUMENTS = (
+    "activation",
+    "use_bias",
+    "recurrent_max_abs",
+    "kernel_initializer",
+    "recurrent_initializer",
+    "bias_initializer",
+)
+
+
 def _check_units(units) -> int:
     if isinstance(units, bool) or not isinstance(units, numbers.Integral) or units < 1:
         raise ValueError(f"`units` must be an integer >= 1. Received: units={units!r}")
@@ -148,24 +159,18 @@ class IndRNN(keras.layers.RNN):
 
     Args:
         units: the number of units.
-        activation: defaults to `"relu"`, as for `IndRNNCell`.
-        use_bias: as for `IndRNNCell`.
-        recurrent_max_abs: the bound on `|u|`; defaults to the paper's
-            `2 ** (1 / T)` for the T steps the layer is built for.
-        kernel_initializer: as for `IndRNNCell`.
-        recurrent_initializer: as for `IndRNNCell`.
-        bias_initializer: as for `IndRNNCell`.
         dropout: fraction of the inputs dropped while training, one mask per
             sequence. Defaults to 0.
         recurrent_dropout: must be 0: each unit's recurrence is one weight,
             with no recurrent projection to drop.
         seed: seeds the dropout mask.
-        return_sequences: as for `keras.layers.RNN`.
-        return_state: as for `keras.layers.RNN`.
-        go_backwards: as for `keras.layers.RNN`.
-        stateful: as for `keras.layers.RNN`.
-        unroll: as for `keras.layers.RNN`.
-        **kwargs: passed to `keras.layers.RNN` (`name`, `dtype`, ...).
+        **kwargs: the cell's arguments (`activation`, `use_bias`,
+            `recurrent_max_abs`, `kernel_initializer`, `recurrent_initializer`,
+            `bias_initializer`; see `IndRNNCell`: the bound on `|u|` defaults
+            to the paper's `2 ** (1 / T)` for the T steps the layer is built
+            for), and those of `keras.layers.RNN` (`return_sequences`,
+            `return_state`, `go_backwards`, `stateful`, `unroll`, `name`,
+            `dtype`, ...).
 
     Example:
 
@@ -177,25 +182,7 @@ class IndRNN(keras.layers.RNN):
     1.00088
     """
 
-    def __init__(
-        self,
-        units,
-        activation="relu",
-        use_bias=True,
-        recurrent_max_abs=None,
-        kernel_initializer="glorot_uniform",
-        recurrent_initializer=None,
-        bias_initializer="zeros",
-        dropout=0.0,
-        recurrent_dropout=0.0,
-        seed=None,
-        return_sequences=False,
-        return_state=False,
-        go_backwards=False,
-        stateful=False,
-        unroll=False,
-        **kwargs,
-    ):
+    def __init__(self, units, dropout=0.0, recurrent_dropout=0.0, seed=None, **kwargs):
         if recurrent_dropout:
             raise ValueError(
                 "`recurrent_dropout` must be 0 for IndRNN: each unit's recurrence is one weight. "
@@ -203,26 +190,9 @@ class IndRNN(keras.layers.RNN):
             )
         if isinstance(dropout, bool) or not isinstance(dropout, numbers.Real) or not 0 <= dropout < 1:
             raise ValueError(f"`dropout` must be a number in [0, 1). Received: dropout={dropout!r}")
-        cell = IndRNNCell(
-            units,
-            activation=activation,
-            use_bias=use_bias,
-            recurrent_max_abs=recurrent_max_abs,
-            kernel_initializer=kernel_initializer,
-            recurrent_initializer=recurrent_initializer,
-            bias_initializer=bias_initializer,
-            dtype=kwargs.get("dtype"),
-            name="indrnn_cell",
-        )
-        super().__init__(
-            cell,
-            return_sequences=return_sequences,
-            return_state=return_state,
-            go_backwards=go_backwards,
-            stateful=stateful,
-            unroll=unroll,
-            **kwargs,
-        )
+        cell_arguments = {name: kwargs.pop(name) for name in _CELL_ARGUMENTS if name in kwargs}
+        cell = IndRNNCell(units, **cell_arguments, dtype=kwargs.get("dtype"), name="indrnn_cell")
+        super().__init__(cell, **kwargs)
         self.dropout = float(dropout)
         self.recurrent_dropout = 0.0
         self.seed = seed
@@ -248,9 +218,8 @@ class IndRNN(keras.layers.RNN):
         config = super().get_config()
         del config["cell"]
         cell = self.cell.get_config()
-        keys = ("units", "activation", "use_bias", "recurrent_max_abs")
-        keys += ("kernel_initializer", "recurrent_initializer", "bias_initializer")
-        return {**config, **{key: cell[key] for key in keys}, "dropout": self.dropout, "seed": self.seed}
+        own = {key: cell[key] for key in ("units", *_CELL_ARGUMENTS)}
+        return {**config, **own, "dropout": self.dropout, "seed": self.seed}
 
     @classmethod
     def from_config(cls, config):

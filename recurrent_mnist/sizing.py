@@ -55,16 +55,7 @@ def closest_units(cell: str, target: int, **shape) -> int:
     return min((low, high), key=lambda u: (abs(parameter_count(cell, u, **shape) - target), u))
 
 
-def matched_units(
-    cells: tuple[str, ...],
-    units: int,
-    *,
-    layers: int,
-    bidirectional: bool,
-    image_shape: tuple[int, int],
-    num_classes: int,
-    reading: str = settings.READING.default,
-) -> dict[str, int]:
+def matched_units(cells: tuple[str, ...], units: int, **shape) -> dict[str, int]:
     """Units per cell: the first cell keeps `units`; every other cell gets the units that bring
     its parameter count closest to the first's (the smaller units on a tie).
 
@@ -72,13 +63,7 @@ def matched_units(
     parameters; a GRU comes closest at 75 units (24,385), a SimpleRNN at 138
     (24,436).
     """
-    shape = dict(
-        layers=layers,
-        bidirectional=bidirectional,
-        image_shape=tuple(image_shape),
-        num_classes=num_classes,
-        reading=reading,
-    )
+    shape["image_shape"] = tuple(shape["image_shape"])  # a key of parameter_count's cache
     target = parameter_count(cells[0], units, **shape)
     return {cells[0]: units, **{cell: closest_units(cell, target, **shape) for cell in cells[1:]}}
 

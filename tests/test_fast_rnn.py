@@ -419,7 +419,7 @@ print(sorted(m for m in sys.modules if m.startswith("recurrent_mnist.")))
     assert run.returncode == 0, run.stderr
     fast_rnn = "recurrent_mnist.fast_rnn"
     loaded = [fast_rnn, *(f"{fast_rnn}.{name}" for name in ("chains", "fallback", "layers", "threads", "thresholds"))]
-    assert run.stdout.strip() == str(loaded)
+    assert run.stdout.strip() == str([*loaded, "recurrent_mnist.lazy"])
 
 
 def test_chains_and_thresholds_import_without_keras():
@@ -439,7 +439,7 @@ print(sorted(m for m in sys.modules if m.startswith("recurrent_mnist.")))
     run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=False)
     assert run.returncode == 0, run.stderr
     loaded = ["recurrent_mnist.fast_rnn", "recurrent_mnist.fast_rnn.chains", "recurrent_mnist.fast_rnn.thresholds"]
-    assert run.stdout.strip() == str(loaded)
+    assert run.stdout.strip() == str([*loaded, "recurrent_mnist.lazy"])
 
 
 def test_the_thresholds_are_the_ones_in_force():

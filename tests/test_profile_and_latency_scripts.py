@@ -1,8 +1,9 @@
-"""benchmarks/profile_step.py and benchmarks/latency.py: reading TensorFlow's trace, and the tables they write."""
+"""The speed scripts profile_step.py, latency.py and long_sequences.py: the trace they read, the tables they write."""
 
 from __future__ import annotations
 
 import importlib.util
+import json
 import sys
 from pathlib import Path
 
@@ -74,3 +75,15 @@ def test_the_latency_table_compares_serve_with_pytorch(latency):
     times = iter(range(100))
     p50, p95 = latency._percentiles(lambda image: next(times), list(range(64)), 20)
     assert p50 <= p95
+
+
+@pytest.mark.slow
+def test_the_long_sequence_script_measures_both_paths_and_names_its_command(tmp_path):
+    long_sequences = _script("long_sequences")
+    args = ["--cells", "simple_rnn", "--lengths", "6", "--units", "4", "--batch", "8", "--steps", "1"]
+    assert long_sequences.main([*args, "--threads", "1", "--results-dir", str(tmp_path), "--name", "tiny"]) == 0
+    table = (tmp_path / "tiny.md").read_text()
+    assert "command: `python benchmarks/long_sequences.py --cells simple_rnn --lengths 6" in table
+    rows = json.loads((tmp_path / "tiny.json").read_text())["rows"]
+    assert [(row["impl"], row["length"]) for row in rows] == [("fast", 6), ("stock", 6)]
+    assert all(row["first_step_s"] > 0 and row["steady_step_s"] > 0 for row in rows)

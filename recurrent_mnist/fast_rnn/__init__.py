@@ -44,7 +44,7 @@ that use them save and load with `safe_mode=True` in any process that has
 imported `recurrent_mnist`. On other Keras backends they are the stock layers.
 """
 
-import importlib
+from recurrent_mnist.lazy import lazy_names
 
 # The public names, and the module of each.
 _NAMES = {
@@ -56,12 +56,7 @@ _NAMES = {
 }
 
 
-def __getattr__(name: str):
-    if name in _NAMES:
-        value = getattr(importlib.import_module(f"{__name__}.{_NAMES[name]}"), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_names(__name__, _NAMES)
 
 
 __all__ = sorted(_NAMES)

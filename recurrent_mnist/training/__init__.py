@@ -12,7 +12,7 @@ The names below are imported on first use, and `config`, `pipeline` and
 configuration, validation split and measurements from here.
 """
 
-import importlib
+from recurrent_mnist.lazy import lazy_names
 
 # The public names, and the module of each.
 _NAMES = {
@@ -34,12 +34,7 @@ _NAMES = {
 }
 
 
-def __getattr__(name: str):
-    if name in _NAMES:
-        value = getattr(importlib.import_module(f"{__name__}.{_NAMES[name]}"), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_names(__name__, _NAMES)
 
 
 __all__ = sorted(_NAMES)
