@@ -46,16 +46,12 @@ imported `recurrent_mnist`. On other Keras backends they are the stock layers.
 
 from recurrent_mnist.lazy import lazy_names
 
-# The public names, and the module of each.
+# The public names, and the module of each: the three layers, the refusal rule, the chain count.
 _NAMES = {
-    "FastGRU": "layers",
-    "FastLSTM": "layers",
-    "FastSimpleRNN": "layers",
+    **dict.fromkeys(("FastGRU", "FastLSTM", "FastSimpleRNN"), "layers"),
     "fast_path_refusal": "fallback",
     "resolve_parallel_chains": "threads",
 }
-
-
 __getattr__ = lazy_names(__name__, _NAMES)
 
 
