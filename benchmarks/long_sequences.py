@@ -53,12 +53,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def peak_rss_mb() -> float:
-    import resource
-
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
 def worker(args: argparse.Namespace) -> dict:
     """One measurement in this process: the first step, the steady steps and the memory they added."""
     cell, length, impl = args.worker[0], int(args.worker[1]), args.worker[2]
@@ -70,6 +64,7 @@ def worker(args: argparse.Namespace) -> dict:
 
     from recurrent_mnist.cells import get_cell_factory
     from recurrent_mnist.fast_rnn.fallback import unroll_up_to
+    from recurrent_mnist.training.measure import process_peak_rss_mb
 
     keras.utils.set_random_seed(0)
     rng = np.random.default_rng(0)
@@ -77,7 +72,7 @@ def worker(args: argparse.Namespace) -> dict:
         (rng.random((args.batch, length, 1), dtype="float32"), rng.integers(0, 10, args.batch))
         for _ in range(args.steps + 1)
     ]
-    before_mb = peak_rss_mb()
+    before_mb = process_peak_rss_mb()
     with unroll_up_to(None):
         name = cell if impl == "fast" else f"keras_{cell}"
         inputs = keras.Input((length, 1), batch_size=args.batch)
@@ -94,7 +89,7 @@ def worker(args: argparse.Namespace) -> dict:
         "impl": impl,
         "first_step_s": times[0],
         "steady_step_s": statistics.median(times[1:]),
-        "rss_growth_mb": peak_rss_mb() - before_mb,
+        "rss_growth_mb": process_peak_rss_mb() - before_mb,
     }
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import functools
 
 from recurrent_mnist import settings
+from recurrent_mnist.errors import ConfigError
 
 __all__ = ["budget_units", "matched_units", "parameter_count"]
 
@@ -57,13 +58,13 @@ def closest_units(cell: str, target: int, **shape) -> int:
 
 def matched_units(cells: tuple[str, ...], units: int, **shape) -> dict[str, int]:
     """Units per cell: the first cell keeps `units`; every other cell gets the units that bring
-    its parameter count closest to the first's (the smaller units on a tie).
+    its parameter count closest to the first's (the smaller units on a tie). `shape`: the
+    keywords of `parameter_count` (`image_shape` a tuple).
 
     Example: a 64-unit LSTM on 28 x 28 images with 10 classes has 24,458
     parameters; a GRU comes closest at 75 units (24,385), a SimpleRNN at 138
     (24,436).
     """
-    shape["image_shape"] = tuple(shape["image_shape"])  # a key of parameter_count's cache
     target = parameter_count(cells[0], units, **shape)
     return {cells[0]: units, **{cell: closest_units(cell, target, **shape) for cell in cells[1:]}}
 
@@ -74,13 +75,12 @@ def budget_units(cells: tuple[str, ...], params: int, **shape) -> dict[str, int]
     Args:
         cells: the cells to size.
         params: the parameter budget of each whole model (head included).
-        **shape: `layers`, `bidirectional`, `image_shape`, `num_classes`, `reading`, as for `parameter_count`.
+        **shape: `layers`, `bidirectional`, `image_shape` (a tuple), `num_classes`, `reading`, as for
+            `parameter_count`.
 
     Raises:
         ConfigError: the budget is smaller than some cell's model at one unit.
     """
-    from recurrent_mnist.errors import ConfigError
-
     for cell in cells:
         smallest = parameter_count(cell, settings.UNITS.minimum, **shape)
         if smallest > params:
