@@ -16,6 +16,7 @@ import tensorflow as tf
 import recurrent_mnist.fast_rnn.chains as chain_arithmetic
 from recurrent_mnist.fast_rnn import (
     FastGRU,
+    FastIndRNN,
     FastLSTM,
     FastSimpleRNN,
     driver,
@@ -27,6 +28,7 @@ from recurrent_mnist.fast_rnn import (
     threads,
     thresholds,
 )
+from recurrent_mnist.indrnn import IndRNN
 
 ATOL, RTOL = 1e-5, 1e-4
 
@@ -35,6 +37,7 @@ PAIRS = {
     "gru": (keras.layers.GRU, FastGRU, {}),
     "gru_reset_before": (keras.layers.GRU, FastGRU, {"reset_after": False}),
     "rnn": (keras.layers.SimpleRNN, FastSimpleRNN, {}),
+    "indrnn": (IndRNN, FastIndRNN, {}),
 }
 
 # Every form of the fast path once: the LSTM and the reset-after GRU do their recurrent product
@@ -46,6 +49,7 @@ FORMS = {
     "gru-per_gate": ("gru", "per_gate"),
     "gru_reset_before": ("gru_reset_before", "auto"),
     "rnn": ("rnn", "auto"),
+    "indrnn": ("indrnn", "auto"),
 }
 
 
@@ -71,7 +75,7 @@ def _layer(kind, fast, units=8, parallel_chains="auto", gate_matmul="auto", **kw
     stock_cls, fast_cls, extra = PAIRS[kind]
     if not fast:
         return stock_cls(units, **extra, **kw)
-    if fast_cls is not FastSimpleRNN:
+    if fast_cls in (FastLSTM, FastGRU):
         kw["gate_matmul"] = gate_matmul
     return fast_cls(units, **extra, **kw, parallel_chains=parallel_chains)
 
@@ -286,8 +290,14 @@ def test_fast_path_is_used(kind, monkeypatch, refusals):
 
 # id: (kind, layer arguments, the reason's first words)
 REFUSED_ARGUMENTS = {
-    **{f"recurrent_dropout-{kind}": (kind, {"recurrent_dropout": 0.3}, "recurrent_dropout=0.3") for kind in PAIRS},
+    # IndRNN has no recurrent dropout (its constructor says so).
+    **{
+        f"recurrent_dropout-{kind}": (kind, {"recurrent_dropout": 0.3}, "recurrent_dropout=0.3")
+        for kind in PAIRS
+        if kind != "indrnn"
+    },
     "activation": ("lstm", {"activation": "relu"}, "activation=relu"),
+    "activation-indrnn": ("indrnn", {"activation": "tanh"}, "activation=tanh: the fast path computes relu"),
     "recurrent_activation": ("gru", {"recurrent_activation": "hard_sigmoid"}, "recurrent_activation=hard_sigmoid"),
     # One input dropout mask per gate. use_cudnn=False: with "auto", Keras 3.15's stock LSTM fails on such masks.
     **{
@@ -378,6 +388,17 @@ def test_pixel_by_pixel_sequences_agree_with_the_stock_layers(kind, refusals):
     stock, fast = _twin(kind, x_shape=(4, 784, 1), units=6, scale=0.05)
     _assert_layers_agree(stock, fast, _data(batch=4, steps=784, feat=1), mode="graph")
     assert refusals and all(r.startswith(f"784 time steps (more than {thresholds.UNROLL_MAX_STEPS})") for r in refusals)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", list(PAIRS))
+def test_unrolled_fast_path_at_784_steps_agrees_with_the_stock_layers(kind, refusals):
+    # The fast path itself over 784 steps (its length limit lifted, eagerly, so that nothing is traced):
+    # float32 error does not build up over a long recurrence, forward or backward.
+    stock, fast = _twin(kind, x_shape=(4, 784, 1), units=6, scale=0.05)
+    with fallback.unroll_up_to(None):
+        _assert_layers_agree(stock, fast, _data(batch=4, steps=784, feat=1))
+    assert refusals and set(refusals) == {None}
 
 
 @pytest.mark.parametrize("cell", ["lstm", "gru", "simple_rnn"])
@@ -509,7 +530,7 @@ def test_save_load_keras_safe_mode(tmp_path):
 def test_config_matches_stock(kind):
     stock = _layer(kind, False, return_sequences=True, go_backwards=True)
     fast = _layer(kind, True, return_sequences=True, go_backwards=True)
-    own = {"parallel_chains": "auto", **({} if kind == "rnn" else {"gate_matmul": "auto"})}
+    own = {"parallel_chains": "auto", **({} if kind in ("rnn", "indrnn") else {"gate_matmul": "auto"})}
     assert fast.get_config() == {**stock.get_config(), "name": fast.name, **own}
     clone = type(fast).from_config(fast.get_config())
     assert clone.get_config() == fast.get_config()

@@ -1,6 +1,7 @@
 """Fast drop-in recurrent layers for Keras 3 on the TensorFlow backend (CPU).
 
-`FastLSTM`, `FastGRU` and `FastSimpleRNN` subclass the stock Keras layers, so
+`FastLSTM`, `FastGRU` and `FastSimpleRNN` subclass the stock Keras layers, and
+`FastIndRNN` the project's `recurrent_mnist.indrnn.IndRNN`, so
 weights (names, shapes, gate order i,f,c,o / z,r,h), config (plus
 `parallel_chains`, and `gate_matmul` for the LSTM and GRU), serialization and
 every Keras feature are those of the stock layers. Only `inner_loop()` is
@@ -10,7 +11,7 @@ recurrence runs through a fast TensorFlow path:
 * the input projection of all time steps is one matmul before the recurrence;
 * the time loop is unrolled in Python (the number of time steps is static);
 * gate arithmetic is fused (few, large element-wise ops per step; LSTM: one
-  tanh for all four gates);
+  tanh for all four gates; IndRNN: no product at all in a step);
 * the backward pass is written by hand (`tf.custom_gradient`, BPTT): per step
   only a few element-wise ops and one ``dz @ recurrent_kernel^T`` matmul; the
   derivative factors it needs are produced per step by the forward pass; the
@@ -29,10 +30,10 @@ stock layers and the cuDNN path do) before the fast path. Every tuned
 threshold is in `thresholds`, with the benchmark command that set it; the
 figures are in docs/speed.md.
 
-The modules, each importing only those after it: `layers` (the three
+The modules, each importing only those after it: `layers` (the four
 layers), then the TensorFlow code, imported the first time a layer takes the
-fast path: the cells' forward and backward steps in `lstm`, `gru` and
-`simple_rnn`, `driver` (the sequence, its custom gradient and the batch
+fast path: the cells' forward and backward steps in `lstm`, `gru`,
+`simple_rnn` and `indrnn`, `driver` (the sequence, its custom gradient and the batch
 chains) and `all_steps` (the products over all time steps); then `fallback`
 (`fast_path_refusal`) and `threads` (`resolve_parallel_chains`); last, with
 no Keras and no TensorFlow, `chains` (how a batch is cut) and `thresholds`.
@@ -46,9 +47,9 @@ imported `recurrent_mnist`. On other Keras backends they are the stock layers.
 
 from recurrent_mnist.lazy import lazy_names
 
-# The public names, and the module of each: the three layers, the refusal rule, the chain count.
+# The public names, and the module of each: the four layers, the refusal rule, the chain count.
 _NAMES = {
-    **dict.fromkeys(("FastGRU", "FastLSTM", "FastSimpleRNN"), "layers"),
+    **dict.fromkeys(("FastGRU", "FastIndRNN", "FastLSTM", "FastSimpleRNN"), "layers"),
     "fast_path_refusal": "fallback",
     "resolve_parallel_chains": "threads",
 }

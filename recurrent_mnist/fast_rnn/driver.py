@@ -1,6 +1,6 @@
 """The fast path's driver (TensorFlow): the sequence around a cell's steps, its gradient, and the batch chains.
 
-A cell (`lstm.py`, `gru.py`, `simple_rnn.py`) is a `Recurrence`: its forward
+A cell (`lstm.py`, `gru.py`, `simple_rnn.py`, `indrnn.py`) is a `Recurrence`: its forward
 step, its backward step and the products over all steps. `run` does the rest
 for every cell: input dropout, `go_backwards`, the time-major layout, the time
 loop unrolled in Python (the number of steps is static), the hand-written
@@ -94,7 +94,7 @@ def run(layer, sequences, initial_state, training, recurrence):
     """What `inner_loop` returns, computed by `recurrence` (a `Recurrence` subclass) for `layer`."""
     cell = layer.cell
     x = sequences
-    if training and cell.dropout:
+    if training and getattr(cell, "dropout", 0):  # IndRNN drops its inputs itself, before the loop
         # One mask for all steps, as the stock layers and cuDNN use.
         x = x * tf.expand_dims(cell.get_dropout_mask(sequences[:, 0, :]), axis=1)
     if layer.go_backwards:

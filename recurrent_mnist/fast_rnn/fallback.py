@@ -57,7 +57,7 @@ def fast_path_refusal(layer, sequences, mask=None, training=False) -> str | None
     """Why `layer` runs the stock Keras loop for this call, or None where it takes the fast path.
 
     Args:
-        layer: a `FastLSTM`, `FastGRU` or `FastSimpleRNN`.
+        layer: a `FastLSTM`, `FastGRU`, `FastSimpleRNN` or `FastIndRNN`.
         sequences: the inputs, (batch, time steps, features).
         mask: the mask `inner_loop` receives, a tensor, a list or None.
         training: whether the call is in training mode.
@@ -94,13 +94,13 @@ def fast_path_refusal(layer, sequences, mask=None, training=False) -> str | None
         )
     if sequences.shape[2] is None:
         return "the number of features is unknown when the graph is traced"
-    if cell.recurrent_dropout:
+    if getattr(cell, "recurrent_dropout", 0):
         return f"recurrent_dropout={cell.recurrent_dropout}: the fast path has no recurrent dropout"
-    if not _computes(cell.activation, "tanh"):
-        return f"activation={_name(cell.activation)}: the fast path computes tanh"
+    if not _computes(cell.activation, layer.fast_activation):
+        return f"activation={_name(cell.activation)}: the fast path computes {layer.fast_activation}"
     if hasattr(cell, "recurrent_activation") and not _computes(cell.recurrent_activation, "sigmoid"):
         return f"recurrent_activation={_name(cell.recurrent_activation)}: the fast path computes sigmoid"
-    if training and cell.dropout and getattr(cell, "dropout_mask_count", None):
+    if training and getattr(cell, "dropout", 0) and getattr(cell, "dropout_mask_count", None):
         return "input dropout with implementation=1: one dropout mask per gate"
     batch, stock_max_batch = sequences.shape[0], _serve_stock_max_batch.get()
     if _serving.get() and batch is not None and batch <= stock_max_batch:
@@ -119,6 +119,7 @@ def _computes(activation, name):
 
     same = {
         "tanh": (keras.activations.tanh, keras.ops.tanh, tf.tanh, tf.math.tanh),
+        "relu": (keras.activations.relu, keras.ops.relu, tf.nn.relu),
         "sigmoid": (keras.activations.sigmoid, keras.ops.sigmoid, tf.sigmoid, tf.math.sigmoid, tf.nn.sigmoid),
     }
     return activation in same[name]

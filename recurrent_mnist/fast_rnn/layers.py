@@ -1,6 +1,6 @@
-"""The fast layers: `FastLSTM`, `FastGRU` and `FastSimpleRNN`, and their `parallel_chains` and `gate_matmul` arguments.
+"""The fast layers (`FastLSTM`, `FastGRU`, `FastSimpleRNN`, `FastIndRNN`), `parallel_chains` and `gate_matmul`.
 
-Each subclasses the stock Keras layer and replaces only `inner_loop()`: the
+Each subclasses the stock layer (Keras's, or the project's `IndRNN`) and replaces only `inner_loop()`: the
 fast path when `fast_path_refusal` finds nothing against it, else the stock
 loop. This module imports Keras only; the TensorFlow code (`driver.py` and
 the cells' steps) is imported the first time a layer takes the fast path.
@@ -14,8 +14,9 @@ from recurrent_mnist.fast_rnn import fallback, threads
 from recurrent_mnist.fast_rnn.fallback import fast_path_refusal
 from recurrent_mnist.fast_rnn.threads import check_parallel_chains, resolve_parallel_chains
 from recurrent_mnist.fast_rnn.thresholds import PREDICT_XLA_MAX_UNITS
+from recurrent_mnist.indrnn import IndRNN
 
-__all__ = ["FastGRU", "FastLSTM", "FastSimpleRNN", "check_parallel_chains", "predicts_faster_with_xla"]
+__all__ = ["FastGRU", "FastIndRNN", "FastLSTM", "FastSimpleRNN", "check_parallel_chains", "predicts_faster_with_xla"]
 
 # The forms of the recurrent product of the LSTM and the reset-after GRU (`gate_matmul`).
 GATE_MATMUL_FORMS = ("auto", "fused", "per_gate")
@@ -29,15 +30,15 @@ def predicts_faster_with_xla(layers) -> bool:
     TensorFlow on one thread (one intra-op and one inter-op thread, as
     `limit_threads(1)` sets them), no GPU, and every layer a float32 fast layer
     of at most `PREDICT_XLA_MAX_UNITS` units running one chain. With more
-    threads the graph's parallel chains win; other layers and wrappers were
-    not measured.
+    threads the graph's parallel chains win; other layers (`FastIndRNN`
+    among them) and wrappers were not measured.
     """
     if keras.backend.backend() != "tensorflow" or not layers:
         return False
     if threads.thread_setting("intra") != 1 or threads.thread_setting("inter") != 1:
         return False
     return not fallback.gpu_available() and all(
-        isinstance(layer, _FastRNN)
+        isinstance(layer, (FastLSTM, FastGRU, FastSimpleRNN))
         and layer.units <= PREDICT_XLA_MAX_UNITS
         and layer.compute_dtype == "float32"
         and resolve_parallel_chains(layer.parallel_chains) == 1
@@ -54,7 +55,10 @@ def check_gate_matmul(gate_matmul):
 
 
 class _FastRNN:
-    """What the three fast layers share: the `parallel_chains` argument and the outline of `inner_loop`."""
+    """What the fast layers share: the `parallel_chains` argument and the outline of `inner_loop`."""
+
+    # The activation the fast path computes; `fast_path_refusal` leaves any other to the stock loop.
+    fast_activation = "tanh"
 
     def __init__(self, *args, parallel_chains="auto", **kwargs):
         super().__init__(*args, **kwargs)
@@ -159,7 +163,27 @@ class FastSimpleRNN(_FastRNN, keras.layers.SimpleRNN):
         return simple_rnn.recurrence(self.cell)
 
 
+@keras.saving.register_keras_serializable(package="recurrent_mnist")
+class FastIndRNN(_FastRNN, IndRNN):
+    """`recurrent_mnist.indrnn.IndRNN` with a fast TensorFlow CPU path: same weights and results.
+
+    Takes the arguments of `IndRNN` and `parallel_chains` (see `FastLSTM`).
+    A step has no matrix product (each unit's recurrence is one weight), so
+    the time loop is all the work there is besides the input projection.
+
+    >>> FastIndRNN(4)(np.zeros((2, 28, 28), "float32")).shape
+    TensorShape([2, 4])
+    """
+
+    fast_activation = "relu"
+
+    def _recurrence(self, batch):
+        from recurrent_mnist.fast_rnn import indrnn
+
+        return indrnn.recurrence(self.cell)
+
+
 # Their public home, as saved models and result files name them (recurrent_mnist.fast_rnn.FastLSTM).
-for _layer_class in (FastGRU, FastLSTM, FastSimpleRNN):
+for _layer_class in (FastGRU, FastIndRNN, FastLSTM, FastSimpleRNN):
     _layer_class.__module__ = "recurrent_mnist.fast_rnn"
 del _layer_class
