@@ -35,6 +35,7 @@ PANELS = (MODEL, SPACE, DATA, TRAINING, SEARCH, DISTRIBUTED, OUTPUT)
 # Library argument -> flag, where the flag is not the argument with '-' for '_'.
 _FLAGS = {
     "imports": "--import",
+    "readings": "--reading",
     "num_layers": "--layers",
     "name": "--dataset",
     "dataset_name": "--dataset",

@@ -130,6 +130,15 @@ def check_fields(config, checked: Iterable[Setting]) -> None:
         object.__setattr__(config, setting.name, setting.check(getattr(config, setting.name)))
 
 
+def check_readings(readings, argument: str = "readings") -> tuple[str, ...]:
+    """The readings a search chooses from (duplicates dropped), each one of `READING`'s, or `ConfigError`."""
+    if isinstance(readings, str) or not readings:
+        raise ConfigError(
+            f"`{argument}` is empty; name at least one reading. Received: {argument}={readings!r}", argument=argument
+        )
+    return tuple(dict.fromkeys(READING.check(reading, argument) for reading in readings))
+
+
 def check_range(setting: Setting, bounds, argument: str | None = None) -> tuple:
     """Checks a `(min, max)` search range of `setting`: both values valid and min <= max."""
     argument = argument or setting.name

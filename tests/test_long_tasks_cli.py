@@ -49,3 +49,28 @@ def test_a_budget_too_small_for_a_cell_stops_before_training(tmp_path):
     assert result.returncode == 2, result.stdout + result.stderr
     assert "--params is too small for lstm" in result.stderr and "Traceback" not in result.stdout + result.stderr
     assert not (tmp_path / "small" / "runs.csv").exists()
+
+
+@pytest.mark.slow
+def test_tune_searches_over_readings_and_records_them(tmp_path):
+    result = invoke(
+        *("tune", "--dataset", "mnist-sample", "--cells", "indrnn", "--reading", "pixels", "permuted-pixels"),
+        *("--permutation-seed", "3", "--clipnorm", "1", "--units-min", "8", "--units-max", "8", "--layers-max", "1"),
+        *("--batch-size-min", "256", "--max-trials", "2", "--max-epochs", "1", "--tuner", "grid"),
+        *("--results-dir", tmp_path, "--run-name", "search"),
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    trials = pd.read_csv(tmp_path / "search" / "trials.csv")
+    assert set(trials["reading"]) <= {"pixels", "permuted-pixels"} and trials["status"].eq("completed").all()
+    summary = (tmp_path / "search" / "summary.md").read_text()
+    assert "reading pixels or permuted-pixels, permutation seed 3, gradients clipped to norm 1" in summary
+    assert "reading" in result.stdout
+
+
+def test_tune_names_a_bad_reading(tmp_path):
+    result = invoke(
+        "tune", "--dataset", "mnist-sample", "--reading", "rows", "columns", "--results-dir", tmp_path, cwd=tmp_path
+    )
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "--reading" in result.stderr and "columns" in result.stderr and "Traceback" not in result.stderr

@@ -211,6 +211,35 @@ def test_how_trials_execute_is_no_part_of_a_searchs_identity():
     assert "recurrent_dropout" not in base and "steps_per_execution" not in base and "jit_compile" not in base
     assert TuneConfig(steps_per_execution=5, jit_compile=True).identity() == base
     assert TuneConfig(recurrent_dropout=0.1).identity() == {**base, "recurrent_dropout": 0.1}
+    # The readings too: rows alone (the default) is no part of it, and a permutation seed only where one is drawn.
+    assert "readings" not in base and "permutation_seed" not in base and "clipnorm" not in base
+    assert TuneConfig(permutation_seed=4).identity() == base
+    permuted = TuneConfig(readings=("permuted-pixels", "pixels"), permutation_seed=4, clipnorm=1.0).identity()
+    assert permuted == {**base, "readings": ["permuted-pixels", "pixels"], "permutation_seed": 4, "clipnorm": 1.0}
+
+
+def test_the_reading_is_a_fixed_or_searched_hyperparameter():
+    import keras_tuner
+
+    from recurrent_mnist.tuning.hypermodel import trial_settings
+
+    rows = keras_tuner.HyperParameters()
+    assert RowSequenceHyperModel().build(rows).reading == "rows"
+    assert "reading" not in rows.values  # as a search before the readings declared it
+    fixed = keras_tuner.HyperParameters()
+    model = RowSequenceHyperModel(readings=("permuted-pixels",), permutation_seed=5, clipnorm=0.5).build(fixed)
+    assert fixed.values["reading"] == "permuted-pixels" and model.permutation_seed == 5
+    assert model.optimizer.clipnorm == 0.5
+    chosen = keras_tuner.HyperParameters()
+    RowSequenceHyperModel(readings=("pixels", "rows")).build(chosen)
+    choice = next(hp for hp in chosen.space if hp.name == "reading")
+    assert chosen.values["reading"] == "pixels" and choice.values == ["pixels", "rows"]
+    assert trial_settings(fixed.values)["reading"] == "permuted-pixels"
+    assert "reading" not in trial_settings(rows.values)
+    with pytest.raises(ConfigError, match="`readings` must be one of rows, pixels, permuted-pixels"):
+        TuneConfig(readings=("columns",))
+    with pytest.raises(ConfigError, match="`readings` is empty"):
+        TuneConfig(readings=())
 
 
 def test_oracle_addresses_and_keras_tuner_variables():

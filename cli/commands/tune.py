@@ -24,6 +24,7 @@ from recurrent_mnist import settings
 from recurrent_mnist.settings import Setting
 
 SEARCH, SPACE, DISTRIBUTED = o.SEARCH, o.SPACE, o.DISTRIBUTED
+_READINGS_HELP = f"Readings: {', '.join(settings.READING.choices)}."
 
 
 def _bound(setting: Setting, end: str, help_text: str):
@@ -38,6 +39,8 @@ def _bound(setting: Setting, end: str, help_text: str):
 SEARCH_OPTIONS = {
     "dataset": o.DatasetOpt,
     "recurrent_dropout": o.RecurrentDropoutOpt,
+    "permutation_seed": o.setting_option(settings.PERMUTATION_SEED, SPACE),
+    "clipnorm": o.ClipnormOpt,
     "validation_split": o.setting_option(
         settings.VALIDATION_SPLIT,
         o.TRAINING,
@@ -69,6 +72,17 @@ SEARCH_OPTIONS = {
 @o.with_options(SEARCH_OPTIONS)
 def tune(
     cells: o.cells_option("Cells to search over (the 'cell' hyperparameter), e.g. --cells lstm gru.", SPACE) = None,
+    readings: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--reading",
+            metavar="READING...",
+            help="How the models read an image: one reading fixes it, several are searched over (the 'reading' "
+            f"hyperparameter), e.g. --reading pixels permuted-pixels. {_READINGS_HELP} Default: rows.",
+            rich_help_panel=SPACE,
+            show_default=False,
+        ),
+    ] = None,
     units_min: _bound(settings.UNITS, "min", "Fewest hidden units; searched in powers of two from it.") = None,
     units_max: _bound(settings.UNITS, "max", "Most hidden units.") = None,
     layers_min: _bound(settings.LAYERS, "min", "Fewest stacked recurrent layers.") = None,
@@ -133,7 +147,10 @@ def tune(
         import_cell_modules(modules)
         config = TuneConfig(
             **given,
-            **o.given(cells=tuple(o.split_values(cells)) if cells else None),
+            **o.given(
+                cells=tuple(o.split_values(cells)) if cells else None,
+                readings=tuple(o.split_values(readings)) if readings else None,
+            ),
             bidirectional=bidirectional,
             oracle=oracle,
             worker_id=worker_id,

@@ -19,6 +19,8 @@ from rich.table import Table
 def _describe(values: dict) -> str:
     """A configuration in a few words: `gru, 64 units, 2 layers, bidirectional, dropout 0.2, lr 1.2e-03, batch 128`."""
     parts = [str(values["cell"])] if "cell" in values else []
+    if values.get("reading"):
+        parts.append(f"reading {values['reading']}")
     if "units" in values:
         parts.append(f"{values['units']} units")
     if "layers" in values:
@@ -174,6 +176,7 @@ def top_trials_table(result, title: str, rows: int = 10) -> Table:
         ("#", "rank", "d"),
         ("trial", "trial_id", "s"),
         ("cell", "cell", "s"),
+        *([("reading", "reading", "reading")] if "reading" in result.trials.columns else []),
         ("units", "units", "d"),
         ("layers", "layers", "d"),
         ("bidir", "bidirectional", "yes/no"),
@@ -184,7 +187,7 @@ def top_trials_table(result, title: str, rows: int = 10) -> Table:
         ("time", "duration_s", ".0f"),
     ]
     for header, _, _ in columns:
-        table.add_column(header, justify="left" if header in ("trial", "cell") else "right", no_wrap=True)
+        table.add_column(header, justify="left" if header in ("trial", "cell", "reading") else "right", no_wrap=True)
     for record in ranked(result.trials).head(rows).to_dict("records"):
         cells = []
         for _, key, form in columns:
@@ -193,6 +196,8 @@ def top_trials_table(result, title: str, rows: int = 10) -> Table:
                 cells.append("–")
             elif key == "duration_s":
                 cells.append(f"{value:.0f} s")
+            elif form == "reading":  # "permuted" keeps the table within 80 columns
+                cells.append(str(value).removesuffix("-pixels"))
             elif form == "yes/no":
                 cells.append("yes" if value else "no")
             elif form == "d":

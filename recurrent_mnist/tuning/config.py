@@ -32,6 +32,8 @@ _CHECKED = (
     settings.TIME_BUDGET,
     settings.VALIDATION_SPLIT,
     settings.RECURRENT_DROPOUT,
+    settings.PERMUTATION_SEED,
+    settings.CLIPNORM,
     settings.STEPS_PER_EXECUTION,
     settings.JIT_COMPILE,
     settings.STRATEGY,
@@ -40,7 +42,12 @@ _CHECKED = (
 )
 # Fields added after searches were first run: left out of a search's identity while at their
 # default, so that those searches keep their run name and resume.
-_IDENTITY_IF_SET = {"recurrent_dropout": settings.RECURRENT_DROPOUT.default}
+_IDENTITY_IF_SET = {
+    "recurrent_dropout": settings.RECURRENT_DROPOUT.default,
+    "readings": (settings.READING.default,),
+    "permutation_seed": settings.PERMUTATION_SEED.default,
+    "clipnorm": settings.CLIPNORM.default,
+}
 
 
 def _default_worker_id() -> str:
@@ -70,6 +77,10 @@ class TuneConfig:
         bidirectional: None searches both directions; True or False fixes it.
         recurrent_dropout: the dropout of the recurrent state of every trial's
             model (not searched), as `TrainConfig.recurrent_dropout`.
+        readings: how the models read an image: one reading fixes it, several
+            are the `reading` hyperparameter's choices.
+        permutation_seed: the pixel order of the `permuted-pixels` reading.
+        clipnorm: the gradient norm every trial clips to; None: no clipping.
         steps_per_execution, jit_compile: how each trial's training runs, as in
             `TrainConfig` (None: XLA by the same automatic rule as bench).
         strategy: `default` or `mirrored` (tf.distribute, every GPU or logical CPU).
@@ -100,6 +111,9 @@ class TuneConfig:
     learning_rate: tuple[float, float] = settings.LEARNING_RATE.search
     batch_size: tuple[int, int] = settings.BATCH_SIZE.search
     recurrent_dropout: float = settings.RECURRENT_DROPOUT.default
+    readings: tuple[str, ...] = (settings.READING.default,)
+    permutation_seed: int = settings.PERMUTATION_SEED.default
+    clipnorm: float | None = settings.CLIPNORM.default
     steps_per_execution: int = settings.STEPS_PER_EXECUTION.default
     jit_compile: bool | None = settings.JIT_COMPILE.default
     strategy: str = settings.STRATEGY.default
@@ -128,7 +142,9 @@ class TuneConfig:
         if self.distributed == "chief" and self.worker_id is not None:
             raise ConfigError("`worker_id` is for workers; the chief's id is 'chief'", argument="worker_id")
         settings.check_worker_id(self.worker_id)
-        object.__setattr__(self, "cells", self.hypermodel().cells)  # validates the cells and every range
+        hypermodel = self.hypermodel()  # validates the cells, the readings and every range
+        object.__setattr__(self, "cells", hypermodel.cells)
+        object.__setattr__(self, "readings", hypermodel.readings)
 
     def hypermodel(self, num_classes: int = 10, input_shape=None) -> RowSequenceHyperModel:
         return RowSequenceHyperModel(
@@ -142,6 +158,9 @@ class TuneConfig:
             learning_rate=self.learning_rate,
             batch_size=self.batch_size,
             recurrent_dropout=self.recurrent_dropout,
+            readings=self.readings,
+            permutation_seed=self.permutation_seed,
+            clipnorm=self.clipnorm,
             objective=self.objective,
             early_stopping=self.early_stopping,
             steps_per_execution=steps_per_execution_for(self.strategy, self.steps_per_execution),
@@ -170,6 +189,8 @@ class TuneConfig:
             "worker_id",
         ):
             config.pop(key)
+        if "permuted-pixels" not in self.readings:
+            config["permutation_seed"] = settings.PERMUTATION_SEED.default  # no pixel order is drawn
         for key, default in _IDENTITY_IF_SET.items():
             if config[key] == default:
                 del config[key]

@@ -24,18 +24,20 @@ from recurrent_mnist.training import INFERENCE_BATCH, TrainConfig, compile_model
 _SEARCHED = {s.name: s for s in (UNITS, LAYERS, DROPOUT, LEARNING_RATE, BATCH_SIZE)}
 DEFAULTS = {name: setting.default for name, setting in _SEARCHED.items()} | {"bidirectional": BIDIRECTIONAL.default}
 RANGES = {name: setting.search for name, setting in _SEARCHED.items()}
-SEARCH_SPACE = ["cell", "units", "layers", "bidirectional", "dropout", "learning_rate", "batch_size"]
+SEARCH_SPACE = ["cell", "reading", "units", "layers", "bidirectional", "dropout", "learning_rate", "batch_size"]
 OBJECTIVES = settings.OBJECTIVE_DIRECTIONS
 
 
 def trial_settings(values: dict) -> dict:
     """A trial's hyperparameters as `TrainConfig` fields: the same names, each in its setting's type.
 
-    keras-tuner may hand an integer back as a float (its grid's log-sampled `Int`).
+    keras-tuner may hand an integer back as a float (its grid's log-sampled `Int`). A search over
+    rows alone declares no `reading` (as searches before the readings), so a trial may lack it.
     """
     return {
         name: settings.SETTINGS[name].kind(values[name]) if name in settings.SETTINGS else values[name]
         for name in SEARCH_SPACE
+        if name in values
     }
 
 
@@ -54,6 +56,7 @@ class RowSequenceHyperModel(keras_tuner.HyperModel):
     | name | kind | range | default |
     | --- | --- | --- | --- |
     | `cell` | choice | `cells` | the first cell |
+    | `reading` | choice | `readings` (declared unless only rows) | the first reading |
     | `units` | int, powers of two times the minimum | 16 to 256 | 128 |
     | `layers` | int | 1 to 3 | 1 |
     | `bidirectional` | boolean | | False |
@@ -79,8 +82,14 @@ class RowSequenceHyperModel(keras_tuner.HyperModel):
         units, layers, dropout, learning_rate, batch_size: `(min, max)`
             ranges; see the table for the defaults.
         bidirectional: None searches both; True or False fixes it.
+        readings: how the models read an image (`recurrent_mnist.readings`),
+            one to fix it or several to choose from. Defaults to `("rows",)`.
+        permutation_seed: the pixel order of the `permuted-pixels` reading.
+            Defaults to 0.
         recurrent_dropout: the recurrent state's dropout of every model (not
             searched). Defaults to 0.
+        clipnorm: the gradient norm Adam clips to in every trial; None (the
+            default) does not clip.
         objective: `"val_accuracy"` (default) or `"val_loss"`: what early
             stopping watches and what picks the best epoch.
         early_stopping: stop a trial after this many epochs without a better
@@ -116,6 +125,9 @@ class RowSequenceHyperModel(keras_tuner.HyperModel):
         learning_rate=RANGES["learning_rate"],
         batch_size=RANGES["batch_size"],
         recurrent_dropout=settings.RECURRENT_DROPOUT.default,
+        readings=(settings.READING.default,),
+        permutation_seed=settings.PERMUTATION_SEED.default,
+        clipnorm=settings.CLIPNORM.default,
         objective="val_accuracy",
         early_stopping=settings.TUNE_EARLY_STOPPING,
         steps_per_execution=settings.STEPS_PER_EXECUTION.default,
@@ -144,6 +156,9 @@ class RowSequenceHyperModel(keras_tuner.HyperModel):
         self.early_stopping = settings.EARLY_STOPPING.check(early_stopping)
         self.steps_per_execution = settings.STEPS_PER_EXECUTION.check(steps_per_execution)
         self.recurrent_dropout = settings.RECURRENT_DROPOUT.check(recurrent_dropout)
+        self.readings = settings.check_readings(readings)
+        self.permutation_seed = settings.PERMUTATION_SEED.check(permutation_seed)
+        self.clipnorm = settings.CLIPNORM.check(clipnorm)
         self.jit_compile = settings.JIT_COMPILE.check(jit_compile)
         self.strategy = settings.STRATEGY.check(strategy)
         self.parallel_chains = parallel_chains
@@ -194,6 +209,8 @@ class RowSequenceHyperModel(keras_tuner.HyperModel):
             bidirectional = hp.Fixed("bidirectional", self.bidirectional)
         model = RowSequenceClassifier(
             cell=cell,
+            reading=self._reading(hp),
+            permutation_seed=self.permutation_seed,
             units=self._int(hp, "units", self.units, DEFAULTS["units"], powers=True),
             num_classes=self.num_classes,
             num_layers=self._int(hp, "layers", self.layers, DEFAULTS["layers"]),
@@ -206,7 +223,16 @@ class RowSequenceHyperModel(keras_tuner.HyperModel):
             model.build((None, *self.input_shape))
         learning_rate = self._float(hp, "learning_rate", self.learning_rate, DEFAULTS["learning_rate"], log=True)
         jit_compile = self.uses_xla(cell, self.batch_size_value(hp))
-        return compile_model(model, learning_rate, self.steps_per_execution, jit_compile=jit_compile)
+        return compile_model(
+            model, learning_rate, self.steps_per_execution, jit_compile=jit_compile, clipnorm=self.clipnorm
+        )
+
+    def _reading(self, hp) -> str:
+        if self.readings == (settings.READING.default,):
+            return self.readings[0]  # not declared: a search over rows stays what it was before the readings
+        if len(self.readings) == 1:
+            return hp.Fixed("reading", self.readings[0])
+        return hp.Choice("reading", list(self.readings), default=self.readings[0])
 
     def uses_xla(self, cell: str, batch_size: int) -> bool:
         """Whether a trial of `cell` at `batch_size` compiles with XLA: `jit_compile`, or bench's automatic rule."""

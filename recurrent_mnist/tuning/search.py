@@ -340,6 +340,8 @@ _SEARCH_SETTINGS = (
     "early_stopping",
     "seed",
     "recurrent_dropout",
+    "permutation_seed",
+    "clipnorm",
     "steps_per_execution",
     "jit_compile",
     "strategy",

@@ -175,7 +175,8 @@ def summary_markdown(result: TuneResult, config: TuneConfig) -> str:
     lines = [
         f"# Hyperparameter search: {result.run_dir.name}",
         "",
-        f"Tuner `{config.tuner}`, cells {', '.join(config.cells)}, objective {objective}, on `{config.dataset}`. "
+        f"Tuner `{config.tuner}`, cells {', '.join(config.cells)}, {_readings(config)}objective {objective}, "
+        f"on `{config.dataset}`. "
         f"{len(trials)} trial(s): {counts.get('completed', 0)} completed, {counts.get('failed', 0)} failed"
         + (f", {counts.get('interrupted', 0)} interrupted" if counts.get("interrupted") else "")
         + f". The search stopped because {result.stop_reason}.",
@@ -250,3 +251,15 @@ def _failed_section(trials: pd.DataFrame, columns: list[str]) -> list[str]:
         ),
         "",
     ]
+
+
+def _readings(config) -> str:
+    """How the trials read the images, where that is not the rows; with the clipping, where set."""
+    parts = []
+    if config.readings != ("rows",):
+        parts.append(f"reading {' or '.join(config.readings)}")
+        if "permuted-pixels" in config.readings:
+            parts.append(f"permutation seed {config.permutation_seed}")
+    if config.clipnorm is not None:
+        parts.append(f"gradients clipped to norm {config.clipnorm:g}")
+    return "".join(f"{part}, " for part in parts)
