@@ -12,9 +12,10 @@ reading feeds them, and reports:
 
 Implementations: `fast` is the project's fast layer with its length limit lifted
 (`fast_rnn.fallback.unroll_up_to(None)`: every step unrolled into the graph);
-`stock` is the plain Keras layer (`keras.layers.LSTM`, ...), whose loop is traced
-once. Untrained weights on random data: the work of a step does not depend on
-them. Writes `<name>.json` and `<name>.md` under `--results-dir`.
+`stock` is the plain Keras layer (`keras.layers.LSTM`, ...; for IndRNN the
+project's `IndRNN` on Keras's RNN loop), whose loop is traced once. Untrained
+weights on random data: the work of a step does not depend on them. Writes
+`<name>.json` and `<name>.md` under `--results-dir`.
 
     python benchmarks/long_sequences.py --threads 2 --name long_sequences
 """
@@ -34,7 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import script_support
 
-CELLS = ("lstm", "gru", "simple_rnn")
+CELLS = ("lstm", "gru", "simple_rnn", "indrnn")
 IMPLS = ("fast", "stock")
 
 

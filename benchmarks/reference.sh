@@ -5,6 +5,9 @@
 #   benchmarks/reference.sh tutorial   # the TF1 tutorial replay and bench on the embedded sample
 #   benchmarks/reference.sh threads    # one thread against two, compared with `recurrent-mnist compare`
 #   benchmarks/reference.sh mnist      # MNIST row by row, three cells, three seeds, to convergence (IDX files in data/mnist)
+#   benchmarks/reference.sh permuted   # permuted sequential MNIST: four cells at 70 K parameters, a two-core budget
+#   benchmarks/reference.sh sequential # sequential MNIST (pixel by pixel), the same cells and budget
+#   benchmarks/reference.sh pixels     # the two above side by side, one core each (about an hour on two cores)
 #   benchmarks/reference.sh fashion    # Fashion-MNIST, three cells, three seeds, to convergence
 #   benchmarks/reference.sh matched    # Fashion-MNIST, the three cells at equal parameter counts, to convergence
 #   benchmarks/reference.sh frameworks # Fashion-MNIST, Keras and PyTorch cells in one table (needs ".[torch]")
@@ -25,7 +28,7 @@ if [ -n "$(git status --porcelain --untracked-files=no -- . ':!results')" ]; the
     echo "error: the tree has uncommitted changes outside results/; commit them first, so the results name one commit" >&2
     exit 2
 fi
-[ $# -gt 0 ] || { echo "usage: $0 tutorial|threads|mnist|fashion|matched|frameworks|tuned|speed[-serve|-train|-lstm|-long] ..." >&2; exit 2; }
+[ $# -gt 0 ] || { echo "usage: $0 tutorial|threads|mnist|permuted|sequential|pixels|fashion|matched|frameworks|tuned|speed[-serve|-train|-lstm|-long] ..." >&2; exit 2; }
 export TF_CPP_MIN_LOG_LEVEL=2
 
 for part in "$@"; do
@@ -52,6 +55,29 @@ for part in "$@"; do
     mnist)
         recurrent-mnist bench --dataset mnist --data-dir data/mnist --cells lstm gru simple_rnn --seeds 0 1 2 \
             --units 128 --epochs 40 --early-stopping 5 --threads 2 --results-dir results/reference --run-name mnist --fresh
+        ;;
+    permuted)
+        recurrent-mnist bench --dataset mnist --data-dir data/mnist --reading permuted-pixels --permutation-seed 0 \
+            --cells lstm gru simple_rnn indrnn --layers 1 indrnn=2 --params 70000 --clipnorm 1 --seeds 0 1 \
+            --train-images 12000 --epochs 2 --no-measure-inference --threads 1 --results-dir results/reference \
+            --run-name permuted-mnist --fresh
+        ;;
+    sequential)
+        recurrent-mnist bench --dataset mnist --data-dir data/mnist --reading pixels \
+            --cells lstm gru simple_rnn indrnn --layers 1 indrnn=2 --params 70000 --clipnorm 1 --seeds 0 1 \
+            --train-images 12000 --epochs 2 --no-measure-inference --threads 1 --results-dir results/reference \
+            --run-name sequential-mnist --fresh
+        ;;
+    pixels)
+        # The two tasks side by side, one thread and one core each; their output goes to a log each.
+        log="${TMPDIR:-/tmp}"
+        taskset -c 0 bash benchmarks/reference.sh permuted > "$log/permuted-mnist.log" 2>&1 &
+        first=$!
+        taskset -c 1 bash benchmarks/reference.sh sequential > "$log/sequential-mnist.log" 2>&1 &
+        second=$!
+        echo "permuted and sequential MNIST: logs in $log/permuted-mnist.log and $log/sequential-mnist.log"
+        wait "$first"
+        wait "$second"
         ;;
     fashion)
         recurrent-mnist bench --dataset fashion-mnist --cells lstm gru simple_rnn --seeds 0 1 2 \
@@ -105,10 +131,10 @@ for part in "$@"; do
         ;;
     speed-long)
         rm -f results/speed/long_sequences.*
-        python benchmarks/long_sequences.py --lengths 28 56 112 196 392 784 --threads 2 --name long_sequences
+        python benchmarks/long_sequences.py --lengths 28 112 392 784 --batch 256 --threads 2 --name long_sequences
         ;;
     *)
-        echo "error: unknown part '$part'; choose tutorial, threads, mnist, fashion, matched, frameworks, tuned, speed, speed-serve, speed-train, speed-lstm or speed-long" >&2
+        echo "error: unknown part '$part'; choose tutorial, threads, mnist, permuted, sequential, pixels, fashion, matched, frameworks, tuned, speed, speed-serve, speed-train, speed-lstm or speed-long" >&2
         exit 2
         ;;
     esac

@@ -174,8 +174,9 @@ ImportOpt = Annotated[
 # Every cell option's list of names: the built-in ones and the registered ones.
 CELLS_HELP = (
     f"Built in: {', '.join(settings.DEFAULT_CELLS)} (fast layers), "
-    f"{', '.join(c for c in settings.BUILTIN_CELLS if c.startswith('keras_'))} (stock Keras layers), "
-    "indrnn (IndRNN, Li et al. 2018); or any cell registered by a module given to --import."
+    "indrnn (IndRNN, Li et al. 2018, fast layer), "
+    f"{', '.join(c for c in settings.BUILTIN_CELLS if c.startswith('keras_'))} (without the fast path: the stock "
+    "Keras layers, and IndRNN on Keras's RNN loop); or any cell registered by a module given to --import."
 )
 CellOpt = Annotated[
     str | None,
@@ -262,43 +263,56 @@ def tensorboard_option(what: str):
     ]
 
 
-def _units_values(values: list[str] | None):
-    for value in split_values(values) or []:
-        cell, _, units = value.rpartition("=")
-        try:
-            settings.UNITS.check(int(units))
-        except (ValueError, ConfigError):
-            raise typer.BadParameter(f"{value!r} is not {settings.UNITS.describe()} or CELL=UNITS") from None
-        if _ and not cell.strip():
-            raise typer.BadParameter(f"{value!r} names no cell before '='")
-    return values
+def _per_cell_values(setting: Setting):
+    """The check of an option that takes a number for every cell and/or CELL=NUMBER (`--units`, `--layers`)."""
+    name = setting.name.upper()
+
+    def check(values: list[str] | None):
+        for value in split_values(values) or []:
+            cell, _, number = value.rpartition("=")
+            try:
+                setting.check(int(number))
+            except (ValueError, ConfigError):
+                raise typer.BadParameter(f"{value!r} is not {setting.describe()} or CELL={name}") from None
+            if _ and not cell.strip():
+                raise typer.BadParameter(f"{value!r} names no cell before '='")
+        return values
+
+    return check
 
 
-def parse_units(values: list[str] | None) -> tuple[int | None, dict[str, int]]:
-    """`--units 64`, `--units lstm=128 gru=148` or both: the units every cell has, and those of single cells."""
+def parse_per_cell(values: list[str] | None) -> tuple[int | None, dict[str, int]]:
+    """`--units 64`, `--units lstm=128 gru=148` or both: the number every cell has, and those of single cells."""
     shared, per_cell = None, {}
     for value in split_values(values) or []:
-        cell, _, units = value.rpartition("=")
+        cell, _, number = value.rpartition("=")
         if cell:
-            per_cell[cell.strip()] = int(units)
+            per_cell[cell.strip()] = int(number)
         else:
-            shared = int(units)
+            shared = int(number)
     return shared, per_cell
 
 
-# bench's --units also takes a number per cell (a comparison may size each cell its own way).
-BenchUnitsOpt = Annotated[
-    list[str] | None,
-    typer.Option(
-        "--units",
-        metavar="UNITS|CELL=UNITS...",
-        help=f"{settings.UNITS.help} A number for every cell, and/or CELL=UNITS for single cells, "
-        f"e.g. --units lstm=128 gru=148. Default: {settings.UNITS.default}.",
-        callback=_units_values,
-        rich_help_panel=MODEL,
-        show_default=False,
-    ),
-]
+def _per_cell_option(setting: Setting, flag: str, example: str):
+    """bench's `--units` and `--layers`: a number for every cell and/or one per cell (a comparison may size
+    each cell its own way)."""
+    name = setting.name.upper()
+    return Annotated[
+        list[str] | None,
+        typer.Option(
+            flag,
+            metavar=f"{name}|CELL={name}...",
+            help=f"{setting.help} A number for every cell, and/or CELL={name} for single cells, "
+            f"e.g. {flag} {example}. Default: {setting.default}.",
+            callback=_per_cell_values(setting),
+            rich_help_panel=MODEL,
+            show_default=False,
+        ),
+    ]
+
+
+BenchUnitsOpt = _per_cell_option(settings.UNITS, "--units", "lstm=128 gru=148")
+BenchLayersOpt = _per_cell_option(settings.LAYERS, "--layers", "1 indrnn=6")
 MatchParamsOpt = flag_option(
     "--match-params",
     help="Compare the cells at equal size: the first cell keeps --units, every other cell gets the units that "
@@ -332,6 +346,7 @@ TRAIN_OPTIONS = {
     "learning_rate": LearningRateOpt,
     "clipnorm": ClipnormOpt,
     "validation_split": ValidationOpt,
+    "train_images": setting_option(settings.TRAIN_IMAGES, DATA),
     "early_stopping": EarlyStoppingOpt,
     "strategy": StrategyOpt,
     "steps_per_execution": StepsPerExecutionOpt,

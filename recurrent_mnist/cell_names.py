@@ -13,7 +13,7 @@ from collections.abc import Iterable
 __all__ = ["BUILTIN_CELLS", "add", "canonical", "normalize", "registered"]
 
 # The cells `recurrent_mnist.cells` builds itself, each with its aliases: the fast layers, the stock Keras ones,
-# then the independently recurrent network (`recurrent_mnist.indrnn`).
+# then the independently recurrent network (`recurrent_mnist.indrnn`), fast and on Keras's own RNN loop.
 BUILTIN_CELLS = {
     "lstm": (),
     "gru": (),
@@ -22,6 +22,7 @@ BUILTIN_CELLS = {
     "keras_gru": (),
     "keras_simple_rnn": ("keras_rnn", "keras_simplernn"),
     "indrnn": ("ind_rnn",),
+    "keras_indrnn": (),
 }
 
 _NAMES = dict.fromkeys(BUILTIN_CELLS)  # in registration order

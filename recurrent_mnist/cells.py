@@ -12,7 +12,8 @@ layers (same weights, config and behaviour) with a faster TensorFlow CPU path.
 `"keras_lstm"`, `"keras_gru"` and `"keras_simple_rnn"` build the plain Keras
 layers, so that a comparison can show what the fast path buys. `"indrnn"` builds
 `recurrent_mnist.fast_rnn.FastIndRNN`: the independently recurrent network of
-`recurrent_mnist.indrnn.IndRNN` with the same fast path.
+`recurrent_mnist.indrnn.IndRNN` with the same fast path; `"keras_indrnn"` builds
+`IndRNN` itself, on Keras's own RNN loop.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import keras
 from recurrent_mnist import cell_names
 from recurrent_mnist.errors import ConfigError
 from recurrent_mnist.fast_rnn import FastGRU, FastIndRNN, FastLSTM, FastSimpleRNN
+from recurrent_mnist.indrnn import IndRNN
 
 __all__ = ["available_cells", "canonical_cell_name", "get_cell_factory", "import_cell_modules", "register_cell"]
 
@@ -124,4 +126,5 @@ _FACTORIES: dict[str, CellFactory] = {
     "keras_gru": _keras_layer(keras.layers.GRU),
     "keras_simple_rnn": _keras_layer(keras.layers.SimpleRNN),
     "indrnn": _keras_layer(FastIndRNN),
+    "keras_indrnn": _keras_layer(IndRNN),
 }

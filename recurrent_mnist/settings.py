@@ -308,6 +308,15 @@ VALIDATION_SPLIT = Setting(
     minimum=0.0,
     below=1.0,
 )
+TRAIN_IMAGES = Setting(
+    "train_images",
+    "Train on this many of the training images: a fixed subset, the same for every variant and seed, taken "
+    "after the validation split (a shorter epoch, for the 784-step readings on a small machine).",
+    None,
+    minimum=1,
+    optional=True,
+    default_text="all",
+)
 EARLY_STOPPING = Setting(
     "early_stopping",
     "Stop after this many epochs without a better validation score, keeping the best weights.",
@@ -454,6 +463,7 @@ SETTINGS: dict[str, Setting] = {
         LEARNING_RATE,
         CLIPNORM,
         VALIDATION_SPLIT,
+        TRAIN_IMAGES,
         EARLY_STOPPING,
         TARGET_ACCURACY,
         SEED,

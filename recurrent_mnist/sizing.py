@@ -56,37 +56,41 @@ def closest_units(cell: str, target: int, **shape) -> int:
     return min((low, high), key=lambda u: (abs(parameter_count(cell, u, **shape) - target), u))
 
 
-def matched_units(cells: tuple[str, ...], units: int, **shape) -> dict[str, int]:
+def matched_units(cells: tuple[str, ...], units: int, layers_per_cell: dict | None = None, **shape) -> dict[str, int]:
     """Units per cell: the first cell keeps `units`; every other cell gets the units that bring
     its parameter count closest to the first's (the smaller units on a tie). `shape`: the
-    keywords of `parameter_count` (`image_shape` a tuple).
+    keywords of `parameter_count` (`image_shape` a tuple); `layers_per_cell` as for `budget_units`.
 
     Example: a 64-unit LSTM on 28 x 28 images with 10 classes has 24,458
     parameters; a GRU comes closest at 75 units (24,385), a SimpleRNN at 138
     (24,436).
     """
-    target = parameter_count(cells[0], units, **shape)
-    return {cells[0]: units, **{cell: closest_units(cell, target, **shape) for cell in cells[1:]}}
+    shapes = {cell: {**shape, "layers": (layers_per_cell or {}).get(cell, shape["layers"])} for cell in cells}
+    target = parameter_count(cells[0], units, **shapes[cells[0]])
+    return {cells[0]: units, **{cell: closest_units(cell, target, **shapes[cell]) for cell in cells[1:]}}
 
 
-def budget_units(cells: tuple[str, ...], params: int, **shape) -> dict[str, int]:
+def budget_units(cells: tuple[str, ...], params: int, layers_per_cell: dict | None = None, **shape) -> dict[str, int]:
     """Units per cell whose model comes closest to `params` parameters (`bench --params`, the papers' setting).
 
     Args:
         cells: the cells to size.
         params: the parameter budget of each whole model (head included).
+        layers_per_cell: `{cell: layers}` for cells stacked otherwise than `shape["layers"]`
+            (IndRNN is published with several thin layers).
         **shape: `layers`, `bidirectional`, `image_shape` (a tuple), `num_classes`, `reading`, as for
             `parameter_count`.
 
     Raises:
         ConfigError: the budget is smaller than some cell's model at one unit.
     """
+    shapes = {cell: {**shape, "layers": (layers_per_cell or {}).get(cell, shape["layers"])} for cell in cells}
     for cell in cells:
-        smallest = parameter_count(cell, settings.UNITS.minimum, **shape)
+        smallest = parameter_count(cell, settings.UNITS.minimum, **shapes[cell])
         if smallest > params:
             raise ConfigError(
                 f"`params` is too small for {cell}: its model has {smallest:,} parameters at one unit. "
                 f"Received: params={params}",
                 argument="params",
             )
-    return {cell: closest_units(cell, params, **shape) for cell in cells}
+    return {cell: closest_units(cell, params, **shapes[cell]) for cell in cells}

@@ -43,6 +43,12 @@ DELIBERATE = {
     "tune one per trial",
     ("--units", "help"): "bench also takes units per cell (CELL=UNITS): a comparison may size each cell its own way",
     ("--units", "metavar"): "bench also takes units per cell (CELL=UNITS)",
+    ("--layers", "help"): "bench also takes layers per cell (CELL=LAYERS): IndRNN is published with stacked layers",
+    ("--layers", "metavar"): "bench also takes layers per cell (CELL=LAYERS)",
+    ("--reading", "help"): "tune: one reading fixes it, several are searched over",
+    ("--reading", "metavar"): "tune takes several readings (the 'reading' hyperparameter's choices)",
+    ("--reading", "panel"): "tune: the reading's choices, beside the other ranges of the search space",
+    ("--permutation-seed", "panel"): "tune: beside the readings it orders, in the search space",
 }
 # Related options named apart on purpose: (command, option) pairs and why.
 NAMED_APART = {

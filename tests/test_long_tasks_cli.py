@@ -9,8 +9,10 @@ from clirun import invoke
 def test_bench_sizes_four_cells_to_one_budget_and_records_the_reading_in_every_row(tmp_path, tiny_data_dir):
     result = invoke(
         *("bench", "--cells", "lstm", "gru", "simple_rnn", "indrnn", "--reading", "permuted-pixels"),
-        *("--params", "70000", "--clipnorm", "1", "--dataset", "mnist", "--data-dir", tiny_data_dir),
-        *("--epochs", "1", "--in-process", "--no-measure-inference", "--results-dir", tmp_path, "--run-name", "long"),
+        *("--params", "70000", "--layers", "1", "indrnn=3", "--clipnorm", "1"),
+        *("--dataset", "mnist", "--data-dir", tiny_data_dir),
+        *("--epochs", "1", "--train-images", "100", "--in-process", "--no-measure-inference"),
+        *("--results-dir", tmp_path, "--run-name", "long"),
         cwd=tmp_path,
     )
     assert result.returncode == 0, result.stdout + result.stderr
@@ -18,8 +20,10 @@ def test_bench_sizes_four_cells_to_one_budget_and_records_the_reading_in_every_r
     assert sorted(runs["cell"]) == ["gru", "indrnn", "lstm", "simple_rnn"]
     assert (runs["status"] == "ok").all()
     assert (runs["reading"] == "permuted-pixels").all() and (runs["clipnorm"] == 1.0).all()
+    assert (runs["train_images"] == 100).all()
     assert ((runs["params"] - 70000).abs() <= 0.05 * 70000).all(), runs[["cell", "units", "params"]]
     assert runs["units"].nunique() == 4  # each cell sized on its own
+    assert runs.set_index("cell")["layers"].to_dict() == {"lstm": 1, "gru": 1, "simple_rnn": 1, "indrnn": 3}
     summary = (tmp_path / "long" / "summary.md").read_text()
     assert "reading=permuted-pixels" in summary and "params=70000" in summary
 
@@ -31,6 +35,8 @@ def test_bench_sizes_four_cells_to_one_budget_and_records_the_reading_in_every_r
         (("--permutation-seed", "x"), "--permutation-seed"),
         (("--clipnorm", "0"), "--clipnorm"),
         (("--params", "0"), "--params"),
+        (("--layers", "indrnn=0"), "--layers"),
+        (("--layers", "=2"), "--layers"),
     ],
 )
 def test_bad_long_task_options_are_usage_errors_naming_the_option(tmp_path, args, words):
@@ -38,6 +44,17 @@ def test_bad_long_task_options_are_usage_errors_naming_the_option(tmp_path, args
     assert result.returncode == 2, result.stdout + result.stderr
     assert words in result.stderr and "Traceback" not in result.stdout + result.stderr
     assert not any(tmp_path.iterdir())
+
+
+def test_a_training_subset_larger_than_the_training_images_stops_before_training(tmp_path):
+    result = invoke(
+        *("bench", "--dataset", "mnist-sample", "--train-images", "3601", "--results-dir", tmp_path),
+        *("--run-name", "subset"),
+        cwd=tmp_path,
+    )
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "--train-images 3601 is more than the 3,600 training images" in " ".join(result.stderr.split())
+    assert "Traceback" not in result.stdout + result.stderr and not (tmp_path / "subset" / "runs.csv").exists()
 
 
 def test_a_budget_too_small_for_a_cell_stops_before_training(tmp_path):

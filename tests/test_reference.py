@@ -105,23 +105,32 @@ def test_a_reference_command_reruns_against_its_folder_and_trains_nothing(tmp_pa
     assert (tmp_path / name / table).read_bytes() == before
 
 
-SPEED_SCRIPTS = ("benchmarks/vs_pytorch.py", "benchmarks/profile_step.py", "benchmarks/latency.py")
+SPEED_SCRIPTS = (
+    "benchmarks/vs_pytorch.py",
+    "benchmarks/profile_step.py",
+    "benchmarks/latency.py",
+    "benchmarks/long_sequences.py",
+)
 
 
-def _speed_commands() -> set[str]:
-    """The commands of `benchmarks/reference.sh speed`, one line each, without the `taskset` pinning."""
+def _speed_commands() -> dict[str, str]:
+    """The commands of `benchmarks/reference.sh speed`, one line each without the `taskset` pinning, and the
+    part (`speed-train`, ...) of each."""
     script = (ROOT / "benchmarks" / "reference.sh").read_text().replace("\\\n", " ")
-    found = set()
+    found, part = {}, None
     for line in script.splitlines():
+        label = re.fullmatch(r"\s*(speed-[a-z]+)\)", line)
+        part = label.group(1) if label else part
         words = shlex.split(line, comments=True)
         if words[:2] == ["taskset", "-c"]:
             words = words[3:]
         if words[:1] == ["python"] and words[1] in SPEED_SCRIPTS:
-            found.add(" ".join(words))
+            found[" ".join(words)] = part
     return found
 
 
-def test_every_speed_table_comes_from_reference_sh_on_one_clean_commit():
+def test_every_speed_table_comes_from_reference_sh_on_one_clean_commit_per_part():
+    # The tables of one part of `reference.sh speed` (speed-train, speed-long, ...) name one commit.
     commands, commits = _speed_commands(), {}
     tables = sorted((ROOT / "results" / "speed").glob("*.md"))
     assert tables
@@ -129,10 +138,12 @@ def test_every_speed_table_comes_from_reference_sh_on_one_clean_commit():
         text = table.read_text()
         command = re.search(r"command: `([^`]+)`", text)
         assert command, f"{table.name} names no command"
-        assert " ".join(command.group(1).split()) in commands, f"{table.name}: not a command of reference.sh speed"
+        line = " ".join(command.group(1).split())
+        assert line in commands, f"{table.name}: not a command of reference.sh speed"
         dirty = "uncommitted" in text or "-dirty" in text
         assert not dirty, f"{table.name} was made from a tree with uncommitted changes"
-        commits[table.name] = re.search(r"commit ([0-9a-f]{8})", text).group(1)
-    assert len(set(commits.values())) == 1, f"the tables name several commits: {commits}"
+        commits.setdefault(commands[line], {})[table.name] = re.search(r"commit ([0-9a-f]{8})", text).group(1)
+    for part, named in commits.items():
+        assert len(set(named.values())) == 1, f"the tables of {part} name several commits: {named}"
     made = {re.search(r"--name (\S+)", command).group(1) for command in commands}
     assert made == {table.stem for table in tables}, "reference.sh speed and results/speed/ name other tables"

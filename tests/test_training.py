@@ -40,6 +40,18 @@ def test_validation_split_comes_from_training_data_only(sample):
     assert split_validation(sample.x_train, sample.y_train, 0.1)[2].tobytes() == x_val.tobytes()
 
 
+def test_a_training_subset_is_fixed_and_leaves_validation_alone(sample):
+    x_all, _, x_val, _ = split_validation(sample.x_train, sample.y_train, 0.1)
+    x_sub, y_sub, x_val_sub, _ = split_validation(sample.x_train, sample.y_train, 0.1, train_images=1000)
+    assert len(x_sub) == len(y_sub) == 1000 and x_sub.tobytes() == x_all[:1000].tobytes()
+    assert x_val_sub.tobytes() == x_val.tobytes()
+    assert len(split_validation(sample.x_train, sample.y_train, 0.0, train_images=10)[0]) == 10
+    with pytest.raises(ConfigError, match=r"`train_images=3601` is more than the 3,600 training images"):
+        split_validation(sample.x_train, sample.y_train, 0.1, train_images=3601)
+    assert "train_images" not in TrainConfig().identity()
+    assert TrainConfig(train_images=1000).identity()["train_images"] == 1000
+
+
 def test_measurements_are_reported(tiny):
     small = dataclasses.replace(tiny, x_train=tiny.x_train[:512], y_train=tiny.y_train[:512])
     row = train_variant(small, TrainConfig(cell="simple_rnn", units=8, epochs=2, batch_size=128)).row

@@ -22,7 +22,13 @@ Framework = StrEnum("Framework", {"keras": "keras", "torch": "torch"})
 
 @o.with_options(o.RUN_OPTIONS, into="run")
 @o.with_options(
-    {"dataset": o.DatasetOpt, **o.TRAIN_OPTIONS, "units": o.BenchUnitsOpt, "target_accuracy": o.TargetAccuracyOpt}
+    {
+        "dataset": o.DatasetOpt,
+        **o.TRAIN_OPTIONS,
+        "units": o.BenchUnitsOpt,
+        "layers": o.BenchLayersOpt,
+        "target_accuracy": o.TargetAccuracyOpt,
+    }
 )
 def bench(
     cells: o.cells_option("Cells to compare, e.g. --cells lstm gru.") = None,
@@ -85,7 +91,8 @@ def bench(
     from recurrent_mnist.cells import import_cell_modules
 
     modules = tuple(o.split_values(imports) or ())
-    units, units_per_cell = o.parse_units(given.pop("units", None))
+    units, units_per_cell = o.parse_per_cell(given.pop("units", None))
+    layers, layers_per_cell = o.parse_per_cell(given.pop("layers", None))
     with user_errors():
         import_cell_modules(modules)
         config = BenchConfig.from_options(
@@ -94,6 +101,8 @@ def bench(
             seeds=tuple(seeds) if seeds else None,
             units=units,
             units_per_cell=units_per_cell or None,
+            layers=layers,
+            layers_per_cell=layers_per_cell or None,
             match_params=match_params or None,
             params=params,
             from_tune=from_tune,

@@ -133,7 +133,7 @@ class BenchConfig:
     @classmethod
     def from_options(cls, preset: str | None = None, **options) -> BenchConfig:
         """A configuration from flat options: `dataset`, `cells`, `seeds`, `match_params`,
-        `units_per_cell` (`{cell: units}`), `from_tune` (a tune run folder, see
+        `units_per_cell` (`{cell: units}`), `layers_per_cell` (`{cell: layers}`), `from_tune` (a tune run folder, see
         `tuned_settings`) and any `TrainConfig` field.
 
         A `preset` (see `PRESETS`) gives the starting values; `options` (None
@@ -146,7 +146,10 @@ class BenchConfig:
             base = dict(PRESETS[preset])
         base.update({k: v for k, v in options.items() if v is not None})
         bench = {k: base.pop(k) for k in _BENCH_FIELDS if k in base}
-        per_cell = {cell: {"units": units} for cell, units in base.pop("units_per_cell", {}).items()}
+        per_cell = {}
+        for field in ("units", "layers"):
+            for cell, value in base.pop(f"{field}_per_cell", {}).items():
+                per_cell.setdefault(cell, {})[field] = value
         if "from_tune" in base:
             tuned, provenance = tuned_settings(base.pop("from_tune"), bench.get("cells"))
             bench.setdefault("cells", tuple(tuned))
@@ -199,10 +202,13 @@ class BenchConfig:
             num_classes=num_classes,
             reading=self.train.reading,
         )
+        layers = {cell: self.config_of(cell).layers for cell in self.cells}
         if self.params:
-            matched = sizing.budget_units(self.cells, self.params, **shape)
+            matched = sizing.budget_units(self.cells, self.params, layers_per_cell=layers, **shape)
         else:
-            matched = sizing.matched_units(self.cells, self.config_of(self.cells[0]).units, **shape)
+            matched = sizing.matched_units(
+                self.cells, self.config_of(self.cells[0]).units, layers_per_cell=layers, **shape
+            )
         per_cell = {cell: {**self.per_cell.get(cell, {}), "units": units} for cell, units in matched.items()}
         return dataclasses.replace(self, per_cell=per_cell)
 

@@ -80,7 +80,9 @@ def train_peer(dataset: Dataset, config: TrainConfig, *, emit=None, measure: boo
 def _train(dataset: Dataset, config: TrainConfig, emit, measure: bool) -> tuple[dict, list[dict]]:
     """Builds the peer, fits it and measures it: the row of `train_peer` but its memory figures, and the history."""
     torch.manual_seed(config.seed)
-    x_train, y_train, x_val, y_val = split_validation(dataset.x_train, dataset.y_train, config.validation_split)
+    x_train, y_train, x_val, y_val = split_validation(
+        dataset.x_train, dataset.y_train, config.validation_split, config.train_images
+    )
     model = PeerClassifier(
         config.cell,
         features=dataset.image_shape[1],

@@ -28,6 +28,7 @@ _CHECKED = (
     settings.BATCH_SIZE,
     settings.LEARNING_RATE,
     settings.CLIPNORM,
+    settings.TRAIN_IMAGES,
     settings.VALIDATION_SPLIT,
     settings.EARLY_STOPPING,
     settings.TARGET_ACCURACY,
@@ -40,7 +41,7 @@ _CHECKED = (
 
 
 # Settings added after runs were first recorded: an identity names them only when they are not at their default.
-_OMITTED_AT_DEFAULT = ("reading", "permutation_seed", "clipnorm")
+_OMITTED_AT_DEFAULT = ("reading", "permutation_seed", "clipnorm", "train_images")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -57,7 +58,7 @@ class TrainConfig:
         reading, permutation_seed: how the model reads an image as a sequence
             (`recurrent_mnist.readings`).
         epochs, batch_size, learning_rate, clipnorm, validation_split,
-            early_stopping, target_accuracy, seed: the training.
+            train_images, early_stopping, target_accuracy, seed: the training.
         steps_per_execution: training steps per call into the compiled graph.
         jit_compile: XLA on or off; None: the automatic choice (`uses_xla`).
         strategy: `"default"` (one device) or `"mirrored"`.
@@ -81,6 +82,7 @@ class TrainConfig:
     learning_rate: float = settings.LEARNING_RATE.default
     clipnorm: float | None = settings.CLIPNORM.default
     validation_split: float = settings.VALIDATION_SPLIT.default
+    train_images: int | None = settings.TRAIN_IMAGES.default
     early_stopping: int | None = settings.EARLY_STOPPING.default
     target_accuracy: float | None = settings.TARGET_ACCURACY.default
     seed: int = settings.SEED.default
@@ -162,7 +164,7 @@ class TrainConfig:
     def identity(self) -> dict:
         """What the variants of one run share: every field but the cell and the seed.
 
-        The reading, its permutation seed and clipping appear only where they
+        The reading, its permutation seed, clipping and the training subset appear only where they
         differ from the defaults (the permutation seed only for the permuted
         reading), so that runs made before these settings existed keep their
         identity and resume.

@@ -12,10 +12,20 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from recurrent_mnist.errors import ConfigError
+
 if TYPE_CHECKING:
     import keras
 
-__all__ = ["INFERENCE_BATCH", "VALIDATION_SPLIT_SEED", "compile_model", "input_pipeline", "split_validation"]
+__all__ = [
+    "INFERENCE_BATCH",
+    "VALIDATION_SPLIT_SEED",
+    "check_train_images",
+    "compile_model",
+    "input_pipeline",
+    "split_validation",
+    "training_images",
+]
 
 # The validation split is the same for every variant and seed, so that validation
 # figures compare models, not splits.
@@ -24,14 +34,39 @@ VALIDATION_SPLIT_SEED = 0
 INFERENCE_BATCH = 1024
 
 
-def split_validation(x: np.ndarray, y: np.ndarray, fraction: float):
-    """Splits off a fixed, seeded validation subset of the training data (never the test set)."""
-    if fraction <= 0:
-        return x, y, None, None
+def split_validation(x: np.ndarray, y: np.ndarray, fraction: float, train_images: int | None = None):
+    """Splits off a fixed, seeded validation subset of the training data (never the test set).
+
+    `train_images`, where given, keeps that many of the images left for training: a
+    fixed subset (the split's order is already shuffled), the same for every variant.
+
+    Raises:
+        ConfigError: `train_images` is more than the images left for training.
+    """
     order = np.random.default_rng(VALIDATION_SPLIT_SEED).permutation(len(x))
-    n_val = max(1, round(len(x) * fraction))
+    n_val = max(1, round(len(x) * fraction)) if fraction > 0 else 0
     val, train = order[:n_val], order[n_val:]
+    check_train_images(train_images, len(train))
+    if train_images is not None:
+        train = train[:train_images]
+    if fraction <= 0:
+        return (x, y, None, None) if train_images is None else (x[train], y[train], None, None)
     return x[train], y[train], x[val], y[val]
+
+
+def check_train_images(train_images: int | None, available: int) -> None:
+    """ConfigError where `train_images` asks for more images than the `available` ones left for training."""
+    if train_images is not None and train_images > available:
+        raise ConfigError(
+            f"`train_images={train_images}` is more than the {available:,} training images left after the "
+            "validation split",
+            argument="train_images",
+        )
+
+
+def training_images(count: int, fraction: float) -> int:
+    """How many training images `split_validation` leaves of `count` at a validation `fraction`."""
+    return count - (max(1, round(count * fraction)) if fraction > 0 else 0)
 
 
 def compile_model(

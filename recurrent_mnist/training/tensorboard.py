@@ -47,6 +47,7 @@ HPARAMS = (
     "permutation_seed",
     "learning_rate",
     "clipnorm",
+    "train_images",
     "batch_size",
     "seed",
     "framework",

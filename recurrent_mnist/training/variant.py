@@ -114,7 +114,9 @@ def _train(request: _Request) -> VariantResult:
     """Builds the model, fits it and measures it: the row of `train_variant` but its memory figures."""
     config, dataset = request.config, request.dataset
     keras.utils.set_random_seed(config.seed)
-    x_train, y_train, x_val, y_val = split_validation(dataset.x_train, dataset.y_train, config.validation_split)
+    x_train, y_train, x_val, y_val = split_validation(
+        dataset.x_train, dataset.y_train, config.validation_split, config.train_images
+    )
     strategy = get_strategy(config.strategy)
     xla = config.uses_xla(keras.backend.backend())
     model = _build(request, strategy, xla)
