@@ -26,6 +26,10 @@ def test_bench_sizes_four_cells_to_one_budget_and_records_the_reading_in_every_r
     assert runs.set_index("cell")["layers"].to_dict() == {"lstm": 1, "gru": 1, "simple_rnn": 1, "indrnn": 3}
     summary = (tmp_path / "long" / "summary.md").read_text()
     assert "reading=permuted-pixels" in summary and "params=70000" in summary
+    # The task's published figures beside the run's own.
+    published = summary.split("## Published figures for mnist read as permuted-pixels")[1]
+    assert "| LSTM | lstm " in published and "| 85.7 % | about 70 K parameters | Bai, Kolter and Koltun" in published
+    assert "| coRNN | – | 97.34 %" in published
 
 
 @pytest.mark.parametrize(

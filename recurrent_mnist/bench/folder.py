@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from recurrent_mnist import reporting
+from recurrent_mnist import published, reporting
 from recurrent_mnist.bench.contrasts import framework_contrasts, rank_contrasts
 from recurrent_mnist.environment import FRAMEWORK_FIELDS, code_identity, describe_code
 from recurrent_mnist.errors import ResultsError
@@ -130,11 +130,35 @@ def write_tables(folder: BenchFolder) -> BenchResult:
     warnings = _warnings(runs, environments)
     notes = [*_identity_notes(identity, runs), *(f"**{warning}**" for warning in warnings), *_outcome_notes(runs)]
     notes += [section for section in (rank_contrasts(summary, runs), framework_contrasts(runs)) if section]
+    notes += _published_section(runs, summary)
     title = f"Recurrent cells compared: {folder.path.name}"
     files = reporting.write_tables(folder.path, runs, summary, history, title, notes)
     files.insert(0, folder.path / "environment.json")
     failed = int((runs["status"] != "ok").sum())
     return BenchResult(folder.path, runs, summary, history, files, failed=failed, warnings=warnings)
+
+
+def _published_section(runs: pd.DataFrame, summary: pd.DataFrame) -> list[str]:
+    """The published figures of the run's task (`recurrent_mnist.published`) beside its mean test accuracy."""
+    if runs.empty or "dataset" not in runs or runs["dataset"].nunique() != 1:
+        return []
+    reading = runs["reading"].iloc[0] if "reading" in runs and runs["reading"].nunique() == 1 else "rows"
+    dataset = runs["dataset"].iloc[0]
+    found = published.anchors(dataset, reading)
+    if not found:
+        return []
+    keras_rows = summary[summary["framework"] == "keras"] if "framework" in summary else summary
+    ours = dict(zip(keras_rows["cell"], keras_rows["test_accuracy_mean"], strict=True))
+    rows = []
+    for anchor in found:
+        mine = [f"{cell} {ours[cell]:.2%}" for cell in anchor.cells if cell in ours and pd.notna(ours[cell])]
+        rows.append([anchor.cell, ", ".join(mine) or "–", anchor.accuracy, anchor.setting, anchor.source])
+    table = reporting.markdown_table(["cell", "this run (mean)", "published", "their setting", "source"], rows)
+    return [
+        f"## Published figures for {dataset} read as {reading}\n\n"
+        "Test accuracy as the papers report it, beside this run's mean over its seeds. Their budgets (epochs, "
+        "learning-rate schedules, layers) are theirs: compare the configuration above before the figures.\n\n" + table
+    ]
 
 
 def _identity_notes(identity: dict, runs: pd.DataFrame) -> list[str]:
