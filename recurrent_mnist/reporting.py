@@ -88,6 +88,9 @@ HISTORY_COLUMNS = [
 # and for the two figures a comparison turns on, the 95 % confidence interval of the mean.
 SUMMARY_METRICS = ["test_accuracy", "test_loss", "best_val_accuracy", "epochs", *MEASURED]
 INTERVAL_METRICS = ["test_accuracy", "epoch_time_s"]
+# What each interval's metric can take: a Student-t interval over few seeds reaches past it
+# (below zero seconds, above an accuracy of 1), so its ends are clipped to it.
+INTERVAL_RANGES = {"test_accuracy": (0.0, 1.0), "epoch_time_s": (0.0, math.inf)}
 
 
 # --------------------------------------------------------------------------- tables
@@ -191,12 +194,24 @@ def summary_frame(runs: pd.DataFrame) -> pd.DataFrame:
             summary = stats.summarize(pd.to_numeric(ok[metric], errors="coerce"))
             record[f"{metric}_mean"], record[f"{metric}_std"] = summary.mean, summary.std
             if metric in INTERVAL_METRICS:
-                record[f"{metric}_ci95_low"], record[f"{metric}_ci95_high"] = summary.ci_low, summary.ci_high
+                record[f"{metric}_ci95_low"], record[f"{metric}_ci95_high"] = _within(
+                    summary.ci_low, summary.ci_high, INTERVAL_RANGES[metric]
+                )
         records.append(record)
     frame = pd.DataFrame(records)
     frame = frame.sort_values("test_accuracy_mean", ascending=False, na_position="last", kind="stable")
     frame.insert(0, "rank", range(1, len(frame) + 1))
     return frame[columns].reset_index(drop=True)
+
+
+def _within(low, high, bounds: tuple[float, float]):
+    """An interval's ends clipped to what its metric can take (NaN stays NaN)."""
+    lowest, highest = bounds
+    if low is not None and math.isfinite(low):
+        low = min(max(low, lowest), highest)
+    if high is not None and math.isfinite(high):
+        high = min(max(high, lowest), highest)
+    return low, high
 
 
 def _fmt(value, digits: int) -> str:
@@ -271,7 +286,8 @@ def summary_markdown(summary: pd.DataFrame, title: str, notes: Iterable[str] = (
     text = f"# {title}\n\n" + markdown_table(headers, rows, align)
     text += (
         "\nMean ± standard deviation over seeds; 95 % CI: the Student-t confidence interval of the mean "
-        "(two seeds or more). Failed variants are counted, not averaged.\n"
+        "(two seeds or more), its ends clipped to what the figure can take (an accuracy from 0 to 1, a time "
+        "of 0 s or more): over few seeds it is wide. Failed variants are counted, not averaged.\n"
     )
     text += (
         "Epoch time is the median training time (validation excluded) of the epochs that did not trace and "

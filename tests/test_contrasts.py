@@ -93,3 +93,14 @@ def test_summary_md_holds_both_sections_and_says_when_other_code_rebuilt_it(tmp_
     rebuild_report(run)
     assert "Tables rebuilt" not in (run / "summary.md").read_text()
     assert len(pd.read_csv(run / "runs.csv")) == 8
+
+
+def test_an_interval_over_two_seeds_stays_within_what_the_figure_can_take():
+    # Two seeds far apart: the t-interval reaches below 0 s and above an accuracy of 1; its ends are clipped.
+    rows = [{**row("gru", 0), "test_accuracy": 0.30, "epoch_time_s": 0.1}]
+    rows.append({**row("gru", 1), "test_accuracy": 0.99, "epoch_time_s": 9.0})
+    _, summary = frames(rows)
+    (gru,) = summary.to_dict("records")
+    assert gru["test_accuracy_ci95_low"] == 0.0 and gru["test_accuracy_ci95_high"] == 1.0
+    assert gru["epoch_time_s_ci95_low"] == 0.0 and gru["epoch_time_s_ci95_high"] > 9.0
+    assert "clipped to what the figure can take" in reporting.summary_markdown(summary, "two seeds")
