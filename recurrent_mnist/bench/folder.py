@@ -151,13 +151,14 @@ def _published_section(runs: pd.DataFrame, summary: pd.DataFrame) -> list[str]:
     ours = dict(zip(keras_rows["cell"], keras_rows["test_accuracy_mean"], strict=True))
     rows = []
     for anchor in found:
-        mine = [f"{cell} {ours[cell]:.2%}" for cell in anchor.cells if cell in ours and pd.notna(ours[cell])]
+        mine = [f"{cell} {100 * ours[cell]:.2f} %" for cell in anchor.cells if cell in ours and pd.notna(ours[cell])]
         rows.append([anchor.cell, ", ".join(mine) or "–", anchor.accuracy, anchor.setting, anchor.source])
     table = reporting.markdown_table(["cell", "this run (mean)", "published", "their setting", "source"], rows)
     return [
         f"## Published figures for {dataset} read as {reading}\n\n"
         "Test accuracy as the papers report it, beside this run's mean over its seeds. Their budgets (epochs, "
-        "learning-rate schedules, layers) are theirs: compare the configuration above before the figures.\n\n" + table
+        "learning-rate schedules, layers) are theirs: compare the configuration above before the figures.\n\n"
+        + table.rstrip("\n")
     ]
 
 
