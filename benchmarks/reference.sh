@@ -130,8 +130,12 @@ for part in "$@"; do
             --threads 2 --rounds 2 --name latency_lstm_widths
         ;;
     speed-long)
-        rm -f results/speed/long_sequences.*
+        rm -rf results/speed/long_sequences.* results/speed/memory-784
         python benchmarks/long_sequences.py --lengths 28 112 392 784 --batch 256 --threads 2 --name long_sequences
+        # What a 784-step variant adds to its process at batch 256, each fast layer beside its stock one.
+        recurrent-mnist bench --dataset mnist-sample --reading pixels --cells lstm keras_lstm gru keras_gru \
+            simple_rnn keras_simple_rnn indrnn keras_indrnn --batch-size 256 --epochs 1 --train-images 1024 \
+            --no-measure-inference --threads 2 --results-dir results/speed --run-name memory-784 --fresh
         ;;
     *)
         echo "error: unknown part '$part'; choose tutorial, threads, mnist, permuted, sequential, pixels, fashion, matched, frameworks, tuned, speed, speed-serve, speed-train, speed-lstm or speed-long" >&2
