@@ -164,9 +164,10 @@ ImportOpt = Annotated[
     list[str] | None,
     typer.Option(
         "--import",
-        metavar="MODULE...",
+        metavar="MODULE|FILE...",
         help="Python module(s) to import first, e.g. one that registers custom cells with "
-        "recurrent_mnist.register_cell (imported in every training process too).",
+        "recurrent_mnist.register_cell: a module name (found on Python's path or in the current folder), "
+        "a .py file, or a folder of them (imported in every training process too).",
         rich_help_panel=MODEL,
         show_default=False,
     ),

@@ -18,16 +18,26 @@ layers, so that a comparison can show what the fast path buys. `"indrnn"` builds
 
 from __future__ import annotations
 
+import os
+import sys
 from collections.abc import Callable, Iterable
+from pathlib import Path
 
 import keras
 
-from recurrent_mnist import cell_names
+from recurrent_mnist import cell_names, environment
 from recurrent_mnist.errors import ConfigError
 from recurrent_mnist.fast_rnn import FastGRU, FastIndRNN, FastLSTM, FastSimpleRNN
 from recurrent_mnist.indrnn import IndRNN
 
-__all__ = ["available_cells", "canonical_cell_name", "get_cell_factory", "import_cell_modules", "register_cell"]
+__all__ = [
+    "available_cells",
+    "canonical_cell_name",
+    "get_cell_factory",
+    "import_cell_modules",
+    "register_cell",
+    "resolve_imports",
+]
 
 CellFactory = Callable[..., keras.layers.Layer]
 
@@ -82,24 +92,89 @@ def available_cells() -> tuple[str, ...]:
     return cell_names.registered()
 
 
+def resolve_imports(entries: Iterable[str]) -> tuple[str, ...]:
+    """`--import` entries as every process can import them: module names as given, paths made absolute
+    (a training process may start elsewhere)."""
+    return tuple(
+        entry if environment.import_path(entry) is None else str(environment.import_path(entry).resolve())
+        for entry in entries
+    )
+
+
 def import_cell_modules(modules: Iterable[str]) -> None:
     """Imports modules that register cells (`register_cell`) as a side effect.
 
-    The CLI's `--import` option uses this, in the main process and in every
-    isolated training process, so that named custom cells resolve everywhere.
+    Each entry is a module name (looked for on Python's path, then in the
+    current folder), a `.py` file, or a folder whose `.py` files are imported
+    in name order. The CLI's `--import` option uses this, in the main process
+    and in every isolated training process, so that named custom cells
+    resolve everywhere; a file already imported from the same place is not
+    imported again.
 
     Raises:
-        ConfigError: a module cannot be imported.
+        ConfigError: a module cannot be found or its import fails.
     """
+    for entry in modules:
+        path = environment.import_path(entry)
+        if path is None:
+            _import_name(entry)
+        elif path.is_file():
+            _import_file(entry, path)
+        elif path.is_dir():
+            for file in sorted(path.glob("*.py")):
+                _import_file(entry, file)
+        else:
+            raise ConfigError(
+                f"`imports`: {entry} is not a file or folder (looked at {path.resolve()})", argument="imports"
+            )
+
+
+def _import_name(name: str) -> None:
     import importlib
 
-    for module in modules:
+    try:
         try:
-            importlib.import_module(module)
-        except Exception as exc:  # noqa: BLE001 - any failure of user code becomes one sentence
-            raise ConfigError(
-                f"`imports`: importing {module} failed: {type(exc).__name__}: {exc}", argument="imports"
-            ) from None
+            importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            here = os.getcwd()
+            if exc.name != name.split(".")[0] or here in sys.path:
+                raise
+            sys.path.append(here)  # `python -m` finds modules in the current folder; so does --import
+            importlib.import_module(name)
+    except ModuleNotFoundError as exc:
+        if exc.name != name.split(".")[0]:
+            raise _failed(name, exc) from None
+        raise ConfigError(
+            f"`imports`: no module named {name} on Python's path or in the current folder ({os.getcwd()}); "
+            f"give the file instead (--import path/to/{name.split('.')[-1]}.py) or add its folder to PYTHONPATH",
+            argument="imports",
+        ) from None
+    except Exception as exc:  # noqa: BLE001 - any failure of user code becomes one sentence
+        raise _failed(name, exc) from None
+
+
+def _import_file(entry: str, path: Path) -> None:
+    import importlib.util
+
+    path = path.resolve()
+    name = path.stem
+    loaded = sys.modules.get(name)
+    if loaded is not None and getattr(loaded, "__file__", None) and Path(loaded.__file__).resolve() == path:
+        return
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        raise ConfigError(f"`imports`: {entry} cannot be imported as Python source ({path})", argument="imports")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    try:
+        spec.loader.exec_module(module)
+    except Exception as exc:  # noqa: BLE001 - any failure of user code becomes one sentence
+        sys.modules.pop(name, None)
+        raise _failed(str(path), exc) from None
+
+
+def _failed(what: str, exc: Exception) -> ConfigError:
+    return ConfigError(f"`imports`: importing {what} failed: {type(exc).__name__}: {exc}", argument="imports")
 
 
 def _keras_layer(layer_class: type[keras.layers.Layer]) -> CellFactory:

@@ -119,6 +119,39 @@ def source_digest() -> str:
     return _files_digest([p for p in _PACKAGE_DIR.rglob("*.py") if "__pycache__" not in p.parts], _PACKAGE_DIR)
 
 
+def import_path(entry: str) -> Path | None:
+    """The file or folder an `--import` entry names, or None for a module name.
+
+    A path is an entry that ends in `.py`, holds a path separator, or names an
+    existing folder (with no `__init__.py`: a package folder is imported by name).
+    """
+    path = Path(entry)
+    if entry.endswith(".py") or "/" in entry or os.sep in entry:
+        return path
+    if path.is_dir() and not (path / "__init__.py").exists():
+        return path
+    return None
+
+
+def import_label(entry: str) -> str:
+    """How a run's identity names an `--import` entry: a module's name, a file's or folder's name without
+    its place, so that the same code imported from elsewhere names the same."""
+    path = import_path(entry)
+    return entry if path is None else path.stem if path.suffix == ".py" else path.name
+
+
+def import_digest(entry: str) -> str | None:
+    """The SHA-256 of the source an `--import` entry names (a module, a `.py` file or a folder of them)."""
+    path = import_path(entry)
+    if path is None:
+        return module_digest(entry)
+    try:
+        files = [path] if path.is_file() else sorted(path.glob("*.py"))
+        return _files_digest(files, path.parent if path.is_file() else path) if files else None
+    except OSError:
+        return None
+
+
 def module_digest(name: str) -> str | None:
     """The SHA-256 of the source of the module `name` (every `.py` file of a package), found
     without importing it; None when it cannot be found or read."""
@@ -154,7 +187,7 @@ def code_identity(imports: tuple[str, ...] | list[str] = ()) -> dict:
         "source_sha256": source_digest(),
         "git_commit": commit.removesuffix("-dirty") if commit else None,
         "git_dirty": commit.endswith("-dirty") if commit else None,
-        "imports": {name: module_digest(name) for name in sorted(imports)},
+        "imports": {import_label(entry): import_digest(entry) for entry in sorted(imports)},
     }
 
 

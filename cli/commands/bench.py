@@ -88,9 +88,9 @@ def bench(
     from recurrent_mnist_cli.views.bench import BenchProgress, files_line, summary_table
 
     from recurrent_mnist.bench import BenchConfig, run_bench
-    from recurrent_mnist.cells import import_cell_modules
+    from recurrent_mnist.cells import import_cell_modules, resolve_imports
 
-    modules = tuple(o.split_values(imports) or ())
+    modules = resolve_imports(o.split_values(imports) or ())
     units, units_per_cell = o.parse_per_cell(given.pop("units", None))
     layers, layers_per_cell = o.parse_per_cell(given.pop("layers", None))
     with user_errors():

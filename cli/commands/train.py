@@ -49,12 +49,12 @@ def train(
     from recurrent_mnist_cli.views.events import dataset_lines
 
     from recurrent_mnist import settings
-    from recurrent_mnist.cells import import_cell_modules
+    from recurrent_mnist.cells import import_cell_modules, resolve_imports
     from recurrent_mnist.single import train_and_save, train_config
 
     output = output or Path("model.keras")
     with user_errors():
-        import_cell_modules(tuple(o.split_values(imports) or ()))
+        import_cell_modules(resolve_imports(o.split_values(imports) or ()))
         config = train_config(preset.value if preset else None, cell=cell, **given)
         if output.suffix != ".keras":
             raise fail(f"--output {output} must end in .keras")

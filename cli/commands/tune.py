@@ -139,10 +139,10 @@ def tune(
     from recurrent_mnist_cli.views.bench import files_line
     from recurrent_mnist_cli.views.tune import TuneProgress, _describe, top_trials_table
 
-    from recurrent_mnist.cells import import_cell_modules
+    from recurrent_mnist.cells import import_cell_modules, resolve_imports
     from recurrent_mnist.tuning import TuneConfig, run_search
 
-    modules = tuple(o.split_values(imports) or ())
+    modules = resolve_imports(o.split_values(imports) or ())
     with user_errors():
         import_cell_modules(modules)
         config = TuneConfig(
