@@ -15,6 +15,7 @@ import itertools
 
 import tensorflow as tf
 
+from recurrent_mnist.fast_rnn import all_steps
 from recurrent_mnist.fast_rnn.chains import chain_count, chain_cuts
 from recurrent_mnist.fast_rnn.threads import resolve_parallel_chains
 from recurrent_mnist.fast_rnn.thresholds import PER_GATE_MIN_BATCH, PER_GATE_MIN_UNITS
@@ -88,6 +89,50 @@ class Recurrence:
         `h_prev_tm` holds the output before each step, (T, B, U).
         """
         raise NotImplementedError
+
+
+class OneStateRecurrence(Recurrence):
+    """A cell whose one state is its output, `h_t = activation(x_t @ kernel + bias + recurrent(h_{t-1}))`.
+
+    Subclasses give the activation, its gradient from the output, and the
+    recurrent term and its gradient (a matrix product for the SimpleRNN, one
+    weight per unit for IndRNN); the steps and the bookkeeping are here.
+    """
+
+    def __init__(self, x_tm, kernel, recurrent_kernel, bias=None):
+        super().__init__(x_tm, kernel, recurrent_kernel, bias)
+        self.xps = all_steps.projected_steps(x_tm, kernel, bias)
+        self.outputs = []
+        self.dz = [None] * self.time_steps
+
+    def activation(self, z):
+        raise NotImplementedError
+
+    def activation_grad(self, y, dy):
+        """d(loss)/dz from the output y = activation(z) and d(loss)/dy."""
+        raise NotImplementedError
+
+    def recurrent(self, h):
+        raise NotImplementedError
+
+    def recurrent_grad(self, dz):
+        """d(loss)/d(h_{t-1}) through the recurrent term, from d(loss)/dz."""
+        raise NotImplementedError
+
+    def forward_step(self, t, states):
+        (h,) = states
+        h = self.activation(self.xps[t] + self.recurrent(h))
+        self.outputs.append(h)
+        return [h]
+
+    def backward_step(self, t, d_states, d_prev_output):
+        (dh,) = d_states
+        dz = self.activation_grad(self.outputs[t], dh)
+        self.dz[t] = dz
+        dh = self.recurrent_grad(dz)
+        if d_prev_output is not None:
+            dh = dh + d_prev_output
+        return [dh]
 
 
 def run(layer, sequences, initial_state, training, recurrence):

@@ -10,7 +10,7 @@ from __future__ import annotations
 import tensorflow as tf
 
 from recurrent_mnist.fast_rnn import all_steps
-from recurrent_mnist.fast_rnn.driver import Recurrence
+from recurrent_mnist.fast_rnn.driver import OneStateRecurrence
 
 
 def recurrence(cell):
@@ -18,30 +18,21 @@ def recurrence(cell):
     return IndRNNSteps
 
 
-class IndRNNSteps(Recurrence):
+class IndRNNSteps(OneStateRecurrence):
     """One element-wise product and one ReLU per step; the recurrent weights' gradient is one reduction."""
 
-    def __init__(self, x_tm, kernel, recurrent_kernel, bias=None):
-        super().__init__(x_tm, kernel, recurrent_kernel, bias)
-        self.xps = all_steps.projected_steps(x_tm, kernel, bias)
-        self.outputs = []
-        self.dz = [None] * self.time_steps
+    def activation(self, z):
+        return tf.nn.relu(z)
 
-    def forward_step(self, t, states):
-        (h,) = states
-        h = tf.nn.relu(self.xps[t] + h * self.recurrent_kernel)
-        self.outputs.append(h)
-        return [h]
-
-    def backward_step(self, t, d_states, d_prev_output):
-        (dh,) = d_states
+    def activation_grad(self, y, dy):
         # relu(z) > 0 exactly where z > 0: the output decides the derivative as the input would.
-        dz = tf.raw_ops.ReluGrad(gradients=dh, features=self.outputs[t])
-        self.dz[t] = dz
-        dh = dz * self.recurrent_kernel
-        if d_prev_output is not None:
-            dh = dh + d_prev_output
-        return [dh]
+        return tf.raw_ops.ReluGrad(gradients=dy, features=y)
+
+    def recurrent(self, h):
+        return h * self.recurrent_kernel
+
+    def recurrent_grad(self, dz):
+        return dz * self.recurrent_kernel
 
     def gradients(self, h_prev_tm):
         dz2 = all_steps.flat(tf.stack(self.dz))

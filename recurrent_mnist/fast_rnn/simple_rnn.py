@@ -8,7 +8,7 @@ from __future__ import annotations
 import tensorflow as tf
 
 from recurrent_mnist.fast_rnn import all_steps
-from recurrent_mnist.fast_rnn.driver import Recurrence
+from recurrent_mnist.fast_rnn.driver import OneStateRecurrence
 
 
 def recurrence(cell):
@@ -16,29 +16,20 @@ def recurrence(cell):
     return SimpleRNNSteps
 
 
-class SimpleRNNSteps(Recurrence):
+class SimpleRNNSteps(OneStateRecurrence):
     """One (U, U) recurrent product and one tanh per step."""
 
-    def __init__(self, x_tm, kernel, recurrent_kernel, bias=None):
-        super().__init__(x_tm, kernel, recurrent_kernel, bias)
-        self.xps = all_steps.projected_steps(x_tm, kernel, bias)
-        self.outputs = []
-        self.dz = [None] * self.time_steps
+    def activation(self, z):
+        return tf.tanh(z)
 
-    def forward_step(self, t, states):
-        (h,) = states
-        h = tf.tanh(self.xps[t] + tf.matmul(h, self.recurrent_kernel))
-        self.outputs.append(h)
-        return [h]
+    def activation_grad(self, y, dy):
+        return tf.raw_ops.TanhGrad(y=y, dy=dy)
 
-    def backward_step(self, t, d_states, d_prev_output):
-        (dh,) = d_states
-        dz = tf.raw_ops.TanhGrad(y=self.outputs[t], dy=dh)
-        self.dz[t] = dz
-        dh = tf.matmul(dz, self.recurrent_kernel_t)
-        if d_prev_output is not None:
-            dh = dh + d_prev_output
-        return [dh]
+    def recurrent(self, h):
+        return tf.matmul(h, self.recurrent_kernel)
+
+    def recurrent_grad(self, dz):
+        return tf.matmul(dz, self.recurrent_kernel_t)
 
     def gradients(self, h_prev_tm):
         return all_steps.weight_grads(self.x_tm, h_prev_tm, tf.stack(self.dz), self.kernel, self.with_bias)
