@@ -138,8 +138,12 @@ def test_units_per_cell_match_params_and_from_tune_reach_the_configuration(captu
     (search / "best_hyperparameters.json").write_text(
         '{"objective": "val_accuracy", "per_cell": {"gru": {"trial_id": "2", "units": 32, "layers": 2}}}'
     )
+    (search / "search.json").write_text('{"config": {"cells": ["lstm", "gru", "simple_rnn"]}}')
     result = invoke("bench", "--from-tune", search, "--tensorboard-dir", tmp_path / "tb")
     assert result.exit_code == 0, result.output
+    # Which cells the search covered without a finished trial: said, not silently left out.
+    said = " ".join(result.output.split())
+    assert "the best trial of gru; the search also covered lstm, simple_rnn but finished no trial of them" in said
     config, kwargs = captured_bench[-1]
     assert (
         config.cells == ("gru",) and config.config_of("gru").layers == 2 and config.from_tune["trials"] == {"gru": "2"}

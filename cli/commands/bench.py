@@ -87,7 +87,7 @@ def bench(
     import_library()
     from recurrent_mnist_cli.views.bench import BenchProgress, files_line, summary_table
 
-    from recurrent_mnist.bench import BenchConfig, run_bench
+    from recurrent_mnist.bench import BenchConfig, run_bench, untried_cells
     from recurrent_mnist.cells import import_cell_modules, resolve_imports
 
     modules = resolve_imports(o.split_values(imports) or ())
@@ -109,6 +109,8 @@ def bench(
             frameworks=tuple(framework.value for framework in frameworks) if frameworks else None,
             **given,
         )
+        if from_tune is not None and not cells:
+            _say_what_the_search_covered(from_tune, config.cells, untried_cells(from_tune))
         with interruptible(BenchProgress(console), at_once=True) as view:
             result = run_bench(
                 config,
@@ -127,3 +129,14 @@ def bench(
     if result.failed:
         err_console.print(f"[yellow]{result.failed} variant(s) failed; see summary.md for the reasons.[/]")
     console.print(files_line(result.run_dir, result.files), highlight=False)
+
+
+def _say_what_the_search_covered(run_dir, found: tuple[str, ...], untried: tuple[str, ...]) -> None:
+    """`--from-tune` compares the cells with a finished trial; say so, and name the cells searched without one."""
+    line = f"From {run_dir}: the best trial of {', '.join(found)}"
+    if untried:
+        line += (
+            f"; the search also covered {', '.join(untried)} but finished no trial of "
+            f"{'it' if len(untried) == 1 else 'them'}, so {'it is' if len(untried) == 1 else 'they are'} not compared"
+        )
+    err_console.print(line + ".", highlight=False)

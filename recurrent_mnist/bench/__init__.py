@@ -21,7 +21,14 @@ The package: `config` (`BenchConfig`, what a run compares), `folder` (the run
 folder, its records and the tables rebuilt from them), `runner` (`run_bench`).
 """
 
-from recurrent_mnist.bench.config import PER_CELL, PRESETS, BenchConfig, default_run_name, tuned_settings
+from recurrent_mnist.bench.config import (
+    PER_CELL,
+    PRESETS,
+    BenchConfig,
+    default_run_name,
+    tuned_settings,
+    untried_cells,
+)
 from recurrent_mnist.bench.folder import BenchFolder, BenchResult, rebuild_report, variant_label
 from recurrent_mnist.bench.runner import run_bench
 
@@ -35,5 +42,6 @@ __all__ = [
     "rebuild_report",
     "run_bench",
     "tuned_settings",
+    "untried_cells",
     "variant_label",
 ]

@@ -262,6 +262,17 @@ def tuned_settings(run_dir: str | os.PathLike, cells: tuple[str, ...] | None = N
     return tuned, provenance
 
 
+def untried_cells(run_dir: str | os.PathLike) -> tuple[str, ...]:
+    """The cells a tune run searched over but finished no trial of (empty where its files do not say)."""
+    path = Path(run_dir)
+    try:
+        searched = json.loads((path / "search.json").read_text())["config"]["cells"]
+        found = json.loads((path / "best_hyperparameters.json").read_text()).get("per_cell") or {}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return ()
+    return tuple(cell for cell in searched if cell not in found)
+
+
 def default_run_name(config: BenchConfig, dataset_sha256: str) -> str:
     """A readable name with a short hash of the whole configuration, so runs never mix."""
     prefix = f"{config.preset}-" if config.preset else ""
