@@ -230,3 +230,14 @@ def test_an_automatic_xla_variant_trains_and_says_so(tiny):
     small = dataclasses.replace(tiny, x_train=tiny.x_train[:300], y_train=tiny.y_train[:300])
     row = train_variant(small, TrainConfig(cell="lstm", units=8, epochs=2, batch_size=50, threads=1), measure=False).row
     assert row["xla"] is True and row["status"] == "ok" and 0.0 <= row["test_accuracy"] <= 1.0
+
+
+def test_progress_never_counts_past_the_epochs_steps():
+    # 58 batches at 50 steps per execution: Keras reports the second call as ending at step 100.
+    from recurrent_mnist.training.callbacks import Monitor
+
+    events = []
+    monitor = Monitor(events.append, epochs=1, steps=58, target=None)
+    monitor.on_epoch_begin(0)
+    monitor.on_train_batch_end(99, {"loss": 1.0, "accuracy": 0.5})
+    assert [e["step"] for e in events if e["event"] == "batch"] == [58]

@@ -72,7 +72,9 @@ class Monitor(keras.callbacks.Callback):
                 {
                     "event": "batch",
                     "epoch": self._epoch,
-                    "step": batch + 1,
+                    # With several steps per execution, Keras names the last step of a call,
+                    # which the epoch's final call may place past the epoch's end.
+                    "step": min(batch + 1, self.steps),
                     "steps": self.steps,
                     "loss": _float(loss),
                     "accuracy": _float((logs or {}).get("accuracy")),
