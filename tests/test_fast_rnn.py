@@ -391,7 +391,7 @@ def test_pixel_by_pixel_sequences_agree_with_the_stock_layers(kind, refusals):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("kind", list(PAIRS))
+@pytest.mark.parametrize("kind", ["lstm", "gru", "rnn", "indrnn"])  # the four cells; one GRU form is enough here
 def test_unrolled_fast_path_at_784_steps_agrees_with_the_stock_layers(kind, refusals):
     # The fast path itself over 784 steps (its length limit lifted, eagerly, so that nothing is traced):
     # float32 error does not build up over a long recurrence, forward or backward.
