@@ -68,6 +68,9 @@ def test_the_reference_page_shows_every_reference_command():
         "fashion-keras-torch",
         "tune-sample",
         "sample-from-tune",
+        "mnist",
+        "permuted-mnist",
+        "sequential-mnist",
     } <= names
     assert all((REFERENCE / name).is_dir() for name in names)
 
