@@ -96,8 +96,7 @@ def resolve_imports(entries: Iterable[str]) -> tuple[str, ...]:
     """`--import` entries as every process can import them: module names as given, paths made absolute
     (a training process may start elsewhere)."""
     return tuple(
-        entry if environment.import_path(entry) is None else str(environment.import_path(entry).resolve())
-        for entry in entries
+        entry if (path := environment.import_path(entry)) is None else str(path.resolve()) for entry in entries
     )
 
 

@@ -30,7 +30,7 @@ from recurrent_mnist.runs.atomic import atomic_write_json
 from recurrent_mnist.saving import load_model, save_model
 from recurrent_mnist.settings import PRESETS
 from recurrent_mnist.training import INFERENCE_BATCH, TrainConfig, measure_inference, measure_latency, train_variant
-from recurrent_mnist.training.pipeline import check_train_images, training_images
+from recurrent_mnist.training.pipeline import check_train_images
 from recurrent_mnist.training.tensorboard import check_tensorboard, prepare_tensorboard_root
 
 __all__ = [
@@ -126,7 +126,7 @@ def train_and_save(
     if tensorboard_dir is not None:
         check_tensorboard()
     dataset = load(dataset_name, data_dir)
-    check_train_images(config.train_images, training_images(len(dataset.x_train), config.validation_split))
+    check_train_images(config.train_images, len(dataset.x_train), config.validation_split)
     if emit is not None:
         emit({"event": "dataset", "dataset": dataset.describe()})
     try:

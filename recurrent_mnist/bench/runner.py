@@ -22,7 +22,7 @@ from recurrent_mnist.runs.atomic import atomic_write_json
 from recurrent_mnist.runs.folder import check_run_name
 from recurrent_mnist.torch_peer import worker as torch_worker
 from recurrent_mnist.training.config import TrainConfig
-from recurrent_mnist.training.pipeline import check_train_images, training_images
+from recurrent_mnist.training.pipeline import check_train_images
 from recurrent_mnist.training.tensorboard import check_tensorboard, prepare_tensorboard_root
 
 Progress = Callable[[dict], None]
@@ -78,7 +78,7 @@ def run_bench(
         raise ConfigError(f"the data set passed is {dataset.name!r}, the configuration names {config.dataset!r}")
     config = config.with_matched_units(dataset.image_shape, dataset.num_classes)
     for variant in config.variants():
-        check_train_images(variant.train_images, training_images(len(dataset.x_train), variant.validation_split))
+        check_train_images(variant.train_images, len(dataset.x_train), variant.validation_split)
     folder = _open_folder(config, dataset, results_dir, run_name, fresh)
     if tensorboard_dir is not None:
         check_tensorboard()

@@ -24,7 +24,6 @@ __all__ = [
     "compile_model",
     "input_pipeline",
     "split_validation",
-    "training_images",
 ]
 
 # The validation split is the same for every variant and seed, so that validation
@@ -43,10 +42,10 @@ def split_validation(x: np.ndarray, y: np.ndarray, fraction: float, train_images
     Raises:
         ConfigError: `train_images` is more than the images left for training.
     """
+    check_train_images(train_images, len(x), fraction)
     order = np.random.default_rng(VALIDATION_SPLIT_SEED).permutation(len(x))
-    n_val = max(1, round(len(x) * fraction)) if fraction > 0 else 0
+    n_val = _validation_count(len(x), fraction)
     val, train = order[:n_val], order[n_val:]
-    check_train_images(train_images, len(train))
     if train_images is not None:
         train = train[:train_images]
     if fraction <= 0:
@@ -54,19 +53,21 @@ def split_validation(x: np.ndarray, y: np.ndarray, fraction: float, train_images
     return x[train], y[train], x[val], y[val]
 
 
-def check_train_images(train_images: int | None, available: int) -> None:
-    """ConfigError where `train_images` asks for more images than the `available` ones left for training."""
+def _validation_count(count: int, fraction: float) -> int:
+    """How many of `count` training images `split_validation` holds out at a validation `fraction`."""
+    return max(1, round(count * fraction)) if fraction > 0 else 0
+
+
+def check_train_images(train_images: int | None, count: int, fraction: float) -> None:
+    """ConfigError where `train_images` asks for more of `count` training images than the validation
+    `fraction` leaves for training."""
+    available = count - _validation_count(count, fraction)
     if train_images is not None and train_images > available:
         raise ConfigError(
             f"`train_images={train_images}` is more than the {available:,} training images left after the "
             "validation split",
             argument="train_images",
         )
-
-
-def training_images(count: int, fraction: float) -> int:
-    """How many training images `split_validation` leaves of `count` at a validation `fraction`."""
-    return count - (max(1, round(count * fraction)) if fraction > 0 else 0)
 
 
 def compile_model(
