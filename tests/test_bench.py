@@ -26,6 +26,7 @@ def run(tmp_path, config, dataset, **kwargs):
     return run_bench(config, results_dir=tmp_path, run_name="run", isolate=False, dataset=dataset, **kwargs)
 
 
+@pytest.mark.slow
 def test_every_documented_file_and_column(tmp_path, small_sample):
     events = []
     config = BenchConfig.from_options(cells=("lstm", "gru", "simple_rnn"), seeds=(0, 1), **TINY)
@@ -81,6 +82,7 @@ def test_every_documented_file_and_column(tmp_path, small_sample):
     assert result.trained == 6 and result.kept == 0
 
 
+@pytest.mark.slow
 def test_rerun_resumes_and_keeps_finished_rows_unchanged(tmp_path, small_sample):
     config = BenchConfig.from_options(cells=("lstm", "gru"), **TINY)
     run(tmp_path, BenchConfig.from_options(cells=("lstm",), **TINY), small_sample)
@@ -99,6 +101,7 @@ def test_rerun_resumes_and_keeps_finished_rows_unchanged(tmp_path, small_sample)
     assert tables == {name: (tmp_path / "run" / name).read_bytes() for name in tables}
 
 
+@pytest.mark.slow
 def test_a_failed_variant_is_kept_unless_retried(tmp_path, small_sample, monkeypatch):
     from recurrent_mnist import _worker
 
@@ -117,6 +120,7 @@ def test_a_failed_variant_is_kept_unless_retried(tmp_path, small_sample, monkeyp
     assert retried.runs.loc[0, "status"] == "ok"
 
 
+@pytest.mark.slow
 def test_another_configuration_never_mixes_into_a_run(tmp_path, small_sample):
     run(tmp_path, BenchConfig.from_options(cells=("gru",), **TINY), small_sample)
     changed = BenchConfig.from_options(cells=("gru",), **{**TINY, "epochs": 1})
@@ -127,6 +131,7 @@ def test_another_configuration_never_mixes_into_a_run(tmp_path, small_sample):
     assert pd.read_csv(tmp_path / "run" / "runs.csv")["epochs"].tolist() == [1]
 
 
+@pytest.mark.slow
 def test_threads_are_part_of_a_runs_identity_and_of_every_row(tmp_path, small_sample):
     run(tmp_path, BenchConfig.from_options(cells=("simple_rnn",), threads=1, **TINY), small_sample)
     assert pd.read_csv(tmp_path / "run" / "runs.csv")["threads"].tolist() == [1]
@@ -138,6 +143,7 @@ def test_threads_are_part_of_a_runs_identity_and_of_every_row(tmp_path, small_sa
     )
 
 
+@pytest.mark.slow
 def test_a_run_trained_by_other_code_is_refused_naming_both_commits(tmp_path, small_sample, monkeypatch):
     from recurrent_mnist.bench import runner
 
@@ -161,6 +167,7 @@ def test_a_run_trained_by_other_code_is_refused_naming_both_commits(tmp_path, sm
     assert (again.trained, again.kept) == (0, 1) and (tmp_path / "run" / "runs.csv").read_bytes() == runs
 
 
+@pytest.mark.slow
 def test_an_edited_import_module_is_other_code(tmp_path, small_sample, monkeypatch):
     module = tmp_path / "modules" / "cells_for_identity_test.py"
     module.parent.mkdir()
@@ -175,6 +182,7 @@ def test_an_edited_import_module_is_other_code(tmp_path, small_sample, monkeypat
         run(tmp_path, more, small_sample, imports=("cells_for_identity_test",))
 
 
+@pytest.mark.slow
 def test_a_run_that_mixes_environments_says_so_in_every_table(tmp_path, small_sample):
     run(tmp_path, BenchConfig.from_options(cells=("simple_rnn", "gru"), **TINY), small_sample)
     path = next((tmp_path / "run" / "variants").glob("gru-*.json"))
@@ -189,6 +197,7 @@ def test_a_run_that_mixes_environments_says_so_in_every_table(tmp_path, small_sa
     assert sorted(e["variants"][0] for e in environments) == ["gru-seed0", "simple_rnn-seed0"]
 
 
+@pytest.mark.slow
 def test_one_epoch_writes_no_steady_state_time_and_says_why(tmp_path, small_sample):
     result = run(tmp_path, BenchConfig.from_options(cells=("simple_rnn",), **{**TINY, "epochs": 1}), small_sample)
     runs = pd.read_csv(tmp_path / "run" / "runs.csv")
@@ -197,6 +206,7 @@ def test_one_epoch_writes_no_steady_state_time_and_says_why(tmp_path, small_samp
     assert "no steady-state epoch time" in (tmp_path / "run" / "summary.md").read_text()
 
 
+@pytest.mark.slow
 def test_an_interrupted_variant_is_marked_unfinished_until_a_rerun_trains_it(tmp_path, small_sample, monkeypatch):
     from recurrent_mnist import _worker
 
@@ -222,6 +232,7 @@ def test_default_run_names_differ_by_configuration(small_sample):
     assert a == default_run_name(BenchConfig.from_options(**TINY, cells=("gru",), seeds=(4,)), small_sample.sha256)
 
 
+@pytest.mark.slow
 def test_rebuild_report_from_variant_files(tmp_path, small_sample):
     run(tmp_path, BenchConfig.from_options(cells=("simple_rnn",), **TINY), small_sample)
     (tmp_path / "run" / "runs.csv").unlink()
@@ -264,6 +275,7 @@ def test_isolated_variant_runs_in_its_own_process(tmp_path, tiny_data_dir):
     assert (tmp_path / "iso" / "logs").is_dir()
 
 
+@pytest.mark.slow
 def test_results_are_readable_by_others_as_with_a_plain_open(tmp_path, small_sample):
     import os
     import stat
@@ -276,6 +288,7 @@ def test_results_are_readable_by_others_as_with_a_plain_open(tmp_path, small_sam
         assert mode == 0o666 & ~mask, (name, oct(mode))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("layers", "bidirectional"), [(1, False), (2, False), (1, True), (3, True)])
 def test_matched_units_bring_every_cell_within_five_percent_of_the_first(layers, bidirectional):
     from recurrent_mnist.model import RowSequenceClassifier
@@ -297,6 +310,7 @@ def test_matched_units_bring_every_cell_within_five_percent_of_the_first(layers,
         )
 
 
+@pytest.mark.slow
 def test_a_bench_at_matched_parameters_records_units_and_says_so(tmp_path, small_sample):
     config = BenchConfig.from_options(cells=("lstm", "simple_rnn"), match_params=True, **TINY)
     result = run(tmp_path, config, small_sample)
@@ -309,6 +323,7 @@ def test_a_bench_at_matched_parameters_records_units_and_says_so(tmp_path, small
     assert identity["match_params"] and identity["per_cell"]["simple_rnn"]["units"] == runs.loc["simple_rnn", "units"]
 
 
+@pytest.mark.slow
 def test_units_per_cell_are_part_of_the_identity(tmp_path, small_sample):
     config = BenchConfig.from_options(cells=("gru", "simple_rnn"), units_per_cell={"gru": 6}, **TINY)
     result = run(tmp_path, config, small_sample)
@@ -326,6 +341,7 @@ def _tune_folder(path, per_cell):
     return path
 
 
+@pytest.mark.slow
 def test_each_cell_trains_with_its_best_trial_from_a_search(tmp_path, small_sample):
     tuned = _tune_folder(
         tmp_path / "search",

@@ -188,6 +188,7 @@ def test_a_missing_data_folder_is_one_sentence_and_writes_nothing(tmp_path):
     assert not results.exists()
 
 
+@pytest.mark.slow
 def test_tiny_bench_on_real_digits(tmp_path, tiny_data_dir):
     result = invoke(
         "bench",

@@ -9,6 +9,7 @@ from recurrent_mnist import RowSequenceClassifier
 from recurrent_mnist.export import TFLiteClassifier, export_tflite
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("cell", ["lstm", "gru", "simple_rnn", "keras_lstm"])
 def test_the_file_gives_the_models_logits(cell, images, tmp_path):
     # The fast layers unrolled, and a stock layer's while loop (frozen weights inside it).
@@ -50,6 +51,7 @@ def test_mistakes_are_one_sentence(images, tmp_path):
         TFLiteClassifier(tmp_path / "not.tflite")
 
 
+@pytest.mark.slow
 def test_the_export_command_writes_a_checked_file_beside_the_model(images, tmp_path):
     from clirun import invoke
 

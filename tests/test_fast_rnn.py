@@ -182,6 +182,7 @@ def test_layer_equivalence_traced(form, kw):
     _assert_layers_agree(*_twin(kind, gate_matmul=gate_matmul, **kw), _data(), mode="graph")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", list(PAIRS))
 def test_layer_equivalence_under_xla(kind, chains):
     # The fused gate matmul at every size, and one chain whatever parallel_chains says.
@@ -253,6 +254,7 @@ def test_bidirectional(kind):
     _assert_layers_agree(stock, fast, x)
 
 
+@pytest.mark.slow
 def test_stacked_mixed():
     x = _data(steps=9)
 
@@ -401,6 +403,7 @@ def test_unrolled_fast_path_at_784_steps_agrees_with_the_stock_layers(kind, refu
     assert refusals and set(refusals) == {None}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("cell", ["lstm", "gru", "simple_rnn"])
 def test_refusal_for_serving_a_small_batch(cell, images, refusals):
     # `serve` pads up to 16 images to a power of two; XLA compiles the stock loop to faster code there.
@@ -421,6 +424,7 @@ def test_refusal_for_serving_a_small_batch(cell, images, refusals):
     assert refusals and set(refusals) == {None}
 
 
+@pytest.mark.slow
 def test_the_package_imports_keras_only():
     # TensorFlow is imported by the fast path's first call, not by the package: with TensorFlow unimportable
     # after Keras has loaded, the package imports and its layers are made and configured.
@@ -585,6 +589,7 @@ def test_fit_matches_stock_in_chains(kind, units, chains):
     _fit_pair(kind, units=units, parallel_chains=2)
 
 
+@pytest.mark.slow
 def test_fit_matches_stock_under_xla():
     # The LSTM is the cell trained with XLA by default (docs/speed.md); every cell's outputs
     # and gradients under XLA are compared in test_layer_equivalence_under_xla.
@@ -713,6 +718,7 @@ def test_predict_compiles_with_xla_only_where_it_measured_faster(one_thread, mon
     assert not layers.predicts_faster_with_xla([narrow])
 
 
+@pytest.mark.slow
 def test_predict_under_xla_gives_the_graphs_logits_and_leaves_the_model_as_compiled(one_thread, images, refusals):
     from recurrent_mnist import RowSequenceClassifier
 

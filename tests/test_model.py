@@ -146,6 +146,7 @@ def test_one_model_reads_rank_3_and_4_uint8_and_float_in_any_order():
     assert model.predict(x[:, :3], verbose=0).shape == model.predict(x[:, :4, :, None], verbose=0).shape == (8, 10)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("cell", CELLS)
 def test_serve_gives_predicts_logits_for_one_image_and_any_batch_without_dropout(cell):
     model = RowSequenceClassifier(cell, units=8, num_layers=2, dropout=0.5)
@@ -159,6 +160,7 @@ def test_serve_gives_predicts_logits_for_one_image_and_any_batch_without_dropout
         model.serve(x[:, 0])
 
 
+@pytest.mark.slow
 def test_fit_and_evaluate_mix_ranks():
     model = RowSequenceClassifier("lstm", units=4)
     model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
@@ -169,6 +171,7 @@ def test_fit_and_evaluate_mix_ranks():
     assert model.evaluate(x, y, verbose=0) == model.evaluate(x[..., None], y, verbose=0)
 
 
+@pytest.mark.slow
 def test_unreadable_inputs_are_value_errors_in_keras_form():
     model = RowSequenceClassifier("gru", units=4)
     model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
@@ -271,6 +274,7 @@ def test_works_as_a_layer_in_a_functional_model(images):
     np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-5)
 
 
+@pytest.mark.slow
 def test_many_models_in_one_process_train(images):
     """The TF1 script died on its second run: `Variable rnn/basic_lstm_cell/kernel already exists`."""
     labels = np.arange(8) % 10
@@ -290,6 +294,7 @@ def test_mixed_precision_keeps_float32_logits(images):
 @pytest.mark.parametrize(
     ("policy", "logits_atol", "update_rtol"), [("mixed_bfloat16", 3e-2, 5e-2), ("mixed_float16", 3e-3, 1e-2)]
 )
+@pytest.mark.slow
 def test_mixed_precision_trains_through_the_fast_path(policy, logits_atol, update_rtol, refusals):
     x, y = _rows(), np.arange(8) % 10
     previous = keras.config.dtype_policy()

@@ -18,6 +18,7 @@ def _images(count=4, seed=0):
     return np.random.default_rng(seed).integers(0, 256, (count, 28, 28), dtype="uint8")
 
 
+@pytest.mark.slow
 def test_each_reading_feeds_the_pixels_in_its_order():
     images = _images(2)
     rows = RowSequenceClassifier("gru", units=4)
@@ -32,6 +33,7 @@ def test_each_reading_feeds_the_pixels_in_its_order():
     assert sorted(permuted.permutation) == list(range(784)) and permuted.permutation != list(range(784))
 
 
+@pytest.mark.slow
 def test_models_with_other_permutation_seeds_read_the_same_image_differently():
     images = _images(1)
     first, second = (
@@ -57,6 +59,7 @@ def test_bad_reading_arguments_are_one_sentence(kwargs, words):
         RowSequenceClassifier("gru", units=4, **kwargs)
 
 
+@pytest.mark.slow
 def test_pixels_read_images_of_other_heights_but_a_permutation_only_its_own_size():
     pixels = RowSequenceClassifier("simple_rnn", units=4, reading="pixels")
     assert pixels(_images(2)).shape == (2, 10)

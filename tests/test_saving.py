@@ -239,6 +239,7 @@ def test_evaluate_command_refuses_and_explains(tmp_path, saved):
     assert str(crafted) in result.output and "Traceback" not in result.output
 
 
+@pytest.mark.slow
 def test_evaluate_reports_accuracy_and_a_confusion_matrix(tmp_path, sample):
     model = RowSequenceClassifier("simple_rnn", units=16)
     model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))

@@ -29,6 +29,7 @@ def _read(root):
     return multiplexer.Runs(), scalars, plugin_data
 
 
+@pytest.mark.slow
 def test_bench_logs_every_variant_and_an_hparams_session_with_its_figures(tmp_path, tiny):
     config = BenchConfig.from_options(cells=("lstm", "gru"), dataset="mnist-sample", units=8, epochs=3, batch_size=256)
     result = run_bench(
@@ -74,6 +75,7 @@ def test_tensorboard_needs_the_tensorflow_backend(monkeypatch):
         tensorboard.check_tensorboard()
 
 
+@pytest.mark.slow
 def test_train_logs_its_model_for_tensorboard(tmp_path, tiny_data_dir):
     from recurrent_mnist_cli.app import app
     from typer.testing import CliRunner

@@ -68,6 +68,7 @@ def test_train_takes_every_built_in_and_registered_cell(captured_train, monkeypa
     assert unknown.exit_code == 2 and "Unknown cell 'transformer'" in unknown.output
 
 
+@pytest.mark.slow
 def test_train_records_the_data_set_and_evaluate_scores_on_it_and_writes_json(tmp_path, tiny_data_dir):
     model = tmp_path / "m.keras"
     train = invoke(

@@ -13,6 +13,7 @@ from recurrent_mnist.errors import ConfigError
 from recurrent_mnist.training import TrainConfig, split_validation, steady_epoch_time, train_variant
 
 
+@pytest.mark.slow
 def test_training_on_the_sample_beats_chance_clearly(sample):
     result = train_variant(sample, TrainConfig(cell="gru", units=64, epochs=3, batch_size=64, seed=0), measure=False)
     row = result.row
@@ -23,6 +24,7 @@ def test_training_on_the_sample_beats_chance_clearly(sample):
     assert result.history[-1]["loss"] < result.history[0]["loss"]
 
 
+@pytest.mark.slow
 def test_same_seed_same_numbers(tiny):
     config = TrainConfig(cell="lstm", units=8, epochs=1, batch_size=128, seed=3)
     first = train_variant(tiny, config, measure=False)
@@ -52,6 +54,7 @@ def test_a_training_subset_is_fixed_and_leaves_validation_alone(sample):
     assert TrainConfig(train_images=1000).identity()["train_images"] == 1000
 
 
+@pytest.mark.slow
 def test_measurements_are_reported(tiny):
     small = dataclasses.replace(tiny, x_train=tiny.x_train[:512], y_train=tiny.y_train[:512])
     row = train_variant(small, TrainConfig(cell="simple_rnn", units=8, epochs=2, batch_size=128)).row
@@ -206,6 +209,7 @@ def test_threads_default_to_the_usable_cores_and_are_recorded():
     assert config.columns()["threads"] == config.threads and config.identity()["threads"] == config.threads
 
 
+@pytest.mark.slow
 def test_a_variant_runs_tensorflow_on_its_configured_threads(tiny, monkeypatch):
     import tensorflow as tf
 
@@ -226,6 +230,7 @@ def test_jit_compile_must_be_a_choice():
         TrainConfig(jit_compile="yes")
 
 
+@pytest.mark.slow
 def test_an_automatic_xla_variant_trains_and_says_so(tiny):
     small = dataclasses.replace(tiny, x_train=tiny.x_train[:300], y_train=tiny.y_train[:300])
     row = train_variant(small, TrainConfig(cell="lstm", units=8, epochs=2, batch_size=50, threads=1), measure=False).row

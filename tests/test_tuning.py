@@ -154,6 +154,7 @@ def test_invalid_search_configuration(kwargs, message):
         TuneConfig(**kwargs)
 
 
+@pytest.mark.slow
 def test_trials_train_through_the_bench_pipeline_with_multi_step_executions(monkeypatch, tiny):
     import tensorflow as tf
 
@@ -263,6 +264,7 @@ def test_oracle_addresses_and_keras_tuner_variables():
 # --------------------------------------------------------------------------- real searches
 
 
+@pytest.mark.slow
 def test_a_real_search_writes_every_file(tmp_path, small):
     events = []
     config = TuneConfig(cells=("lstm", "gru"), max_trials=2, seed=3, steps_per_execution=5, **TINY)
@@ -318,6 +320,7 @@ def test_a_real_search_writes_every_file(tmp_path, small):
     assert list((tmp_path / "tb").rglob("events.out.tfevents*"))
 
 
+@pytest.mark.slow
 def test_resuming_after_an_interruption_does_not_repeat_finished_trials(tmp_path, small):
     config = TuneConfig(cells=("simple_rnn",), max_trials=2, objective="val_loss", **TINY)
     started = []
@@ -365,6 +368,7 @@ def _nan_cell(units, *, return_sequences=False, dropout=0.0, recurrent_dropout=0
     return _NaNRNN(units, return_sequences=return_sequences, name=name)
 
 
+@pytest.mark.slow
 def test_nan_trials_fail_with_their_reason_are_never_ranked_and_the_search_goes_on(tmp_path, small):
     register_cell("nan_for_tune", _nan_cell, overwrite=True)
     # A grid over cell x units: the NaN cell's three trials come first, then gru's. keras-tuner alone
@@ -393,6 +397,7 @@ def test_nan_trials_fail_with_their_reason_are_never_ranked_and_the_search_goes_
     assert "Failed trials (never ranked)" in (tmp_path / "run" / "summary.md").read_text()
 
 
+@pytest.mark.slow
 def test_hyperband_continues_earlier_trials_from_their_checkpoints(tmp_path, small):
     config = TuneConfig(cells=("simple_rnn",), tuner="hyperband", max_trials=4, **dict(TINY, max_epochs=3))
     result = run_search(config, results_dir=tmp_path, run_name="run", dataset=small, retrain_best=False)
@@ -403,6 +408,7 @@ def test_hyperband_continues_earlier_trials_from_their_checkpoints(tmp_path, sma
     assert (continued["tuner/initial_epoch"].iloc[0], continued["epochs"].iloc[0]) == (1, 3)
 
 
+@pytest.mark.slow
 def test_the_bayesian_tuner_or_the_packages_it_needs(tmp_path, small):
     config = TuneConfig(cells=("simple_rnn", "gru"), tuner="bayesian", max_trials=2, **TINY)
     try:
@@ -417,6 +423,7 @@ def test_the_bayesian_tuner_or_the_packages_it_needs(tmp_path, small):
     assert list(result.trials["status"]) == ["completed", "completed"]
 
 
+@pytest.mark.slow
 def test_no_trial_starts_after_the_time_budget(tmp_path, small):
     config = TuneConfig(cells=("simple_rnn",), max_trials=5, time_budget=0.01, **TINY)  # 0.6 seconds
 
@@ -448,6 +455,7 @@ def test_a_run_folder_resumes_only_the_same_search(tmp_path, small):
     assert json.loads((tmp_path / "run" / "search.json").read_text())["config"]["cells"] == ["lstm"]
 
 
+@pytest.mark.slow
 def test_a_finished_search_reruns_under_other_code_and_trains_nothing(tmp_path, small, monkeypatch):
     from recurrent_mnist.environment import code_identity
     from recurrent_mnist.tuning import search
