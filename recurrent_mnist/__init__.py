@@ -18,6 +18,7 @@ import sys
 from importlib.metadata import PackageNotFoundError, version
 
 from recurrent_mnist.errors import ConfigError, DatasetError, RecurrentMnistError, ResultsError
+from recurrent_mnist.quiet import notices_filtered, probe_devices
 
 try:
     __version__ = version("recurrent-mnist")
@@ -34,7 +35,10 @@ _KERAS_NAMES = {
 
 def __getattr__(name: str):
     if name in _KERAS_NAMES:
-        value = getattr(importlib.import_module(_KERAS_NAMES[name]), name)
+        with notices_filtered():
+            module = importlib.import_module(_KERAS_NAMES[name])
+            probe_devices()
+        value = getattr(module, name)
         globals()[name] = value
         return value
     raise AttributeError(f"module 'recurrent_mnist' has no attribute {name!r}")
@@ -48,8 +52,11 @@ def _run_as_command_line() -> bool:
 
 
 if os.environ.get("RECURRENT_MNIST_DEFER_KERAS") != "1" and not _run_as_command_line():
-    from recurrent_mnist.cells import available_cells, register_cell
-    from recurrent_mnist.model import RowSequenceClassifier
+    with notices_filtered():  # TensorFlow's start-up notices; anything else it prints still shows
+        from recurrent_mnist.cells import available_cells, register_cell
+        from recurrent_mnist.model import RowSequenceClassifier
+
+        probe_devices()
 
 __all__ = [
     "ConfigError",
