@@ -101,21 +101,20 @@ class TuneProgress(EventView):
         if self.role == "chief":
             self.console.print(f"  started {label} on {event.get('worker')}", highlight=False)
             return
-        if self.current is not None:
-            self.progress.remove_task(self.current)
-        self.current = self.progress.add_task(f"trial {event['trial_id']}", total=None, status="starting")
+        self.start_unit(f"trial {event['trial_id']}", done_before=self.finished)
         self.console.print(f"  {label}", highlight=False)
+
+    def _on_epoch_begin(self, event):
+        if self.current is None:
+            return
+        self.epoch_begins(event["epoch"], event["steps"], event.get("steps_per_call", 1))
+        self.progress.update(self.current, status=f"epoch {event['epoch']}")
 
     def _on_batch(self, event):
         if self.current is None:
             return
-        steps = event["steps"]
-        self.progress.update(
-            self.current,
-            total=self._epochs * steps,
-            completed=(event["epoch"] - 1) * steps + event["step"],
-            status=f"epoch {event['epoch']}",
-        )
+        self.step_reached(event["epoch"], event["step"], event["steps"])
+        self.progress.update(self.current, status=f"epoch {event['epoch']}")
 
     def _on_epoch_end(self, event):
         if self.current is None:
@@ -131,12 +130,9 @@ class TuneProgress(EventView):
         self.finished += 1
         if event.get("best"):
             self.best = event["best"]
-        if self.current is not None:
-            self.progress.remove_task(self.current)
-            self.current = None
+        self.end_unit()
         if self.overall is not None:
-            self.progress.advance(self.overall)
-            self.progress.update(self.overall, status=self._status())
+            self.progress.update(self.overall, completed=self.finished, status=self._status())
         number = event["trial_id"]
         where = f" on {event['worker']}" if self.role == "chief" and event.get("worker") else ""
         took = f" ({event['duration_s']:.1f} s)" if event.get("duration_s") is not None else ""
@@ -187,7 +183,8 @@ def top_trials_table(result, title: str, rows: int = 10) -> Table:
         ("time", "duration_s", ".0f"),
     ]
     for header, _, _ in columns:
-        table.add_column(header, justify="left" if header in ("trial", "cell", "reading") else "right", no_wrap=True)
+        left = header in ("trial", "cell", "reading")
+        table.add_column(header, justify="left" if left else "right", no_wrap=header not in ("cell", "trial"))
     for record in ranked(result.trials).head(rows).to_dict("records"):
         cells = []
         for _, key, form in columns:

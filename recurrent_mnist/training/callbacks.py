@@ -58,7 +58,16 @@ class Monitor(keras.callbacks.Callback):
         self._train_time = None
         self._epoch = epoch + 1
         self._epoch_start = time.perf_counter()
-        self._send({"event": "epoch_begin", "epoch": epoch + 1, "epochs": self.epochs, "steps": self.steps})
+        self._send(
+            {
+                "event": "epoch_begin",
+                "epoch": epoch + 1,
+                "epochs": self.epochs,
+                "steps": self.steps,
+                # Keras reports a step each time a call of this many steps returns.
+                "steps_per_call": int(getattr(self.model, "steps_per_execution", 1) or 1),
+            }
+        )
 
     def on_train_batch_end(self, batch, logs=None):
         loss = (logs or {}).get("loss")
@@ -66,15 +75,16 @@ class Monitor(keras.callbacks.Callback):
             self.failure = f"the loss became {float(loss)} in epoch {self._epoch}"
             self.model.stop_training = True
         now = time.perf_counter()
-        if now - self._last_emit >= 0.25:
+        # With several steps per execution, Keras names the last step of a call,
+        # which the epoch's final call may place past the epoch's end.
+        step = min(batch + 1, self.steps)
+        if now - self._last_emit >= 0.25 or step == self.steps:  # at most 4 a second, and the epoch's last
             self._last_emit = now
             self._send(
                 {
                     "event": "batch",
                     "epoch": self._epoch,
-                    # With several steps per execution, Keras names the last step of a call,
-                    # which the epoch's final call may place past the epoch's end.
-                    "step": min(batch + 1, self.steps),
+                    "step": step,
                     "steps": self.steps,
                     "loss": _float(loss),
                     "accuracy": _float((logs or {}).get("accuracy")),

@@ -218,21 +218,35 @@ class _TunerHooks:
             event = _trial_event(trial)
             self.emit({**event, "event": "trial_start", "epochs": event["epochs"] or self.max_epochs})
 
+    def _steps(self, trial) -> int:
+        batch_size = trial.hyperparameters.values.get("batch_size") or DEFAULTS["batch_size"]
+        return math.ceil(self.train_size / batch_size)
+
     def on_epoch_begin(self, trial, model, epoch, logs=None):
         self._epoch = epoch + 1
+        self.emit(
+            {
+                "event": "epoch_begin",
+                "trial_id": trial.trial_id,
+                "epoch": self._epoch,
+                "steps": self._steps(trial),
+                "steps_per_call": int(getattr(model, "steps_per_execution", 1) or 1),
+            }
+        )
 
     def on_batch_end(self, trial, model, batch, logs=None):
         now = time.monotonic()
-        if now - self._last_batch_event >= 0.25:
+        steps = self._steps(trial)
+        step = min(batch + 1, steps)  # Keras names the last step of a call, which may lie past the epoch's end
+        if now - self._last_batch_event >= 0.25 or step == steps:  # at most 4 a second, and the epoch's last
             self._last_batch_event = now
-            batch_size = trial.hyperparameters.values.get("batch_size") or DEFAULTS["batch_size"]
             self.emit(
                 {
                     "event": "batch",
                     "trial_id": trial.trial_id,
                     "epoch": self._epoch,
-                    "step": batch + 1,
-                    "steps": math.ceil(self.train_size / batch_size),
+                    "step": step,
+                    "steps": steps,
                 }
             )
 
