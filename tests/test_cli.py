@@ -236,6 +236,8 @@ def test_files_of_the_other_data_set_are_refused_naming_it(tmp_path):
 def test_datasets_lists_and_checks(tmp_path):
     listing = invoke("datasets")
     assert listing.exit_code == 0 and "fashion-mnist" in listing.output
+    sample_line = next(line for line in listing.output.splitlines() if line.strip("│ ").startswith("mnist-sample"))
+    assert "✓ verified in" in sample_line, listing.output
     check = invoke("datasets", "--check", "mnist-sample")
     assert check.exit_code == 0, check.output
     assert "sha256" in check.output and "4,000 train" in check.output

@@ -393,3 +393,20 @@ def test_a_full_mnist_in_the_keras_cache_is_verified():
     data = load("mnist", download=False)
     assert data.verified
     assert data.content_sha256 == {key: digest for key, (_, digest) in PUBLISHED["mnist"].arrays.items()}
+
+
+def test_availability_says_whether_a_set_is_here_where_and_whether_it_verified(keras_home, monkeypatch):
+    from idx_files import write_idx_set
+
+    from recurrent_mnist.datasets import Availability, availability
+
+    monkeypatch.setattr(sources, "DEBIAN_FASHION_MNIST", keras_home / "no-debian-package")
+    assert availability("mnist") == Availability("mnist", None, None)  # nothing here: load would download it
+    sample = availability("mnist-sample")
+    assert sample.verified is True and (sample.where / "manifest.json").is_file() and sample.problem is None
+    folder = keras_home / "datasets" / "fashion-mnist"
+    paths = write_idx_set(folder)
+    assert availability("fashion-mnist") == Availability("fashion-mnist", folder, False)  # a set of one's own
+    paths["y_test"].write_bytes(b"not gzip")
+    broken = availability("fashion-mnist")
+    assert broken.where == folder and broken.verified is False and str(paths["y_test"]) in broken.problem

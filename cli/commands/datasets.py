@@ -37,13 +37,19 @@ def datasets(
 
     if check is None:
         table = Table(title="Data sets", title_justify="left")
-        for column in ("name", "description", "licence"):
-            table.add_column(column)
-        for name in settings.DATASET.choices:
-            info = ds.DATASETS[name]
-            table.add_row(info.name, info.description, info.licence)
+        for column in ("name", "description", "on this machine", "licence"):
+            table.add_column(column, overflow="fold")
+        with console.status("Looking for each data set and checking the copies found"):
+            found = [ds.availability(name) for name in settings.DATASET.choices]
+        for here in found:
+            info = ds.DATASETS[here.name]
+            table.add_row(info.name, info.description, _where(here), info.licence)
         console.print(table)
-        console.print(f"Keras cache: {ds.keras_cache_dirs()[0]}", highlight=False)
+        console.print(
+            f"Keras cache: {ds.keras_cache_dirs()[0]}. A set not found here is downloaded on first use; "
+            "--check NAME shows its checksums.",
+            highlight=False,
+        )
         return
     with user_errors():
         data = ds.load(check.value, data_dir)
@@ -61,3 +67,13 @@ def datasets(
         )
     else:
         err_console.print(unverified_warning(described), highlight=False)
+
+
+def _where(here) -> str:
+    """A set's presence in words: verified, not the published data, invalid, or not found."""
+    if here.where is None:
+        return "[dim]not found (downloaded on first use)[/]"
+    if here.problem is not None:
+        return f"[red]✗ does not load[/]: {here.problem}"
+    state = "[green]✓ verified[/]" if here.verified else "[yellow]✓ present, not the published data[/]"
+    return f"{state} in {here.where}"

@@ -23,7 +23,14 @@ The modules, in the order they build on each other:
 from recurrent_mnist.datasets.catalog import DATASETS, DIGITS, FASHION_CLASSES, Dataset, DatasetInfo
 from recurrent_mnist.datasets.formats import IDX_FILES, MAX_ARRAY_BYTES, NPZ_KEYS, read_idx, read_npz
 from recurrent_mnist.datasets.published import PUBLISHED, PUBLISHED_FILES, PublishedSet, array_digest
-from recurrent_mnist.datasets.sources import DEBIAN_FASHION_MNIST, keras_cache_dirs, load, load_dir
+from recurrent_mnist.datasets.sources import (
+    DEBIAN_FASHION_MNIST,
+    Availability,
+    availability,
+    keras_cache_dirs,
+    load,
+    load_dir,
+)
 from recurrent_mnist.errors import DatasetError
 
 # The names other code imports from `recurrent_mnist.datasets`, wherever they now live.
@@ -37,11 +44,13 @@ __all__ = [
     "NPZ_KEYS",
     "PUBLISHED",
     "PUBLISHED_FILES",
+    "Availability",
     "Dataset",
     "DatasetError",
     "DatasetInfo",
     "PublishedSet",
     "array_digest",
+    "availability",
     "keras_cache_dirs",
     "load",
     "load_dir",

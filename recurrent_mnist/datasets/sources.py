@@ -205,3 +205,34 @@ def load(name: str, data_dir: str | os.PathLike | None = None, *, download: bool
             raise DatasetError(_not_found_message(name, "the download left no files in the Keras cache"))
     dataset = load_dir(candidates[0], info.name)
     return dataset
+
+
+@dataclasses.dataclass(frozen=True)
+class Availability:
+    """Whether a named set is on this machine: where `load` would read it, and whether it verified.
+
+    `where` is None when no copy was found (`load` would download it); `verified`
+    is None then, and `problem` names what failed when a copy does not load.
+    """
+
+    name: str
+    where: Path | None
+    verified: bool | None
+    problem: str | None = None
+
+
+def availability(name: str) -> Availability:
+    """Where `load(name)` finds the set here without downloading, loaded and checked (a few seconds a set)."""
+    if name == "mnist-sample":
+        where = _SAMPLE_DIR
+    else:
+        _info(name)
+        candidates = _cache_candidates(name)
+        if not candidates:
+            return Availability(name, None, None)
+        where = candidates[0]
+    try:
+        dataset = load(name, download=False)
+    except DatasetError as exc:
+        return Availability(name, where, False, str(exc))
+    return Availability(name, where, dataset.verified)
