@@ -91,6 +91,8 @@ INTERVAL_METRICS = ["test_accuracy", "epoch_time_s"]
 # What each interval's metric can take: a Student-t interval over few seeds reaches past it
 # (below zero seconds, above an accuracy of 1), so its ends are clipped to it.
 INTERVAL_RANGES = {"test_accuracy": (0.0, 1.0), "epoch_time_s": (0.0, math.inf)}
+# Mean accuracies equal to this many decimals (as every table shows them) share a rank: a tie.
+TIE_DIGITS = 4
 
 
 # --------------------------------------------------------------------------- tables
@@ -200,8 +202,30 @@ def summary_frame(runs: pd.DataFrame) -> pd.DataFrame:
         records.append(record)
     frame = pd.DataFrame(records)
     frame = frame.sort_values("test_accuracy_mean", ascending=False, na_position="last", kind="stable")
-    frame.insert(0, "rank", range(1, len(frame) + 1))
+    frame.insert(0, "rank", _shared_ranks(frame["test_accuracy_mean"]))
     return frame[columns].reset_index(drop=True)
+
+
+def _shared_ranks(means: pd.Series) -> list[int]:
+    """Competition ranks (1, 1, 3) of means sorted best first: equal as shown (four decimals) is a tie."""
+    shown = [round(float(m), TIE_DIGITS) if pd.notna(m) else None for m in means]
+    ranks = []
+    for position, value in enumerate(shown):
+        tied = position > 0 and value is not None and value == shown[position - 1]
+        ranks.append(ranks[-1] if tied else position + 1)
+    return ranks
+
+
+def rank_text(summary: pd.DataFrame, rank) -> str:
+    """A rank as shown: `2`, or `1=` when another cell shares it (a tie)."""
+    return f"{rank}=" if int((summary["rank"] == rank).sum()) > 1 else str(rank)
+
+
+def ties(summary: pd.DataFrame) -> list[list[str]]:
+    """The groups of cells (with framework, where there is one) that share a rank."""
+    labels = series_labels(summary) if "framework" in summary else summary["cell"].astype(str)
+    groups = summary.groupby("rank", sort=True).groups
+    return [[labels[i] for i in index] for index in groups.values() if len(index) > 1]
 
 
 def _within(low, high, bounds: tuple[float, float]):
@@ -238,9 +262,10 @@ def markdown_table(headers: list[str], rows: list[list[str]], align: list[str] |
 
 
 def interval(row, metric: str, digits: int) -> str:
+    """A metric's 95 % interval as `low to high`; "too few seeds" under two finished seeds."""
     low, high = row.get(f"{metric}_ci95_low"), row.get(f"{metric}_ci95_high")
     if low is None or high is None or any(isinstance(v, float) and math.isnan(v) for v in (low, high)):
-        return "–"
+        return "too few seeds" if row.get("seeds") == 1 else "–"
     return f"{_fmt(low, digits)} to {_fmt(high, digits)}"
 
 
@@ -270,7 +295,7 @@ def summary_rows(summary: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
         params = _fmt(record["params"], 0) if record["params"] is not None else "–"
         units = str(record["units"]) if record.get("units") is not None else "–"
         rows.append(
-            [str(record["rank"]), *(str(record[key]) for key in keys), seeds, units, params]
+            [rank_text(summary, record["rank"]), *(str(record[key]) for key in keys), seeds, units, params]
             + [
                 interval(record, metric, digits) if header.endswith("95 % CI") else mean_std(record, metric, digits)
                 for header, metric, digits in SUMMARY_DISPLAY
@@ -286,8 +311,9 @@ def summary_markdown(summary: pd.DataFrame, title: str, notes: Iterable[str] = (
     text = f"# {title}\n\n" + markdown_table(headers, rows, align)
     text += (
         "\nMean ± standard deviation over seeds; 95 % CI: the Student-t confidence interval of the mean "
-        "(two seeds or more), its ends clipped to what the figure can take (an accuracy from 0 to 1, a time "
-        "of 0 s or more): over few seeds it is wide. Failed variants are counted, not averaged.\n"
+        '(two seeds or more; "too few seeds" under two), its ends clipped to what the figure can take (an '
+        "accuracy from 0 to 1, a time of 0 s or more): over few seeds it is wide. Ranked by mean test accuracy; "
+        "a rank marked = is a tie (equal to four decimals). Failed variants are counted, not averaged.\n"
     )
     text += (
         "Epoch time is the median training time (validation excluded) of the epochs that did not trace and "

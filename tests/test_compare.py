@@ -414,3 +414,24 @@ def test_a_real_run_against_a_slowed_copy(tmp_path, tiny_data_dir):
     same = invoke(a, a, "--fail-if-slower", "10%", "--out", tmp_path / "aa")
     assert same.exit_code == 0, same.output
     assert "Gate failed" not in same.output
+
+
+def test_at_80_columns_every_verdict_is_whole_and_long_run_names_become_letters(tmp_path, monkeypatch):
+    from recurrent_mnist_cli import _support
+
+    monkeypatch.setattr(_support.console, "width", 80)  # a terminal of 80 columns, or a pipe
+    base = make_run(tmp_path / "mnist-u128-l1-b128-e40-baseline-of-a-long-name", seeds(cells=("simple_rnn", "lstm")))
+    cells = ("simple_rnn", "lstm")
+    slow = make_run(tmp_path / "mnist-u128-l1-b128-e40-a-slower-run-of-a-long-name", seeds(cells=cells, slower=3))
+    result = invoke(base, slow, "--out", tmp_path / "out")
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert max(map(len, lines)) <= 80, result.output
+    comparison = compare_runs([base, slow])
+    expected = set(comparison.table.loc[~comparison.table["baseline"], "verdict"])
+    assert {"slower", "not significant"} <= expected
+    table_lines = [line for line in lines if line.lstrip().startswith(("simple_rnn", "lstm")) or "  B  " in line]
+    for verdict in expected:  # each verdict appears whole on a line of the table, never cut or wrapped
+        assert any(line.rstrip().endswith(verdict) for line in table_lines), (verdict, result.output)
+    assert "…" not in result.output and "..." not in result.output
+    assert "A (baseline): mnist-u128-l1-b128-e40-baseline-of-a-long-name" in result.output

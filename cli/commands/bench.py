@@ -85,7 +85,7 @@ def bench(
     RESULTS_DIR/RUN_NAME. Rerunning the same command resumes: finished variants are kept.
     """
     import_library()
-    from recurrent_mnist_cli.views.bench import BenchProgress, files_line, summary_table
+    from recurrent_mnist_cli.views.bench import BenchProgress, files_line, summary_table, ties_line
 
     from recurrent_mnist.bench import BenchConfig, run_bench, untried_cells
     from recurrent_mnist.cells import import_cell_modules, resolve_imports
@@ -124,6 +124,9 @@ def bench(
                 tensorboard_dir=tensorboard_dir,
             )
     console.print(summary_table(result.summary, f"Summary ({result.run_dir})"))
+    for line in (ties_line(result.summary), result.first_look):
+        if line:
+            console.print(f"[dim]{escape(line)}[/]", highlight=False)
     for warning in result.warnings:
         err_console.print(f"[yellow]{escape(warning)}[/]", highlight=False)
     if result.failed:

@@ -92,7 +92,10 @@ def compare(
         )
         out_dir = out if out is not None else default_out_dir(run_dirs)
         files = write_comparison(comparison, out_dir)
-    console.print(comparison_table(comparison))
+    table, legend = comparison_table(comparison, console.width)
+    if legend:
+        console.print(f"Runs:\n{legend}", highlight=False)
+    console.print(table)
     if comparison.differences.empty:
         console.print("The runs' configurations and environments do not differ.")
     else:

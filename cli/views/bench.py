@@ -24,7 +24,12 @@ def _variant(event) -> str:
 
 class BenchProgress(EventView):
     """Shows a bench run: one bar over the variants, one over the current variant's
-    training steps with epoch, live accuracy and ETA, and a line per finished epoch."""
+    training steps with epoch, live accuracy and ETA, and a line per finished epoch.
+
+    Both bars move between Keras's step reports at the pace measured so far
+    (`StepClock`), and the overall bar counts the running variant's fraction, so
+    that its ETA stands from the first epoch on.
+    """
 
     def __init__(self, console: Console):
         super().__init__(console, eta=True)
@@ -55,22 +60,17 @@ class BenchProgress(EventView):
 
     def _on_variant_start(self, event):
         self._epochs = event["epochs"]
-        if self.current is not None:
-            self.progress.remove_task(self.current)
-        self.current = self.progress.add_task(self._label(event), total=None, status="starting")
+        self.start_unit(self._label(event), done_before=self.kept + self.finished)
 
     def _on_epoch_begin(self, event):
-        total = event["epochs"] * event["steps"]
-        done = (event["epoch"] - 1) * event["steps"]
-        self.progress.update(
-            self.current, total=total, completed=done, status=f"epoch {event['epoch']}/{event['epochs']}"
-        )
+        self.epoch_begins(event["epoch"], event["steps"], event.get("steps_per_call", 1))
+        status = f"epoch {event['epoch']}/{event['epochs']}"
+        self.progress.update(self.current, status=status + (" (tracing)" if event["epoch"] == 1 else ""))
 
     def _on_batch(self, event):
-        done = (event["epoch"] - 1) * event["steps"] + event["step"]
+        self.step_reached(event["epoch"], event["step"], event["steps"])
         self.progress.update(
             self.current,
-            completed=done,
             status=f"epoch {event['epoch']}/{self._epochs} acc {_num(event.get('accuracy'), 3)}",
         )
 
@@ -87,10 +87,8 @@ class BenchProgress(EventView):
     def _on_variant_end(self, event):
         row = event["row"]
         self.finished += 1
-        if self.current is not None:
-            self.progress.remove_task(self.current)
-            self.current = None
-        self.progress.advance(self.overall)
+        self.end_unit()
+        self.progress.update(self.overall, completed=self.kept + self.finished)
         if row.get("status") == "ok":
             steady = row.get("epoch_time_s")
             timing = (
@@ -106,36 +104,49 @@ class BenchProgress(EventView):
             self.console.print(f"[red]✗[/] {_variant(event)} failed: {row.get('error')}", highlight=False)
 
 
-# The terminal shows the columns people scan first, means only but for accuracy;
-# summary.md has every column with its standard deviation.
+# The terminal shows what was compared (units, parameters), the mean test accuracy with its 95 % interval
+# and the columns people scan first, within 80 columns; summary.md has every column with its spread.
 TERMINAL_COLUMNS = [
-    # (header, metric, digits, with standard deviation)
-    ("test acc", "test_accuracy", 4, True),
-    ("epoch s", "epoch_time_s", 2, False),
-    ("1st ep s", "first_epoch_s", 2, False),
-    ("train/s", "train_samples_per_s", 0, False),
-    ("infer/s", "infer_samples_per_s", 0, False),
-    ("p50 ms", "latency_ms_p50", 2, False),
+    # (header, metric, digits)
+    ("epoch s", "epoch_time_s", 2),
+    ("train/s", "train_samples_per_s", 0),
 ]
 
 
 def summary_table(summary, title: str) -> Table:
-    from recurrent_mnist.reporting import mean_std
+    from recurrent_mnist.reporting import interval, rank_text
 
     table = Table(
         title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False, padding=(0, 1), collapse_padding=True
     )
-    labels = ("cell", "framework", "seeds") if "framework" in summary else ("cell", "seeds")
-    for header in (*labels, *(column[0] for column in TERMINAL_COLUMNS)):
-        table.add_column(header, justify="left" if header in labels else "right", no_wrap=True, min_width=len(header))
+    labels = ("cell", "framework") if "framework" in summary else ("cell",)
+    table.add_column("#", justify="right", no_wrap=True)
+    for header in labels:
+        table.add_column(header, justify="left", overflow="fold")
+    for header in ("seeds", "units", "params", "test acc (95 % CI)", *(column[0] for column in TERMINAL_COLUMNS)):
+        table.add_column(header, justify="right", no_wrap=True)
     for record in summary.to_dict("records"):
         seeds = str(record["seeds"]) + (f" ({record['failed']} failed)" if record["failed"] else "")
-        cells = [
-            mean_std(record, metric, digits) if spread else _num(record[f"{metric}_mean"], digits)
-            for _, metric, digits, spread in TERMINAL_COLUMNS
-        ]
-        table.add_row(*(str(record[label]) for label in labels[:-1]), seeds, *cells)
+        units = str(record["units"]) if record.get("units") is not None else "–"
+        params = f"{int(record['params']):,}" if record.get("params") is not None else "–"
+        accuracy = _num(record["test_accuracy_mean"])
+        if accuracy != "–":
+            accuracy += f" ({interval(record, 'test_accuracy', 3).replace(' to ', '–')})"
+        figures = [_num(record[f"{metric}_mean"], digits) for _, metric, digits in TERMINAL_COLUMNS]
+        names = [str(record[label]) for label in labels]
+        table.add_row(rank_text(summary, record["rank"]), *names, seeds, units, params, accuracy, *figures)
     return table
+
+
+def ties_line(summary) -> str | None:
+    """One sentence naming the cells that tie (equal mean accuracy to four decimals), or None."""
+    from recurrent_mnist.reporting import ties
+
+    groups = ties(summary)
+    if not groups:
+        return None
+    parts = [" and ".join(group) for group in groups]
+    return "Tie: " + "; ".join(parts) + " have the same mean test accuracy to four decimals (rank marked =)."
 
 
 def files_line(run_dir, files) -> str:

@@ -18,21 +18,51 @@ def _coloured(verdict: str) -> str:
     return f"[dim]{verdict}[/]"
 
 
-def comparison_table(comparison) -> Table:
+def comparison_table(comparison, width: int | None = None) -> tuple[Table, str | None]:
+    """The comparison as a table, and a legend when the runs are shown by letter.
+
+    When the table with the runs' names is wider than `width` (the terminal's),
+    the runs are named A (the baseline), B, C ... and the legend says which is
+    which; every column but the verdict may then wrap, and the verdict, the point
+    of the command, is never cut.
+    """
     from recurrent_mnist.compare import comparison_rows
 
     headers, rows = comparison_rows(comparison)
+    table = _table(comparison.baseline.label, headers, rows)
+    if width is None or _width(table) <= width:
+        return table, None
+    letters = {run.label: chr(ord("A") + i) for i, run in enumerate(comparison.runs)}
+    headers = [headers[0], headers[1], f"{letters[comparison.baseline.label]} (baseline)", *headers[3:]]
+    rows = [[*row[:3], letters.get(row[3], row[3]), *row[4:]] for row in rows]
+    legend = "\n".join(
+        f"  {letter}{' (baseline)' if label == comparison.baseline.label else ''}: {label}"
+        for label, letter in letters.items()
+    )
+    return _table("A", headers, rows), legend
+
+
+def _width(table: Table) -> int:
+    from rich.console import Console
+
+    console = Console(width=10_000)
+    return table.__rich_measure__(console, console.options).maximum
+
+
+def _table(baseline: str, headers: list[str], rows: list[list[str]]) -> Table:
     table = Table(
-        title=f"Runs compared against {comparison.baseline.label} (mean ± std over seeds, n)",
+        title=f"Runs compared against {baseline} (mean ± std over seeds, n)",
         title_justify="left",
         box=box.SIMPLE_HEAD,
         pad_edge=False,
         padding=(0, 1),
         collapse_padding=True,
     )
-    for header in headers:
-        right = header not in ("cell", "figure", "run", "verdict")
-        table.add_column(header, justify="right" if right else "left", no_wrap=True)
+    verdict_width = max([len("verdict"), *(len(row[-1]) for row in rows)])
+    for header in headers[:-1]:
+        right = header not in ("cell", "figure", "run")
+        table.add_column(header, justify="right" if right else "left", overflow="fold")
+    table.add_column(headers[-1], justify="left", no_wrap=True, min_width=verdict_width)
     previous = None
     for row in rows:
         cell = row[0] if row[0] != previous else ""

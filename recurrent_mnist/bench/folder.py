@@ -20,6 +20,7 @@ from recurrent_mnist import published, reporting
 from recurrent_mnist.bench.contrasts import framework_contrasts, rank_contrasts
 from recurrent_mnist.environment import FRAMEWORK_FIELDS, code_identity, describe_code
 from recurrent_mnist.errors import ResultsError
+from recurrent_mnist.html_report import write_report
 from recurrent_mnist.runs import records
 from recurrent_mnist.runs.atomic import atomic_write_json
 from recurrent_mnist.runs.folder import RunFolder, digest
@@ -44,6 +45,7 @@ RESULT_FILES = (
     "environment.json",
     "learning_curves.png",
     "accuracy_vs_time.png",
+    "report.html",
     "run.json",
 )
 
@@ -61,6 +63,7 @@ class BenchResult:
     kept: int = 0
     failed: int = 0
     warnings: list[str] = dataclasses.field(default_factory=list)  # what a reader of the figures must know
+    first_look: str | None = None  # on the sample or under three epochs: what its figures mean, and a real run
 
 
 # --------------------------------------------------------------------------- the run folder
@@ -131,11 +134,49 @@ def write_tables(folder: BenchFolder) -> BenchResult:
     notes = [*_identity_notes(identity, runs), *(f"**{warning}**" for warning in warnings), *_outcome_notes(runs)]
     notes += [section for section in (rank_contrasts(summary, runs), framework_contrasts(runs)) if section]
     notes += _published_section(runs, summary)
+    look = first_look(runs)
+    notes += [f"**{look}**"] if look else []
     title = f"Recurrent cells compared: {folder.path.name}"
     files = reporting.write_tables(folder.path, runs, summary, history, title, notes)
     files.insert(0, folder.path / "environment.json")
+    files.append(
+        write_report(
+            folder.path / "report.html",
+            title,
+            (folder.path / "summary.md").read_text(),
+            [path for path in files if path.suffix == ".png"],
+            json.loads((folder.path / "environment.json").read_text()),
+        )
+    )
     failed = int((runs["status"] != "ok").sum())
-    return BenchResult(folder.path, runs, summary, history, files, failed=failed, warnings=warnings)
+    return BenchResult(folder.path, runs, summary, history, files, failed=failed, warnings=warnings, first_look=look)
+
+
+# Under this many epochs, or on the embedded sample, a run's figures are a first look.
+FIRST_LOOK_EPOCHS = 3
+# A run whose figures can be compared: the full set, three seeds, to convergence (the reference results' setting).
+REAL_RUN = (
+    "recurrent-mnist bench --cells lstm gru simple_rnn --dataset mnist --seeds 0 1 2 --epochs 40 --early-stopping 5"
+)
+
+
+def first_look(runs: pd.DataFrame) -> str | None:
+    """What a run on the sample or of under three epochs shows, and the command for figures to compare; or None."""
+    if runs.empty or "dataset" not in runs:
+        return None
+    epochs = pd.to_numeric(runs.get("epochs"), errors="coerce").max()
+    why = []
+    if (runs["dataset"] == "mnist-sample").any():
+        why.append("the embedded sample of 4,000 training images")
+    if pd.notna(epochs) and epochs < FIRST_LOOK_EPOCHS:
+        why.append(f"{int(epochs)} epoch{'s' if epochs != 1 else ''}")
+    if not why:
+        return None
+    return (
+        f"A first look, not a comparison: this run trained on {' for '.join(why)}. Accuracies this early are far "
+        "below what the cells reach, and cells tie or swap ranks from seed to seed. For figures to compare, "
+        f"train on the full data set to convergence, as the reference results do: `{REAL_RUN}`."
+    )
 
 
 def _published_section(runs: pd.DataFrame, summary: pd.DataFrame) -> list[str]:

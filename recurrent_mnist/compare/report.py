@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
 import math
 import os
 from pathlib import Path
@@ -9,6 +11,7 @@ from pathlib import Path
 from recurrent_mnist import reporting, settings
 from recurrent_mnist.compare.figures import FIGURE_BY_COLUMN, VERDICT_RULE, Comparison, Figure
 from recurrent_mnist.errors import ResultsError
+from recurrent_mnist.html_report import write_report
 from recurrent_mnist.runs.atomic import atomic_write_text
 from recurrent_mnist.runs.folder import os_message
 from recurrent_mnist.stats import format_p
@@ -104,7 +107,8 @@ def comparison_markdown(comparison: Comparison) -> str:
 
 
 def write_comparison(comparison: Comparison, out_dir: str | os.PathLike) -> list[Path]:
-    """Writes `compare.md`, `compare.csv` and `compare.png` (when there is a figure to plot) into `out_dir`.
+    """Writes `compare.md`, `compare.csv`, `compare.png` (when there is a figure to plot) and `report.html`
+    (all of them in one self-contained page, with each run's environment) into `out_dir`.
 
     Returns:
         The files written.
@@ -122,7 +126,24 @@ def write_comparison(comparison: Comparison, out_dir: str | os.PathLike) -> list
     files = [out_dir / "compare.md", out_dir / "compare.csv"]
     if plot_comparison(comparison, out_dir / "compare.png"):
         files.append(out_dir / "compare.png")
+    labels = " against ".join(run.label for run in comparison.runs)
+    files.append(
+        write_report(
+            out_dir / "report.html",
+            f"Runs compared: {labels}",
+            comparison_markdown(comparison),
+            [out_dir / "compare.png"] if out_dir / "compare.png" in files else [],
+            {run.label: _environment(run.path) for run in comparison.runs},
+        )
+    )
     return files
+
+
+def _environment(run_dir: Path) -> dict:
+    """A run's environment.json, or where it would be when the run has none readable."""
+    with contextlib.suppress(OSError, ValueError):
+        return json.loads((run_dir / "environment.json").read_text())
+    return {"folder": str(run_dir), "environment.json": "absent or unreadable"}
 
 
 def plot_comparison(comparison: Comparison, path: str | os.PathLike) -> bool:
