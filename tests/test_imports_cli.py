@@ -63,11 +63,17 @@ def test_an_imported_file_is_named_in_the_run_identity_by_its_name_not_its_place
 
 
 @pytest.mark.slow
-def test_an_isolated_training_process_imports_the_file_from_anywhere(user_folder, tiny_data_dir):
+@pytest.mark.parametrize("entry", ["mycells.py", "mycells"])
+def test_an_isolated_training_process_trains_the_cell_of_a_file_or_module_in_the_current_folder(
+    user_folder, tiny_data_dir, entry
+):
+    # The command runs in a fresh process from the folder that holds mycells.py, with nothing on PYTHONPATH,
+    # and each variant trains in a process of its own, which must import the module too.
     result = invoke(
-        *("bench", "--dataset", "mnist", "--data-dir", tiny_data_dir, "--import", "mycells.py", "--cells", "my_cell"),
+        *("bench", "--dataset", "mnist", "--data-dir", tiny_data_dir, "--import", entry, "--cells", "my_cell"),
         *("--units", "4", "--epochs", "1", "--no-measure-inference", "--results-dir", "results", "--run-name", "mine"),
         cwd=user_folder,
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "my_cell" in (user_folder / "results" / "mine" / "runs.csv").read_text()
+    runs = (user_folder / "results" / "mine" / "runs.csv").read_text()
+    assert "my_cell" in runs and ",ok," in runs, runs
