@@ -331,6 +331,19 @@ FromTuneOpt = Annotated[
         show_default=False,
     ),
 ]
+ClusterOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--cluster",
+        metavar="ADDRESS",
+        help="Train the variants as tasks of a Dask cluster: tcp://HOST:PORT or tls://HOST:PORT (a running "
+        "scheduler; each worker declares its cores with --resources threads=CORES) or local:N (N worker processes "
+        "here). Each variant trains in a fresh process on its worker; the run folder is written here. Needs "
+        "pip install 'recurrent-mnist[cluster]'. Default: none (train here).",
+        rich_help_panel=DISTRIBUTED,
+        show_default=False,
+    ),
+]
 
 
 # The options of a training configuration (`TrainConfig`), the same in every command that trains.

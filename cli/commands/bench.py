@@ -75,6 +75,7 @@ def bench(
         default="isolate",
     ) = True,
     measure_inference: o.MeasureInferenceOpt = True,
+    cluster: o.ClusterOpt = None,
     *,
     given: dict,
     run: dict,
@@ -109,6 +110,13 @@ def bench(
             frameworks=tuple(framework.value for framework in frameworks) if frameworks else None,
             **given,
         )
+        if cluster is not None:
+            from recurrent_mnist.cluster import check_address, plain_tcp_warning
+
+            check_address(cluster)
+            warning = plain_tcp_warning(cluster)
+            if warning:
+                err_console.print(f"[yellow]Warning:[/] {escape(warning)}", highlight=False)
         if from_tune is not None and not cells:
             _say_what_the_search_covered(from_tune, config.cells, untried_cells(from_tune))
         with interruptible(BenchProgress(console), at_once=True) as view:
@@ -122,6 +130,7 @@ def bench(
                 command=command_line(),
                 imports=modules,
                 tensorboard_dir=tensorboard_dir,
+                cluster=cluster,
             )
     console.print(summary_table(result.summary, f"Summary ({result.run_dir})"))
     for line in (ties_line(result.summary), result.first_look):

@@ -62,6 +62,13 @@ class BenchProgress(EventView):
         self._epochs = event["epochs"]
         self.start_unit(self._label(event), done_before=self.kept + self.finished)
 
+    def _on_variant_queued(self, event):
+        self.progress.update(self.overall, status="queued on the cluster")
+
+    def _on_variant_started(self, event):  # on a cluster: variants run side by side on their workers
+        self.progress.update(self.overall, status="")
+        self.console.print(f"  {_variant(event)} started on {event['worker']}", highlight=False)
+
     def _on_epoch_begin(self, event):
         self.epoch_begins(event["epoch"], event["steps"], event.get("steps_per_call", 1))
         status = f"epoch {event['epoch']}/{event['epochs']}"
@@ -96,8 +103,9 @@ class BenchProgress(EventView):
                 if steady is not None
                 else "no steady-state epoch time (its only epoch included compilation)"
             )
+            where = f" (on {event['worker']})" if event.get("worker") else ""
             self.console.print(
-                f"[green]✓[/] {_variant(event)}: test accuracy {_num(row.get('test_accuracy'))}, " + timing,
+                f"[green]✓[/] {_variant(event)}{where}: test accuracy {_num(row.get('test_accuracy'))}, " + timing,
                 highlight=False,
             )
         else:

@@ -162,6 +162,7 @@ REAL_RUN = (
 
 def first_look(runs: pd.DataFrame) -> str | None:
     """What a run on the sample or of under three epochs shows, and the command for figures to compare; or None."""
+    runs = runs[runs["status"] == "ok"] if "status" in runs else runs
     if runs.empty or "dataset" not in runs:
         return None
     epochs = pd.to_numeric(runs.get("epochs"), errors="coerce").max()

@@ -12,13 +12,14 @@ from collections.abc import Callable
 from pathlib import Path
 
 from recurrent_mnist import _worker, settings
+from recurrent_mnist import cluster as cluster_module
 from recurrent_mnist.bench.config import BenchConfig, default_run_name
 from recurrent_mnist.bench.folder import BenchFolder, BenchResult, variant_key, write_tables
 from recurrent_mnist.datasets import Dataset, load
 from recurrent_mnist.environment import code_identity, machine_environment
 from recurrent_mnist.errors import ConfigError
 from recurrent_mnist.runs import records
-from recurrent_mnist.runs.atomic import atomic_write_json
+from recurrent_mnist.runs.atomic import atomic_write_json, atomic_write_text
 from recurrent_mnist.runs.folder import check_run_name
 from recurrent_mnist.torch_peer import worker as torch_worker
 from recurrent_mnist.training.config import TrainConfig
@@ -43,6 +44,7 @@ def run_bench(
     dataset: Dataset | None = None,
     imports: tuple[str, ...] = (),
     tensorboard_dir: str | os.PathLike | None = None,
+    cluster: str | None = None,
 ) -> BenchResult:
     """Trains every variant of `config` that the run folder does not hold yet, and builds the tables.
 
@@ -63,6 +65,10 @@ def run_bench(
         tensorboard_dir: log each variant this call trains for TensorBoard under
             `<tensorboard_dir>/<run>/<cell>-seed<seed>/` (scalars per epoch, an
             HParams session with its configuration and final figures).
+        cluster: train the variants as tasks of a Dask cluster: `tcp://HOST:PORT`
+            or `tls://HOST:PORT` (a running scheduler) or `local:N` (N worker
+            processes here); see `recurrent_mnist.cluster`. Each trains in a
+            fresh process on its worker, as with `isolate`.
 
     Returns:
         A `BenchResult` with the tables of every variant in the run folder.
@@ -79,6 +85,8 @@ def run_bench(
     config = config.with_matched_units(dataset.image_shape, dataset.num_classes)
     for variant in config.variants():
         check_train_images(variant.train_images, len(dataset.x_train), variant.validation_split)
+    if cluster is not None:
+        check_cluster_options(cluster, config, tensorboard_dir, isolate)
     folder = _open_folder(config, dataset, results_dir, run_name, fresh)
     if tensorboard_dir is not None:
         check_tensorboard()
@@ -111,7 +119,10 @@ def run_bench(
         imports=tuple(imports),
         tensorboard_dir=tensorboard_dir,
     )
-    trained, kept = _train_missing(run, plan, emit, retry_failed)
+    if cluster is not None:
+        trained, kept = _train_on_cluster(run, plan, emit, retry_failed, cluster, config)
+    else:
+        trained, kept = _train_missing(run, plan, emit, retry_failed)
     with folder.lock():
         result = write_tables(folder)
     result.trained, result.kept = trained, kept
@@ -152,6 +163,57 @@ def _train_missing(run: _Run, plan: list[_Planned], emit: Progress, retry_failed
             emit({"event": "variant_end", **label, "row": row})
             with run.folder.lock():
                 write_tables(run.folder)
+    return trained, kept
+
+
+def check_cluster_options(address: str, config: BenchConfig, tensorboard_dir, isolate: bool = True) -> None:
+    """Refuses, before anything trains, what a cluster run cannot do."""
+    cluster_module.check_address(address)
+    if not isolate:
+        raise ConfigError(
+            "a cluster trains each variant in a process of its own: leave --in-process out", argument="cluster"
+        )
+    if any(framework != "keras" for framework, _ in config.framework_variants()):
+        raise ConfigError("a cluster trains the Keras variants only: leave --frameworks torch out", argument="cluster")
+    if tensorboard_dir is not None:
+        raise ConfigError(
+            "TensorBoard logs are written where each variant trains; with a cluster, leave --tensorboard-dir out",
+            argument="cluster",
+        )
+
+
+def _train_on_cluster(
+    run: _Run, plan: list[_Planned], emit: Progress, retry_failed: bool, address: str, config: BenchConfig
+) -> tuple[int, int]:
+    """Trains the unfinished variants of `plan` as tasks of the Dask cluster at `address`.
+
+    Each finished variant is recorded (with its worker's log) and the tables rebuilt as it comes back.
+    """
+    threads = max(variant.threads or 1 for variant in config.variants())
+    tasks, kept = [], 0
+    for index, planned in enumerate(plan, start=1):
+        label = _label(planned, index, len(plan))
+        if planned.finished or _finished(planned.path, retry_failed):
+            kept += 1
+            emit({"event": "variant_kept", **label})
+        else:
+            tasks.append((_spec(run, planned), label, planned))
+    labels = {id(planned): label for _, label, planned in tasks}
+    trained = 0
+
+    def done(planned: _Planned, outcome: dict) -> None:
+        nonlocal trained
+        log = run.folder.logs / f"{planned.path.stem}.log"
+        atomic_write_text(log, outcome.get("log") or f"(no log came back from {outcome.get('worker', 'the worker')})\n")
+        row = _record(run, planned, outcome)
+        trained += 1
+        emit({"event": "variant_end", **labels[id(planned)], "row": row, "worker": outcome.get("worker")})
+        with run.folder.lock():
+            write_tables(run.folder)
+
+    if tasks:
+        with cluster_module.connect(address, threads) as client:
+            cluster_module.run_variants(client, address, tasks, threads, run.code, emit, done)
     return trained, kept
 
 

@@ -1,0 +1,275 @@
+"""Bench variants as tasks of a Dask cluster (`bench --cluster`).
+
+Each variant is one task. On its worker it trains in a fresh Python process,
+exactly as `isolate=True` trains it here (`_worker.run_isolated`), and the task
+returns the variant's records (row, history, environment, log); the client
+writes the run folder, so no shared filesystem is needed. Each worker loads the
+data set itself, and a copy whose SHA-256 differs from the client's fails the
+variant with both digests.
+
+How many variants a worker runs at once follows from its cores: a worker
+declares them as the Dask resource `threads` (`dask worker ADDRESS --resources
+threads=16`), and each task asks for the run's `threads`, so a 16-core worker
+runs eight 2-thread variants, not sixteen that oversubscribe it. `local:N`
+starts N worker processes here, each declaring its share of this machine's
+cores.
+
+`distributed` is an optional extra (`pip install "recurrent-mnist[cluster]"`),
+imported only when a cluster is used.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ipaddress
+import logging
+import os
+import queue
+import socket
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from urllib.parse import urlparse
+
+from recurrent_mnist import __version__
+from recurrent_mnist._worker import run_isolated
+from recurrent_mnist.environment import code_identity
+from recurrent_mnist.errors import ConfigError, RecurrentMnistError
+from recurrent_mnist.training.config import TrainConfig
+
+__all__ = [
+    "RESOURCE",
+    "ClusterError",
+    "check_address",
+    "connect",
+    "is_local_address",
+    "plain_tcp_warning",
+    "run_variants",
+]
+
+# The Dask worker resource that holds a worker's cores; each variant asks for its run's threads.
+RESOURCE = "threads"
+# How long to wait for a first worker, and for a scheduler to answer.
+CONNECT_TIMEOUT_S = 30
+# How many times Dask runs a variant again after its worker died (a kill, a lost machine).
+RETRIES = 1
+_EVENTS_TOPIC = "recurrent-mnist-events"
+
+
+class ClusterError(RecurrentMnistError):
+    """The cluster cannot be used or stopped answering; what finished is kept."""
+
+
+def check_address(address: str) -> tuple[str, object]:
+    """`("local", N)` for `local:N`, `("remote", address)` for `tcp://` or `tls://` addresses.
+
+    Raises:
+        ConfigError: any other form (argument `cluster`).
+    """
+    if address.startswith("local:"):
+        count = address.removeprefix("local:")
+        if count.isdigit() and int(count) >= 1:
+            return "local", int(count)
+    elif urlparse(address).scheme in ("tcp", "tls") and urlparse(address).hostname:
+        return "remote", address
+    raise ConfigError(
+        f"{address!r} is no cluster address: give tcp://HOST:PORT or tls://HOST:PORT (a running Dask scheduler) "
+        "or local:N (N worker processes on this machine)",
+        argument="cluster",
+    )
+
+
+def is_local_address(address: str) -> bool:
+    """Whether a scheduler address names this machine (a loopback address or this host's name)."""
+    host = urlparse(address).hostname or ""
+    if host in ("localhost", socket.gethostname()):
+        return True
+    with contextlib.suppress(ValueError):
+        return ipaddress.ip_address(host).is_loopback
+    return False
+
+
+def plain_tcp_warning(address: str) -> str | None:
+    """The warning a plain `tcp://` scheduler off this machine deserves, or None."""
+    if not address.startswith("tcp://") or is_local_address(address):
+        return None
+    return (
+        f"{address} is a plain tcp:// scheduler on another machine: it accepts any client and carries the data and "
+        "the results in clear. Inside a trusted network only; elsewhere use tls:// with Dask's certificates "
+        "(docs: Running on a cluster)."
+    )
+
+
+def _distributed():
+    try:
+        import distributed
+    except ImportError:
+        raise ConfigError(
+            "a cluster needs Dask distributed, an optional extra: pip install 'recurrent-mnist[cluster]'",
+            argument="cluster",
+        ) from None
+    return distributed
+
+
+@contextlib.contextmanager
+def connect(address: str, threads: int) -> Iterator[object]:
+    """A Dask `Client` of the cluster at `address`, with a worker able to run a variant of `threads` threads.
+
+    `local:N` starts a `LocalCluster` of N worker processes on loopback, closed
+    on leaving; a `tls://` scheduler uses Dask's security configuration
+    (`distributed.comm.tls.*` in Dask's config or `DASK_DISTRIBUTED__COMM__TLS__*`).
+
+    Raises:
+        ConfigError: a malformed address, or no `distributed`.
+        ClusterError: the scheduler does not answer, no worker joins, or none
+            declares enough `threads`.
+    """
+    kind, value = check_address(address)
+    distributed = _distributed()
+    with contextlib.ExitStack() as stack:
+        if kind == "local":
+            cores = max(threads, (os.cpu_count() or 1) // value)
+            cluster = stack.enter_context(
+                distributed.LocalCluster(
+                    n_workers=value,
+                    threads_per_worker=max(1, cores // threads),
+                    processes=True,
+                    host="127.0.0.1",
+                    dashboard_address=None,
+                    resources={RESOURCE: cores},
+                    silence_logs=logging.ERROR,
+                )
+            )
+            target = cluster
+        else:
+            target = value
+        try:
+            client = stack.enter_context(distributed.Client(target, timeout=CONNECT_TIMEOUT_S))
+            client.wait_for_workers(1, timeout=CONNECT_TIMEOUT_S)
+        except (OSError, TimeoutError) as exc:
+            raise ClusterError(
+                f"the Dask scheduler at {address} did not answer, or no worker joined it, within "
+                f"{CONNECT_TIMEOUT_S} s ({type(exc).__name__}: {exc})"
+            ) from None
+        _check_capacity(client, address, threads)
+        yield client
+
+
+def _check_capacity(client, address: str, threads: int) -> None:
+    workers = client.scheduler_info()["workers"].values()
+    if not any((worker.get("resources") or {}).get(RESOURCE, 0) >= threads for worker in workers):
+        raise ClusterError(
+            f"no worker of the cluster at {address} declares {threads} or more '{RESOURCE}' for a variant of "
+            f"--threads {threads}: start each worker with its cores, `dask worker {address} --resources "
+            f"{RESOURCE}=CORES`"
+        )
+
+
+def train_on_worker(spec: dict, client_code: dict, label: dict) -> dict:
+    """The task: trains the variant `spec` describes in a fresh process on this worker.
+
+    Returns the worker's outcome (row, history, environment) with its log and
+    the worker's address; a worker whose code differs from the client's fails
+    the variant without training.
+    """
+    from distributed import get_worker
+
+    this_worker = get_worker()
+    worker = this_worker.address
+    code = code_identity(spec.get("imports", ()))
+    if code.get("source_sha256") != client_code.get("source_sha256"):
+        reason = (
+            f"the worker {worker} runs recurrent-mnist {__version__} (source {str(code.get('source_sha256'))[:8]}), "
+            f"the client {client_code.get('version')} (source {str(client_code.get('source_sha256'))[:8]}): "
+            "install the client's version on every worker"
+        )
+        row = TrainConfig.from_dict(spec["train_config"]).failed_row(reason)
+        return {"row": row, "history": [], "worker": worker, "log": ""}
+    this_worker.log_event(_EVENTS_TOPIC, {"event": "variant_started", **label, "worker": worker})
+
+    def relay(event: dict) -> None:  # the epochs as they end, to the client's terminal
+        if event.get("event") == "epoch_end":
+            this_worker.log_event(_EVENTS_TOPIC, {**event, **label, "worker": worker})
+
+    with tempfile.TemporaryDirectory(prefix="recurrent-mnist-variant-") as scratch:
+        log_path = Path(scratch) / "variant.log"
+        outcome = run_isolated(spec, log_path, relay)
+        log = log_path.read_text(errors="replace") if log_path.exists() else ""
+    return {**outcome, "worker": worker, "log": log[-200_000:]}
+
+
+def run_variants(
+    client,
+    address: str,
+    tasks: list[tuple[dict, dict, dict]],
+    threads: int,
+    code: dict,
+    emit: Callable[[dict], None],
+    done: Callable[[dict, dict], None],
+) -> None:
+    """Submits each `(spec, label, planned)` of `tasks` and calls `done(planned, outcome)` as each finishes.
+
+    A variant whose worker died more than `RETRIES` times is recorded as failed with the reason.
+    Interrupted (Ctrl-C), it cancels what has not finished; what finished was passed to `done`.
+
+    Raises:
+        ClusterError: the scheduler stopped answering.
+    """
+    distributed = _distributed()
+    futures = {}
+    for spec, label, planned in tasks:
+        future = client.submit(
+            train_on_worker, spec, code, label, resources={RESOURCE: threads}, retries=RETRIES, pure=False
+        )
+        futures[future] = (label, planned)
+        emit({"event": "variant_queued", **label})
+    events: queue.Queue = queue.Queue()
+    # The workers' progress events arrive on the client's own thread; they are shown from this one.
+    client.subscribe_topic(_EVENTS_TOPIC, lambda event: events.put(event[1]))
+    pending = set(futures)
+    try:
+        while pending:
+            with contextlib.suppress(TimeoutError, distributed.TimeoutError):
+                finished, pending = distributed.wait(pending, timeout=0.5, return_when="FIRST_COMPLETED")
+                pending = set(pending)
+                for future in finished:
+                    _drain(events, emit)
+                    label, planned = futures[future]
+                    done(planned, _outcome(future, planned, address, distributed))
+            _drain(events, emit)  # progress is shown from this thread only
+            if client.status in ("closed", "closing"):
+                raise ClusterError(_lost(address, "the connection closed"))
+    except KeyboardInterrupt:
+        client.cancel(list(pending))
+        raise
+    finally:
+        with contextlib.suppress(Exception):
+            client.unsubscribe_topic(_EVENTS_TOPIC)
+
+
+def _outcome(future, planned, address: str, distributed) -> dict:
+    """A finished task's outcome; a failed task's as a failed row with the reason."""
+    try:
+        return future.result()
+    except (OSError, distributed.comm.CommClosedError) as exc:
+        raise ClusterError(_lost(address, type(exc).__name__)) from None
+    except Exception as exc:  # noqa: BLE001 - a variant's failure, recorded with its reason
+        reason = f"{type(exc).__name__}: {exc}"
+        if type(exc).__name__ == "KilledWorker":
+            reason = f"its worker process died {RETRIES + 1} times while training it (KilledWorker)"
+        return {"row": planned.variant.failed_row(reason), "history": []}
+
+
+def _lost(address: str, why: str) -> str:
+    return (
+        f"the Dask scheduler at {address} stopped answering ({why}); the finished variants are kept: run the "
+        "same command again to resume"
+    )
+
+
+def _drain(events: queue.Queue, emit: Callable[[dict], None]) -> None:
+    while True:
+        try:
+            emit(events.get_nowait())
+        except queue.Empty:
+            return

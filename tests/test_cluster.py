@@ -1,0 +1,159 @@
+"""`bench --cluster`: variants as tasks of a real Dask scheduler and workers, started with Dask's own commands.
+
+The scheduler and its two workers listen on loopback only, and every wait is bounded. One cluster serves the
+tests of this module.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from clirun import invoke, read_line_containing, run, start, wait_for
+
+from recurrent_mnist.cluster import check_address, is_local_address, plain_tcp_warning
+from recurrent_mnist.errors import ConfigError
+
+distributed = pytest.importorskip("distributed")
+DASK = str(Path(sys.executable).with_name("dask"))
+WAIT_S = 90
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def scheduler(tmp_path_factory):
+    """A `dask scheduler` and two `dask worker` processes of one thread each, on loopback."""
+    address = f"tcp://127.0.0.1:{_free_port()}"
+    logs = tmp_path_factory.mktemp("dask-logs")
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    started = []
+
+    def start(name, *args):
+        log = open(logs / f"{name}.log", "w")
+        started.append((subprocess.Popen([DASK, *args], stdout=log, stderr=log, env=env), log))
+
+    start("scheduler", "scheduler", "--host", "127.0.0.1", "--port", address.rsplit(":", 1)[1], "--no-dashboard")
+    for n in (1, 2):
+        start(f"worker{n}", "worker", address, "--nthreads", "1", "--resources", "threads=1", "--no-dashboard",
+              "--name", f"worker{n}", "--death-timeout", "60")  # fmt: skip
+    try:
+        with distributed.Client(address, timeout=WAIT_S) as client:
+            client.wait_for_workers(2, timeout=WAIT_S)
+        yield address
+    finally:
+        for process, log in reversed(started):
+            process.terminate()
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+            log.close()
+
+
+def _bench(data_dir, results, *extra, cwd, timeout=600):
+    return run(
+        *("bench", "--dataset", "mnist", "--data-dir", data_dir, "--cells", "lstm", "gru", "--seeds", "0", "1"),
+        *("--units", "4", "--epochs", "1", "--threads", "1", "--no-measure-inference", "--results-dir", results),
+        *("--run-name", "run", *map(str, extra)),
+        cwd=cwd,
+        timeout=timeout,
+    )
+
+
+def test_addresses_are_checked_and_a_plain_tcp_scheduler_elsewhere_is_warned_of():
+    assert check_address("local:2") == ("local", 2)
+    assert check_address("tls://scheduler.example:8786") == ("remote", "tls://scheduler.example:8786")
+    for wrong in ("local:0", "local:x", "scheduler:8786", "http://host:8786"):
+        with pytest.raises(ConfigError, match="no cluster address") as caught:
+            check_address(wrong)
+        assert caught.value.argument == "cluster"
+    assert is_local_address("tcp://127.0.0.1:8786") and not is_local_address("tcp://10.1.2.3:8786")
+    assert plain_tcp_warning("tcp://127.0.0.1:8786") is None and plain_tcp_warning("tls://10.1.2.3:8786") is None
+    warning = plain_tcp_warning("tcp://10.1.2.3:8786")
+    assert "accepts any client" in warning and "in clear" in warning and "tls://" in warning
+
+
+@pytest.mark.slow
+def test_the_cli_warns_once_of_a_plain_tcp_scheduler_elsewhere_and_names_a_bad_address(tmp_path):
+    bad = invoke("bench", "--dataset", "mnist-sample", "--cluster", "scheduler:8786", cwd=tmp_path)
+    assert bad.returncode == 2 and "no cluster address" in " ".join(bad.stderr.split()), bad.stderr
+    # 192.0.2.1 (TEST-NET-1) is never reachable: the warning comes first, then one sentence, no traceback.
+    far = run("bench", "--dataset", "mnist-sample", "--cluster", "tcp://192.0.2.1:8786", "--epochs", "1",
+              "--results-dir", tmp_path / "results", cwd=tmp_path, timeout=180)  # fmt: skip
+    text = " ".join(far.stderr.split())
+    assert far.returncode == 1, far.stderr
+    assert text.count("accepts any client") == 1 and "did not answer" in text and "Traceback" not in text
+
+
+@pytest.mark.slow
+def test_a_cluster_run_gives_the_local_accuracies_and_its_folder_reruns_locally_training_nothing(
+    scheduler, tiny_data_dir, tmp_path
+):
+    remote = _bench(tiny_data_dir, tmp_path / "cluster", "--cluster", scheduler, cwd=tmp_path, timeout=600)
+    assert remote.returncode == 0, remote.stdout + remote.stderr
+    assert remote.stdout.count("started on tcp://127.0.0.1") == 4
+    local = _bench(tiny_data_dir, tmp_path / "local", cwd=tmp_path, timeout=600)
+    assert local.returncode == 0, local.stdout + local.stderr
+
+    def accuracies(folder):
+        runs = pd.read_csv(folder / "run" / "runs.csv")
+        assert (runs["status"] == "ok").all() and len(runs) == 4
+        return runs.set_index(["cell", "seed"])["test_accuracy"].sort_index()
+
+    pd.testing.assert_series_equal(accuracies(tmp_path / "cluster"), accuracies(tmp_path / "local"))
+    environments = list((tmp_path / "cluster" / "run" / "variants").glob("*.json"))
+    assert len(environments) == 4 and len(list((tmp_path / "cluster" / "run" / "logs").glob("*.log"))) == 4
+    records = {path: path.stat().st_mtime_ns for path in environments}
+    again = _bench(tiny_data_dir, tmp_path / "cluster", cwd=tmp_path, timeout=300)
+    assert again.returncode == 0 and again.stdout.count("from an earlier run") == 4, again.stdout
+    assert {path: path.stat().st_mtime_ns for path in environments} == records
+
+
+@pytest.mark.slow
+def test_a_worker_killed_during_a_variant_loses_nothing_else(scheduler, tiny_data_dir, tmp_path):
+    import psutil
+
+    bench = start(
+        *("bench", "--dataset", "mnist", "--data-dir", tiny_data_dir, "--cells", "lstm", "gru", "--seeds", "0"),
+        *("--units", "4", "--epochs", "3", "--threads", "1", "--no-measure-inference"),
+        *("--results-dir", tmp_path / "results", "--run-name", "run", "--cluster", scheduler),
+        cwd=tmp_path,
+    )
+    try:
+        read_line_containing(bench, "started on", timeout=WAIT_S * 2)
+        training = []
+        wait_for(
+            lambda: (
+                training.extend(
+                    p
+                    for p in psutil.process_iter(["cmdline"])
+                    if "recurrent_mnist._worker" in (p.info["cmdline"] or [])
+                )
+                or training
+            ),
+            timeout=WAIT_S,
+            process=bench,
+        )
+        worker = training[0].parent()  # the Dask worker process that runs the task (its nanny restarts it)
+        os.kill(worker.pid, signal.SIGKILL)
+        stdout, stderr = bench.communicate(timeout=600)
+    finally:
+        if bench.poll() is None:
+            bench.kill()
+            bench.communicate()
+    assert bench.returncode == 0, stdout + stderr
+    runs = pd.read_csv(tmp_path / "results" / "run" / "runs.csv")
+    assert sorted(runs["cell"]) == ["gru", "lstm"], runs
+    for row in runs.to_dict("records"):  # retrained on a worker, or recorded as failed with the reason
+        assert row["status"] == "ok" or "worker" in str(row["error"]), row
