@@ -6,7 +6,6 @@ import contextlib
 import os
 import signal
 import sys
-import tempfile
 from collections.abc import Callable, Iterator
 
 import typer
@@ -114,35 +113,15 @@ def interruptible(view, message: str | Callable[[], str] | None = None, at_once:
         _exit_now = None
 
 
-@contextlib.contextmanager
-def held_back_stderr(unless: tuple[type[BaseException], ...] = ()) -> Iterator[None]:
+def held_back_stderr(unless: tuple[type[BaseException], ...] = ()):
     """Holds back what C++ code writes straight to file descriptor 2 (TensorFlow's notices).
 
     They are shown only if the block fails with an exception other than those in
     `unless` (the user's mistakes, which get their one sentence instead).
     """
-    saved = None
-    with tempfile.TemporaryFile() as captured:
-        try:
-            sys.stderr.flush()
-            saved = os.dup(2)
-            os.dup2(captured.fileno(), 2)
-        except (OSError, ValueError):  # no real stderr (an embedding host): run plainly
-            saved = None
-        try:
-            yield
-        except BaseException as exc:
-            if saved is not None and not isinstance(exc, unless):
-                os.dup2(saved, 2)
-                saved = None
-                captured.seek(0)
-                sys.stderr.write(captured.read().decode(errors="replace"))
-            raise
-        finally:
-            if saved is not None:
-                sys.stderr.flush()
-                os.dup2(saved, 2)
-                os.close(saved)
+    from recurrent_mnist.quiet import fd2_held
+
+    return fd2_held(lambda text, error: text if error is not None and not isinstance(error, unless) else "")
 
 
 def import_library():

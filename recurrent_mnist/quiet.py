@@ -20,9 +20,9 @@ import os
 import re
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
-__all__ = ["NOTICES", "is_notice", "notices_filtered", "probe_devices"]
+__all__ = ["NOTICES", "fd2_held", "is_notice", "notices_filtered", "probe_devices"]
 
 # One pattern per known start-up notice of TensorFlow's CPU build (searched within each line).
 NOTICES = tuple(
@@ -48,11 +48,12 @@ def is_notice(line: str) -> bool:
 
 
 @contextlib.contextmanager
-def notices_filtered() -> Iterator[None]:
-    """Runs the block with file descriptor 2 captured, then writes back what was not a notice.
+def fd2_held(write_back: Callable[[str, BaseException | None], str]) -> Iterator[None]:
+    """Holds back what is written to file descriptor 2 during the block (by Python or C++ code alike).
 
-    Without a real descriptor 2 (an embedding host, a notebook kernel that replaced
-    it) the block runs plainly.
+    After the block, `write_back(text, error)` says what of the captured text to write to
+    stderr, given the exception the block raised (None if it did not). Without a real
+    descriptor 2 (an embedding host, a notebook kernel that replaced it) the block runs plainly.
     """
     saved = None
     with tempfile.TemporaryFile() as captured:
@@ -62,11 +63,11 @@ def notices_filtered() -> Iterator[None]:
             os.dup2(captured.fileno(), 2)
         except (OSError, ValueError):
             saved = None
-        failed = False
+        error = None
         try:
             yield
-        except BaseException:
-            failed = True
+        except BaseException as exc:
+            error = exc
             raise
         finally:
             if saved is not None:
@@ -75,15 +76,21 @@ def notices_filtered() -> Iterator[None]:
                 os.dup2(saved, 2)
                 os.close(saved)
                 captured.seek(0)
-                text = captured.read().decode(errors="replace")
-                kept = (
-                    text
-                    if failed
-                    else "".join(line for line in text.splitlines(keepends=True) if not is_notice(line.rstrip("\n")))
-                )
+                kept = write_back(captured.read().decode(errors="replace"), error)
                 if kept:
                     sys.stderr.write(kept)
                     sys.stderr.flush()
+
+
+def _without_notices(text: str, error: BaseException | None) -> str:
+    if error is not None:
+        return text
+    return "".join(line for line in text.splitlines(keepends=True) if not is_notice(line.rstrip("\n")))
+
+
+def notices_filtered():
+    """Runs the block with file descriptor 2 captured, then writes back what was not a notice (all if it raised)."""
+    return fd2_held(_without_notices)
 
 
 def probe_devices() -> None:
