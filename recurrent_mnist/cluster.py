@@ -40,7 +40,10 @@ from recurrent_mnist.training.config import TrainConfig
 __all__ = [
     "RESOURCE",
     "ClusterError",
+    "CommandTasks",
     "check_address",
+    "command_outcomes",
+    "commands_on_cluster",
     "connect",
     "is_local_address",
     "plain_tcp_warning",
@@ -51,6 +54,8 @@ __all__ = [
 RESOURCE = "threads"
 # How long to wait for a first worker, and for a scheduler to answer.
 CONNECT_TIMEOUT_S = 30
+# How long commands run as tasks (search workers) may take to end by themselves after the block.
+COMMANDS_END_S = 120
 # How many times Dask runs a variant again after its worker died (a kill, a lost machine).
 RETRIES = 1
 _EVENTS_TOPIC = "recurrent-mnist-events"
@@ -273,3 +278,73 @@ def _drain(events: queue.Queue, emit: Callable[[dict], None]) -> None:
             emit(events.get_nowait())
         except queue.Empty:
             return
+
+
+def run_command(command: list[str], cwd: str | None) -> dict:
+    """The task of a search worker: runs `command` in a fresh process on this worker, from `cwd` where it exists.
+
+    Returns its exit code and the end of its output.
+    """
+    import subprocess
+
+    from distributed import get_worker
+
+    where = cwd if cwd and os.path.isdir(cwd) else None
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2")}
+    done = subprocess.run(command, cwd=where, env=env, capture_output=True, text=True, check=False)
+    return {
+        "worker": get_worker().address,
+        "returncode": done.returncode,
+        "output": (done.stdout + done.stderr)[-4000:],
+    }
+
+
+class CommandTasks:
+    """Commands to run as tasks of a connected cluster: `start()` submits them, `futures` follow them."""
+
+    def __init__(self, client, commands: list[list[str]], threads: int, cwd: str | None):
+        self.client, self.commands, self.threads, self.cwd = client, commands, threads, cwd
+        self.futures: list | None = None
+
+    def start(self) -> None:
+        """Submits the commands (once)."""
+        if self.futures is None:
+            self.futures = [
+                self.client.submit(
+                    run_command, command, self.cwd, resources={RESOURCE: self.threads}, retries=RETRIES, pure=False
+                )
+                for command in self.commands
+            ]
+
+
+@contextlib.contextmanager
+def commands_on_cluster(
+    address: str, commands: list[list[str]], threads: int, cwd: str | None
+) -> Iterator[CommandTasks]:
+    """Connects to the cluster at `address` for the block, which starts `commands` when it is ready for them.
+
+    On leaving, waits up to `COMMANDS_END_S` for the tasks to end by themselves (a search worker
+    ends when its chief says the search is over), then cancels what is left.
+    """
+    distributed = _distributed()
+    with connect(address, threads) as client:
+        tasks = CommandTasks(client, commands, threads, cwd)
+        try:
+            yield tasks
+            if tasks.futures:
+                with contextlib.suppress(TimeoutError, distributed.TimeoutError):
+                    distributed.wait(tasks.futures, timeout=COMMANDS_END_S)
+        finally:
+            client.cancel([future for future in tasks.futures or () if not future.done()])
+
+
+def command_outcomes(tasks: CommandTasks) -> list[dict]:
+    """What each command task returned, or why it did not finish."""
+    outcomes = []
+    for future in tasks.futures or ():
+        if future.status == "finished":
+            outcomes.append(future.result())
+        else:
+            why = f"it did not end within {COMMANDS_END_S} s of the search's end and was stopped ({future.status})"
+            outcomes.append({"worker": None, "returncode": None, "output": why})
+    return outcomes

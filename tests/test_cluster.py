@@ -157,3 +157,26 @@ def test_a_worker_killed_during_a_variant_loses_nothing_else(scheduler, tiny_dat
     assert sorted(runs["cell"]) == ["gru", "lstm"], runs
     for row in runs.to_dict("records"):  # retrained on a worker, or recorded as failed with the reason
         assert row["status"] == "ok" or "worker" in str(row["error"]), row
+
+
+@pytest.mark.slow
+def test_a_search_on_a_local_cluster_completes_every_trial_and_exits_by_itself(tiny_data_dir, tmp_path):
+    search = run(
+        *("tune", "--cluster", "local:2", "--workers", "2", "--dataset", "mnist", "--data-dir", tiny_data_dir),
+        *("--cells", "lstm", "gru", "--units-max", "8", "--layers-max", "1", "--max-trials", "3", "--max-epochs", "1"),
+        *("--threads", "1", "--results-dir", tmp_path / "results", "--run-name", "search"),
+        cwd=tmp_path,
+        timeout=900,
+    )
+    assert search.returncode == 0, search.stdout + search.stderr
+    trials = pd.read_csv(tmp_path / "results" / "search" / "trials.csv")
+    assert len(trials) == 3 and (trials["status"] == "completed").all(), trials
+    assert "on dask-" in search.stdout  # the chief names the worker of each trial
+    assert "did not end" not in search.stderr and "exited with" not in search.stderr, search.stderr
+
+
+def test_a_search_on_a_cluster_needs_a_chief_address_unless_local(tmp_path):
+    refused = invoke("tune", "--cluster", "tcp://10.1.2.3:8786", "--dataset", "mnist-sample", cwd=tmp_path)
+    assert refused.returncode == 2 and "--chief-address" in refused.stderr, refused.stderr
+    alone = invoke("tune", "--workers", "2", "--dataset", "mnist-sample", cwd=tmp_path)
+    assert alone.returncode == 2 and "applies only with --cluster" in " ".join(alone.stderr.split()), alone.stderr

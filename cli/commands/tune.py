@@ -6,6 +6,9 @@ words (`--max-trials`, `--max-epochs`, `--executions-per-trial`) keep their mean
 
 from __future__ import annotations
 
+import contextlib
+import os
+import sys
 from typing import Annotated
 
 import typer
@@ -119,6 +122,39 @@ def tune(
         ),
     ] = None,
     imports: o.ImportOpt = None,
+    cluster: Annotated[
+        str | None,
+        typer.Option(
+            "--cluster",
+            metavar="ADDRESS",
+            help="Run --workers keras-tuner workers as tasks of a Dask cluster (tcp://HOST:PORT, tls://HOST:PORT or "
+            "local:N), the chief in this process; they share --results-dir (a folder every worker reaches). "
+            "Needs pip install 'recurrent-mnist[cluster]'. Default: none.",
+            rich_help_panel=DISTRIBUTED,
+            show_default=False,
+        ),
+    ] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            "--workers",
+            min=1,
+            help="How many keras-tuner workers run on the --cluster. Default: 1.",
+            rich_help_panel=DISTRIBUTED,
+            show_default=False,
+        ),
+    ] = None,
+    chief_address: Annotated[
+        str | None,
+        typer.Option(
+            "--chief-address",
+            metavar="HOST:PORT",
+            help="Where the cluster's workers reach this process's chief (keras-tuner's gRPC, no authentication: "
+            "inside a trusted network only). Default with local:N: 127.0.0.1 and a free port; required otherwise.",
+            rich_help_panel=DISTRIBUTED,
+            show_default=False,
+        ),
+    ] = None,
     *,
     given: dict,
     run: dict,
@@ -143,6 +179,12 @@ def tune(
     from recurrent_mnist.tuning import TuneConfig, run_search
 
     modules = resolve_imports(o.split_values(imports) or ())
+    if cluster is not None:
+        oracle = _chief_for_cluster(cluster, chief_address, given, oracle, run)
+    elif workers is not None or chief_address is not None:
+        raise typer.BadParameter(
+            "applies only with --cluster", param_hint="'--workers'" if workers else "'--chief-address'"
+        )
     with user_errors():
         import_cell_modules(modules)
         config = TuneConfig(
@@ -160,15 +202,30 @@ def tune(
             learning_rate=settings.narrowed_range(settings.LEARNING_RATE, learning_rate_min, learning_rate_max),
             batch_size=settings.narrowed_range(settings.BATCH_SIZE, batch_size_min, batch_size_max),
         )
-        with interruptible(TuneProgress(console)) as view:
-            result = run_search(
-                config,
-                **run,
-                tensorboard_dir=tensorboard_dir,
-                progress=view,
-                command=command_line(),
-                imports=modules,
-            )
+        with contextlib.ExitStack() as stack:
+            tasks = None
+            if cluster is not None:
+                from recurrent_mnist.cluster import commands_on_cluster
+
+                commands = _worker_commands(oracle, workers or 1)
+                tasks = stack.enter_context(commands_on_cluster(cluster, commands, config.threads or 1, os.getcwd()))
+            with interruptible(TuneProgress(console)) as view:
+
+                def progress(event: dict) -> None:
+                    view(event)
+                    if tasks is not None and event["event"] == "search_start":  # the chief is about to listen
+                        tasks.start()
+
+                result = run_search(
+                    config,
+                    **run,
+                    tensorboard_dir=tensorboard_dir,
+                    progress=progress,
+                    command=command_line(),
+                    imports=modules,
+                )
+        if tasks is not None:
+            _say_how_the_workers_ended(tasks)
     if result.role == "worker":
         console.print(
             f"Worker done: it ran {result.ran} trial(s); {result.stop_reason}. The chief writes the tables in "
@@ -190,6 +247,66 @@ def tune(
             highlight=False,
         )
     console.print(files_line(result.run_dir, result.files), highlight=False)
+
+
+# The options that start a search on a cluster, left out of the command each cluster worker runs.
+_CLUSTER_FLAGS = ("--cluster", "--workers", "--chief-address", "--fresh")
+
+
+def _chief_for_cluster(cluster: str, chief_address: str | None, given: dict, oracle: str | None, run: dict) -> str:
+    """The chief's address for a search on a cluster, checked; this process becomes the chief."""
+    from recurrent_mnist.cluster import check_address, plain_tcp_warning
+
+    with user_errors():
+        kind, _ = check_address(cluster)
+    if given.get("distributed") is not None or oracle is not None:
+        raise typer.BadParameter(
+            "a search on a cluster runs its chief here and its workers there: leave --distributed and --oracle out "
+            "(--chief-address names where the workers reach the chief)",
+            param_hint="'--cluster'",
+        )
+    if chief_address is None:
+        if kind != "local":
+            raise typer.BadParameter(
+                "give --chief-address HOST:PORT, an address of this machine that the cluster's workers reach",
+                param_hint="'--cluster'",
+            )
+        import socket
+
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            chief_address = f"127.0.0.1:{probe.getsockname()[1]}"
+    warning = plain_tcp_warning(cluster)
+    if warning:
+        err_console.print(f"[yellow]Warning:[/] {warning}", highlight=False)
+    given["distributed"] = "chief"
+    return chief_address
+
+
+def _worker_commands(chief: str, count: int) -> list[list[str]]:
+    """The command each cluster worker runs: this one, as a keras-tuner worker of the chief at `chief`."""
+    words, skip = [], False
+    for word in sys.argv[1:]:
+        if skip:
+            skip = False
+            continue
+        name = word.split("=", 1)[0]
+        if name in _CLUSTER_FLAGS or name in ("--distributed", "--oracle", "--worker-id"):
+            skip = "=" not in word and name != "--fresh"
+            continue
+        words.append(word)
+    base = [sys.executable, "-m", "recurrent_mnist_cli", *words, "--distributed", "worker", "--oracle", chief]
+    return [[*base, "--worker-id", f"dask-{n}"] for n in range(1, count + 1)]
+
+
+def _say_how_the_workers_ended(tasks) -> None:
+    from recurrent_mnist.cluster import command_outcomes
+
+    for outcome in command_outcomes(tasks):
+        if outcome["returncode"] != 0:
+            where = f" on {outcome['worker']}" if outcome["worker"] else ""
+            how = "did not end" if outcome["returncode"] is None else f"exited with {outcome['returncode']}"
+            err_console.print(f"[yellow]A search worker{where} {how}:[/] {outcome['output'][-500:]}", highlight=False)
 
 
 def _quiet_retracing() -> None:
