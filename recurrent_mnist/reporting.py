@@ -285,10 +285,15 @@ SUMMARY_DISPLAY = [
 ]
 
 
-def summary_rows(summary: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
+# The summary's columns that measure speed, marked † when a run's variants trained on several kinds of CPU.
+TIMING_METRICS = ("epoch_time_s", "first_epoch_s", "train_samples_per_s", "infer_samples_per_s", "latency_ms_p50")
+
+
+def summary_rows(summary: pd.DataFrame, mark_timings: bool = False) -> tuple[list[str], list[list[str]]]:
     """The summary as display strings (shared by Markdown and the terminal table)."""
     keys = ["cell", "framework"] if "framework" in summary else ["cell"]
-    headers = ["rank", *keys, "seeds", "units", "params"] + [h for h, _, _ in SUMMARY_DISPLAY]
+    marked = [f"{h} †" if mark_timings and metric in TIMING_METRICS else h for h, metric, _ in SUMMARY_DISPLAY]
+    headers = ["rank", *keys, "seeds", "units", "params", *marked]
     rows = []
     for record in summary.to_dict("records"):
         seeds = str(record["seeds"]) + (f" ({record['failed']} failed)" if record["failed"] else "")
@@ -304,8 +309,8 @@ def summary_rows(summary: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
     return headers, rows
 
 
-def summary_markdown(summary: pd.DataFrame, title: str, notes: Iterable[str] = ()) -> str:
-    headers, rows = summary_rows(summary)
+def summary_markdown(summary: pd.DataFrame, title: str, notes: Iterable[str] = (), mark_timings: bool = False) -> str:
+    headers, rows = summary_rows(summary, mark_timings)
     labels = headers.index("seeds")  # cell (and framework) and seeds are left-aligned, the rest right
     align = ["r"] + ["l"] * labels + ["r"] * (len(headers) - labels - 1)
     text = f"# {title}\n\n" + markdown_table(headers, rows, align)
@@ -331,6 +336,7 @@ def write_tables(
     history: pd.DataFrame,
     title: str,
     notes: Iterable[str] = (),
+    mark_timings: bool = False,
 ) -> list[Path]:
     """Writes `runs.csv`, `summary.csv`, `summary.md`, `history.csv` and the plots there are data for.
 
@@ -340,7 +346,7 @@ def write_tables(
     write_csv(runs, folder / "runs.csv")
     write_csv(summary, folder / "summary.csv")
     write_csv(history, folder / "history.csv")
-    atomic_write_text(folder / "summary.md", summary_markdown(summary, title, notes))
+    atomic_write_text(folder / "summary.md", summary_markdown(summary, title, notes, mark_timings))
     files = [folder / name for name in ("runs.csv", "summary.csv", "summary.md", "history.csv")]
     if plot_learning_curves(history, folder / "learning_curves.png"):
         files.append(folder / "learning_curves.png")

@@ -435,3 +435,21 @@ def test_at_80_columns_every_verdict_is_whole_and_long_run_names_become_letters(
         assert any(line.rstrip().endswith(verdict) for line in table_lines), (verdict, result.output)
     assert "…" not in result.output and "..." not in result.output
     assert "A (baseline): mnist-u128-l1-b128-e40-baseline-of-a-long-name" in result.output
+
+
+def test_a_run_trained_on_several_kinds_of_cpu_gets_no_speed_verdict_but_keeps_accuracy(tmp_path):
+    from recurrent_mnist.bench.folder import rebuild_report
+
+    cpus = {0: "Intel Xeon", 1: "AMD EPYC", 2: "Intel Xeon"}
+    mixed_rows = [{**entry, "cpu": cpus[entry["seed"]]} for entry in seeds(slower=3, accuracy=0.02)]
+    base = make_run(tmp_path / "base", [{**entry, "cpu": "Intel Xeon"} for entry in seeds()])
+    mixed = make_run(tmp_path / "mixed", mixed_rows)
+    comparison = compare_runs([base, mixed])
+    assert verdicts(comparison, "epoch_time_s") == {"trained on different CPUs"}
+    assert verdicts(comparison, "train_samples_per_s") == {"trained on different CPUs"}
+    assert verdicts(comparison, "test_accuracy") == {"more accurate"}
+    assert any("more than one kind of CPU" in note for note in comparison.notes)
+    summary = rebuild_report(mixed).run_dir / "summary.md"
+    text = summary.read_text()
+    assert "2 kinds of CPU (AMD EPYC; Intel Xeon)" in text and "epoch time (s) †" in text
+    assert "test accuracy †" not in text

@@ -131,13 +131,16 @@ def write_tables(folder: BenchFolder) -> BenchResult:
         },
     )
     warnings = _warnings(runs, environments)
+    cpus = trained_on_cpus(runs)
     notes = [*_identity_notes(identity, runs), *(f"**{warning}**" for warning in warnings), *_outcome_notes(runs)]
-    notes += [section for section in (rank_contrasts(summary, runs), framework_contrasts(runs)) if section]
+    # On several kinds of CPU, time columns compare machines as well as cells: no timing contrast then.
+    contrasts = (rank_contrasts(summary, runs), framework_contrasts(runs) if len(cpus) < 2 else None)
+    notes += [section for section in contrasts if section]
     notes += _published_section(runs, summary)
     look = first_look(runs)
     notes += [f"**{look}**"] if look else []
     title = f"Recurrent cells compared: {folder.path.name}"
-    files = reporting.write_tables(folder.path, runs, summary, history, title, notes)
+    files = reporting.write_tables(folder.path, runs, summary, history, title, notes, mark_timings=len(cpus) > 1)
     files.insert(0, folder.path / "environment.json")
     files.append(
         write_report(
@@ -237,9 +240,23 @@ def _identity_notes(identity: dict, runs: pd.DataFrame) -> list[str]:
     return notes
 
 
+def trained_on_cpus(runs: pd.DataFrame) -> list[str]:
+    """The kinds of CPU the finished variants of a run trained on."""
+    if runs.empty or "cpu" not in runs:
+        return []
+    return sorted(runs.loc[runs["status"] == "ok", "cpu"].dropna().astype(str).unique())
+
+
 def _warnings(runs: pd.DataFrame, environments: list[dict]) -> list[str]:
-    """What a reader of the figures must know: environments that differ, epoch times missing."""
+    """What a reader of the figures must know: several kinds of CPU, environments that differ, epoch times missing."""
     warnings = []
+    cpus = trained_on_cpus(runs)
+    if len(cpus) > 1:
+        warnings.append(
+            f"The variants trained on {len(cpus)} kinds of CPU ({'; '.join(cpus)}): the time columns (marked †) "
+            "compare machines as well as cells, and the timing contrasts are withheld (trained on different CPUs); "
+            "accuracy is compared as usual."
+        )
     differing = mixed_fields(environments)
     if differing:
         warnings.append(

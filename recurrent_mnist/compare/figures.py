@@ -11,6 +11,7 @@ BASELINE = "baseline"
 NOT_SIGNIFICANT = "not significant"
 TOO_FEW_SEEDS = "too few seeds"
 NO_FIGURE = "no figure"
+DIFFERENT_CPUS = "trained on different CPUs"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -55,11 +56,14 @@ FIGURES = (
     VARIANT_MEMORY,
 )
 FIGURE_BY_COLUMN = {figure.column: figure for figure in (*FIGURES, PROCESS_MEMORY)}
+# The figures that measure speed: a run whose variants trained on several kinds of CPU gets no verdict on them.
+TIMING_COLUMNS = ("epoch_time_s", "train_samples_per_s", "infer_samples_per_s", "latency_ms_p50")
 
 VERDICT_RULE = (
     "A figure differs when Welch's t-test over the seeds gives p < {alpha}; the verdict then says which way "
     "(throughput: higher or lower). 'too few seeds' when a run has fewer than two seeds with the figure, "
-    "'no figure' when a run has none (e.g. the steady-state epoch time of one-epoch runs). Ratios are "
+    "'no figure' when a run has none (e.g. the steady-state epoch time of one-epoch runs), 'trained on "
+    "different CPUs' for a speed figure of a run whose variants trained on several kinds of CPU. Ratios are "
     "run / baseline; accuracy is compared as the difference run − baseline. Of the figures that do not really "
     "differ, a share of about {alpha} is still flagged by chance; the gates judge only the figures they name."
 )

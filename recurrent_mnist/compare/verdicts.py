@@ -13,11 +13,13 @@ from recurrent_mnist import reporting, settings
 from recurrent_mnist.compare.figures import (
     ACCURACY,
     BASELINE,
+    DIFFERENT_CPUS,
     EPOCH_TIME,
     FIGURES,
     NO_FIGURE,
     NOT_SIGNIFICANT,
     PROCESS_MEMORY,
+    TIMING_COLUMNS,
     TOO_FEW_SEEDS,
     VARIANT_MEMORY,
     ComparedRun,
@@ -171,6 +173,12 @@ def _compare(
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     table, seeds = [], []
     one_epoch = set()
+    mixed = {run.label for run in runs if "cpu" in run.rows and run.rows["cpu"].nunique() > 1}
+    if mixed:
+        notes.append(
+            f"The variants of {', '.join(sorted(mixed))} trained on more than one kind of CPU: its speed figures get "
+            f"no verdict ('{DIFFERENT_CPUS}'); accuracy and memory are compared as usual."
+        )
     for cell in cells:
         for figure in figures:
             samples = []
@@ -186,7 +194,11 @@ def _compare(
                     if not math.isnan(value)
                 ]
             for index, (run, sample) in enumerate(zip(runs, samples, strict=True)):
-                table.append(_row(cell, figure, run, sample, None if index == 0 else samples[0], alpha))
+                row = _row(cell, figure, run, sample, None if index == 0 else samples[0], alpha)
+                speed = figure.column in TIMING_COLUMNS and {run.label, runs[0].label} & mixed
+                if index and speed and row["verdict"] != NO_FIGURE:
+                    row["p"], row["verdict"] = None, DIFFERENT_CPUS
+                table.append(row)
     if one_epoch:
         notes.append(
             f"Epoch times of variants trained for one epoch are left out ({', '.join(sorted(one_epoch))}): "
