@@ -27,6 +27,7 @@ import os
 import queue
 import socket
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from urllib.parse import urlparse
@@ -190,7 +191,8 @@ def train_on_worker(spec: dict, client_code: dict, label: dict) -> dict:
         )
         row = TrainConfig.from_dict(spec["train_config"]).failed_row(reason)
         return {"row": row, "history": [], "worker": worker, "log": ""}
-    this_worker.log_event(_EVENTS_TOPIC, {"event": "variant_started", **label, "worker": worker})
+    started_at = time.time()
+    this_worker.log_event(_EVENTS_TOPIC, {"event": "variant_started", **label, "worker": worker, "at": started_at})
 
     def relay(event: dict) -> None:  # the epochs as they end, to the client's terminal
         if event.get("event") == "epoch_end":
@@ -200,7 +202,9 @@ def train_on_worker(spec: dict, client_code: dict, label: dict) -> dict:
         log_path = Path(scratch) / "variant.log"
         outcome = run_isolated(spec, log_path, relay)
         log = log_path.read_text(errors="replace") if log_path.exists() else ""
-    return {**outcome, "worker": worker, "log": log[-200_000:]}
+    # When the task began and its training process ended, by this worker's clock (the overhead benchmark).
+    timing = {"started_at": started_at, "trained_at": time.time()}
+    return {**outcome, "worker": worker, "log": log[-200_000:], "timing": timing}
 
 
 def run_variants(
@@ -227,7 +231,7 @@ def run_variants(
             train_on_worker, spec, code, label, resources={RESOURCE: threads}, retries=RETRIES, pure=False
         )
         futures[future] = (label, planned)
-        emit({"event": "variant_queued", **label})
+        emit({"event": "variant_queued", **label, "at": time.time()})
     events: queue.Queue = queue.Queue()
     # The workers' progress events arrive on the client's own thread; they are shown from this one.
     client.subscribe_topic(_EVENTS_TOPIC, lambda event: events.put(event[1]))

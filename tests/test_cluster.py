@@ -7,6 +7,7 @@ tests of this module.
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -15,7 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from clirun import invoke, read_line_containing, run, start, wait_for
+from clirun import cli_env, invoke, read_line_containing, run, start, wait_for
 
 from recurrent_mnist.cluster import check_address, is_local_address, plain_tcp_warning
 from recurrent_mnist.errors import ConfigError
@@ -180,3 +181,55 @@ def test_a_search_on_a_cluster_needs_a_chief_address_unless_local(tmp_path):
     assert refused.returncode == 2 and "--chief-address" in refused.stderr, refused.stderr
     alone = invoke("tune", "--workers", "2", "--dataset", "mnist-sample", cwd=tmp_path)
     assert alone.returncode == 2 and "applies only with --cluster" in " ".join(alone.stderr.split()), alone.stderr
+
+
+def _certificate(folder: Path) -> tuple[Path, Path]:
+    """A self-signed certificate for 127.0.0.1 and its key: the CA, the scheduler's, the workers' and the client's."""
+    cert, key = folder / "cert.pem", folder / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert, "-days", "1",
+         "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
+        check=True, capture_output=True, timeout=60,
+    )  # fmt: skip
+    return cert, key
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl command to make a certificate")
+def test_a_tls_cluster_trains_with_the_certificates_of_dasks_configuration(tiny_data_dir, tmp_path):
+    cert, key = _certificate(tmp_path)
+    tls = ("--tls-ca-file", cert, "--tls-cert", cert, "--tls-key", key)
+    port = _free_port()
+    address = f"tls://127.0.0.1:{port}"
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    logs = [open(tmp_path / f"{name}.log", "w") for name in ("scheduler", "worker")]
+    processes = [
+        subprocess.Popen([DASK, "scheduler", "--protocol", "tls", "--host", "127.0.0.1", "--port", str(port),
+                          "--no-dashboard", *map(str, tls)], stdout=logs[0], stderr=logs[0], env=env),
+        subprocess.Popen([DASK, "worker", address, "--nthreads", "1", "--resources", "threads=1", "--no-dashboard",
+                          *map(str, tls)], stdout=logs[1], stderr=logs[1], env=env),
+    ]  # fmt: skip
+    try:
+        client_env = {
+            **cli_env(),
+            "DASK_DISTRIBUTED__COMM__TLS__CA_FILE": str(cert),
+            "DASK_DISTRIBUTED__COMM__TLS__CLIENT__CERT": str(cert),
+            "DASK_DISTRIBUTED__COMM__TLS__CLIENT__KEY": str(key),
+        }
+        bench = subprocess.run(
+            [sys.executable, "-m", "recurrent_mnist_cli", "bench", "--dataset", "mnist", "--data-dir",
+             str(tiny_data_dir), "--cells", "lstm", "--units", "4", "--epochs", "1", "--threads", "1",
+             "--no-measure-inference", "--results-dir", str(tmp_path / "results"), "--cluster", address],
+            cwd=tmp_path, env=client_env, capture_output=True, text=True, timeout=600, check=False,
+        )  # fmt: skip
+    finally:
+        for process in reversed(processes):
+            process.terminate()
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+        for log in logs:
+            log.close()
+    assert bench.returncode == 0, bench.stdout + bench.stderr
+    assert f"started on {address.rsplit(':', 1)[0]}" in bench.stdout and "accepts any client" not in bench.stderr

@@ -8,6 +8,7 @@ import functools
 import os
 import sys
 import tempfile
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -207,7 +208,8 @@ def _train_on_cluster(
         atomic_write_text(log, outcome.get("log") or f"(no log came back from {outcome.get('worker', 'the worker')})\n")
         row = _record(run, planned, outcome)
         trained += 1
-        emit({"event": "variant_end", **labels[id(planned)], "row": row, "worker": outcome.get("worker")})
+        timing = {**outcome.get("timing", {}), "recorded_at": time.time()}
+        emit({"event": "variant_end", **labels[id(planned)], "row": row, "worker": outcome.get("worker"), **timing})
         with run.folder.lock():
             write_tables(run.folder)
 
