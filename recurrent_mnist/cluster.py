@@ -141,7 +141,9 @@ def connect(address: str, threads: int) -> Iterator[object]:
                     threads_per_worker=max(1, cores // threads),
                     processes=True,
                     host="127.0.0.1",
-                    dashboard_address=None,
+                    # Dask still serves its HTTP endpoints without a dashboard: on a free port, not 8787,
+                    # so that two runs on one machine never collide.
+                    dashboard_address=":0",
                     resources={RESOURCE: cores},
                     silence_logs=logging.ERROR,
                 )

@@ -233,3 +233,17 @@ def test_a_tls_cluster_trains_with_the_certificates_of_dasks_configuration(tiny_
             log.close()
     assert bench.returncode == 0, bench.stdout + bench.stderr
     assert f"started on {address.rsplit(':', 1)[0]}" in bench.stdout and "accepts any client" not in bench.stderr
+
+
+def test_a_worker_with_other_code_fails_the_variant_naming_both_versions():
+    from recurrent_mnist.cluster import train_on_worker
+    from recurrent_mnist.training import TrainConfig
+
+    spec = {"train_config": TrainConfig(cell="lstm", units=4, epochs=1).to_dict(), "imports": []}
+    client_code = {"version": "0.0.9", "source_sha256": "f" * 64}
+    with distributed.LocalCluster(n_workers=1, processes=False, dashboard_address=":0") as cluster:
+        with distributed.Client(cluster) as client:
+            outcome = client.submit(train_on_worker, spec, client_code, {"cell": "lstm", "seed": 0}).result(timeout=60)
+    reason = outcome["row"]["error"]
+    assert outcome["row"]["status"] == "failed" and outcome["history"] == []
+    assert "runs recurrent-mnist" in reason and "the client 0.0.9 (source ffffffff)" in reason, reason
