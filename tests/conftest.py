@@ -11,9 +11,13 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 # whichever test (or pytest-xdist worker) that happens: make it the same everywhere.
 os.environ["COLUMNS"] = "200"
 
-import keras
 import numpy as np
 import pytest
+
+from recurrent_mnist.quiet import notices_filtered
+
+with notices_filtered():  # TensorFlow's start-up notices, filtered as the library's own import does
+    import keras
 
 from recurrent_mnist import datasets
 from recurrent_mnist.datasets import sources
