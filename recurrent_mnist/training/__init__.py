@@ -31,6 +31,7 @@ _NAMES = {
     "split_validation": "pipeline",
     "VariantResult": "variant",
     "train_variant": "variant",
+    "release_models": "variant",
 }
 
 

@@ -2,14 +2,17 @@
 
 It seeds everything, carves the fixed validation split from the training data,
 trains a `RowSequenceClassifier` with `model.fit`, evaluates the test set once,
-and measures what a comparison needs (see `measure`).
+and measures what a comparison needs (see `measure`). `release_models` frees
+what the variants trained one after another in one process leave behind.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import keras
@@ -32,7 +35,7 @@ from recurrent_mnist.training.measure import (
 from recurrent_mnist.training.pipeline import INFERENCE_BATCH, compile_model, input_pipeline, split_validation
 from recurrent_mnist.training.tensorboard import tensorboard_callbacks, write_hparams
 
-__all__ = ["VariantResult", "train_variant"]
+__all__ = ["VariantResult", "release_models", "train_variant"]
 
 
 @dataclasses.dataclass
@@ -79,6 +82,11 @@ def train_variant(
     Memory: `variant_rss_growth_mb` is the peak resident memory while this
     variant builds, trains and is measured, over the resident memory when it
     started (see `MemoryWatch`); `process_peak_rss_mb` is the whole process's peak.
+    What the variant's model leaves in the process once it is dropped is not
+    freed here, because that clears Keras's global state, which models the
+    caller holds share: to train variant after variant in one process with
+    flat memory, call it inside `release_models()` (bench's in-process
+    variants and tune's trials do).
 
     Returns:
         A `VariantResult`. A non-finite loss gives `status="failed"` with the
@@ -145,6 +153,63 @@ def _train(request: _Request) -> VariantResult:
     if request.tensorboard is not None:
         write_hparams(*request.tensorboard, config, row, framework=row["framework"])
     return VariantResult(row=row, history=history, model=model if request.keep_model else None)
+
+
+# -- release ----------------------------------------------------------------------------
+
+# The prefix of the names under which `tf.custom_gradient` registers each backward pass it traces.
+_CUSTOM_GRADIENT = "CustomGradient-"
+
+
+@contextlib.contextmanager
+def release_models(*, clear_session: bool = True) -> Iterator[None]:
+    """Frees, when the block ends, what the models trained in it left in the process.
+
+    The fast layers (`recurrent_mnist.fast_rnn`) write their backward pass with
+    `tf.custom_gradient`, and every graph that traces one (each `fit`,
+    `evaluate` and `predict` function of each model) registers it in
+    TensorFlow's global gradient registry, which is never emptied: the
+    registration holds the traced graph, so each model's graphs, tens of MB,
+    stay in memory after the model is gone. The block's registrations are
+    removed at its end; with `clear_session` Keras's global state is cleared
+    as well and Python's garbage collected (`keras.backend.clear_session(free_memory=True)`),
+    which frees the block's models once nothing else holds them.
+
+        for config in configs:
+            with release_models():
+                row = train_variant(dataset, config).row
+
+    A model of the block that is kept still trains, evaluates, predicts and
+    saves: its functions were traced with their gradients. What it loses is
+    differentiating those traced graphs again from outside (`tf.gradients` on
+    a graph traced in the block); a retrace registers anew. `clear_session`
+    also restarts Keras's automatic layer names, as keras-tuner does before
+    every trial; models built before the block keep theirs and keep working.
+    On the other Keras backends there is no such registry: only the session is cleared.
+    """
+    before = _custom_gradients()
+    try:
+        yield
+    finally:
+        registry = _gradient_registry()
+        for name in _custom_gradients() - before:
+            registry.pop(name, None)
+        if clear_session:
+            keras.backend.clear_session(free_memory=True)
+
+
+def _gradient_registry() -> dict:
+    """TensorFlow's registry of gradient functions by name (`tf.RegisterGradient`'s); empty on other backends."""
+    if keras.backend.backend() != "tensorflow":
+        return {}
+    from tensorflow.python.framework import ops  # the backend: already loaded
+
+    return getattr(getattr(ops, "gradient_registry", None), "_registry", {})
+
+
+def _custom_gradients() -> set[str]:
+    """The names of the backward passes that `tf.custom_gradient` has registered so far."""
+    return {name for name in list(_gradient_registry()) if str(name).startswith(_CUSTOM_GRADIENT)}
 
 
 # -- build ------------------------------------------------------------------------------

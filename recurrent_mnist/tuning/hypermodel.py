@@ -18,6 +18,7 @@ from recurrent_mnist.errors import ConfigError
 from recurrent_mnist.model import RowSequenceClassifier
 from recurrent_mnist.settings import BATCH_SIZE, BIDIRECTIONAL, DROPOUT, LAYERS, LEARNING_RATE, UNITS, check_range
 from recurrent_mnist.training import INFERENCE_BATCH, TrainConfig, compile_model, input_pipeline
+from recurrent_mnist.training.variant import release_models
 
 # The searched settings, by hyperparameter name; each one's default is the first value tried,
 # and its `search` range is the space when no option narrows it.
@@ -72,7 +73,11 @@ class RowSequenceHyperModel(keras_tuner.HyperModel):
     infinite, and returns the metrics of the best epoch with `best_epoch` and
     `epochs`. Given numpy arrays on the TensorFlow backend, it trains through
     the same `tf.data` pipeline as `bench` (uint8 images, reshuffled every
-    epoch from the global seed, no autotune stall).
+    epoch from the global seed, no autotune stall). What the functions `fit`
+    traces register in TensorFlow's global state is removed when it returns
+    (`training.variant.release_models`, without clearing Keras's session,
+    which keras-tuner does before it builds the next trial's model): the trials
+    of a search in one process train without its memory growing.
 
     Args:
         cells: the cell names to choose from. Defaults to `("lstm",)`.
@@ -264,7 +269,9 @@ class RowSequenceHyperModel(keras_tuner.HyperModel):
             args, kwargs = pipelined
         else:
             kwargs["batch_size"] = batch_size
-        history = model.fit(*args, callbacks=callbacks, **kwargs)
+        # The model is still keras-tuner's until the next trial clears the session and collects it.
+        with release_models(clear_session=False):
+            history = model.fit(*args, callbacks=callbacks, **kwargs)
         if guard.failure:
             raise keras_tuner.errors.FailedTrialError(guard.failure)
         return _best_epoch_metrics(history, self.objective)

@@ -28,6 +28,7 @@ from recurrent_mnist.runs.folder import check_run_name
 from recurrent_mnist.saving import save_model
 from recurrent_mnist.single import record_path
 from recurrent_mnist.training import TrainConfig, train_variant
+from recurrent_mnist.training.variant import release_models
 from recurrent_mnist.tuning.config import (
     TuneConfig,
     _keras_tuner_role,
@@ -453,6 +454,12 @@ def _retrain(search: _Search, best: dict, model_path: Path) -> dict:
             "epochs": config.max_epochs,
         }
     )
+    with release_models():  # the model is saved and dropped: it leaves nothing in this process
+        return _train_and_save(search, train_config, model_path)
+
+
+def _train_and_save(search: _Search, train_config: TrainConfig, model_path: Path) -> dict:
+    """`_retrain`'s training and saving, in a frame of its own so that the model is gone when it returns."""
     outcome = train_variant(search.dataset, train_config, measure=False, keep_model=True)
     if outcome.row["status"] != "ok":
         _remove_model(model_path)
