@@ -17,6 +17,8 @@
 #   benchmarks/reference.sh speed-train  # epoch time against PyTorch, at two threads and at one
 #   benchmarks/reference.sh speed-lstm   # the small LSTM over 5 rounds; XLA for the LSTM at one thread
 #   benchmarks/reference.sh speed-long   # long sequences: the unrolled fast path against the stock loop
+#   benchmarks/reference.sh memory     # results/memory: memory across 30 in-process variants and a 30-trial search
+#   benchmarks/reference.sh cluster    # results/cluster: what a Dask cluster adds per variant (needs ".[cluster]")
 #
 # Run it with nothing else on the machine. An existing folder is discarded first
 # (--fresh), so the tables are remade whole by this commit; commit them afterwards.
@@ -28,7 +30,7 @@ if [ -n "$(git status --porcelain --untracked-files=no -- . ':!results')" ]; the
     echo "error: the tree has uncommitted changes outside results/; commit them first, so the results name one commit" >&2
     exit 2
 fi
-[ $# -gt 0 ] || { echo "usage: $0 tutorial|threads|mnist|permuted|sequential|pixels|fashion|matched|frameworks|tuned|speed[-serve|-train|-lstm|-long] ..." >&2; exit 2; }
+[ $# -gt 0 ] || { echo "usage: $0 tutorial|threads|mnist|permuted|sequential|pixels|fashion|matched|frameworks|tuned|speed[-serve|-train|-lstm|-long]|memory|cluster ..." >&2; exit 2; }
 export TF_CPP_MIN_LOG_LEVEL=2
 
 for part in "$@"; do
@@ -137,8 +139,18 @@ for part in "$@"; do
             simple_rnn keras_simple_rnn indrnn keras_indrnn --batch-size 256 --epochs 1 --train-images 1024 \
             --no-measure-inference --threads 2 --results-dir results/speed --run-name memory-784 --fresh
         ;;
+    memory)
+        # Every variant and trial in this one process: what each adds to its memory.
+        rm -f results/memory/memory_growth.*
+        python benchmarks/memory_growth.py --threads 2 --name memory_growth
+        ;;
+    cluster)
+        # local:2, a dask scheduler with two dask workers, and local:1, each on loopback: 8 equal variants.
+        rm -f results/cluster/overhead.*
+        python benchmarks/cluster_overhead.py --variants 8 --out results/cluster
+        ;;
     *)
-        echo "error: unknown part '$part'; choose tutorial, threads, mnist, permuted, sequential, pixels, fashion, matched, frameworks, tuned, speed, speed-serve, speed-train, speed-lstm or speed-long" >&2
+        echo "error: unknown part '$part'; choose tutorial, threads, mnist, permuted, sequential, pixels, fashion, matched, frameworks, tuned, speed, speed-serve, speed-train, speed-lstm, speed-long, memory or cluster" >&2
         exit 2
         ;;
     esac
