@@ -235,6 +235,7 @@ def test_a_tls_cluster_trains_with_the_certificates_of_dasks_configuration(tiny_
     assert f"started on {address.rsplit(':', 1)[0]}" in bench.stdout and "accepts any client" not in bench.stderr
 
 
+@pytest.mark.slow
 def test_a_worker_with_other_code_fails_the_variant_naming_both_versions():
     from recurrent_mnist.cluster import train_on_worker
     from recurrent_mnist.training import TrainConfig
