@@ -2,12 +2,13 @@
 
 Trains the same equal variants (one cell, one seed each, `--threads 1`) on the embedded sample three ways:
 on `local:2` (two worker processes started by `bench --cluster local:2`), on a scheduler and two workers
-started with Dask's own `dask scheduler` / `dask worker` commands on loopback, and on one worker
-(`local:1`). Per variant it records, by the clocks of this machine:
+started with Dask's own `dask scheduler` / `dask worker` commands on loopback, and on a scheduler with one
+such worker of one slot (`--resources threads=1`). Per variant it records, by the clocks of this machine:
 
-- submitted → started: from the client's submission to the task starting on its worker (queueing and
-  scheduling; a variant that waits for a free worker counts that wait, which is why the table also gives
-  the first variant per worker alone);
+- the first variant of each worker, submitted → started: scheduling, plus the worker's one-time import of
+  the library when it first runs a task;
+- every later variant, slot free → started: from the end of the worker's previous variant to the start of
+  this one (the dispatch gap; the wait for a free worker is by design and not counted);
 - trained → recorded: from the training process's end on the worker to the record written by the client.
 
 and per run its wall time; the 2-worker run's time over the 1-worker run's is the speed-up's inverse.
@@ -22,6 +23,7 @@ Writes overhead.json and overhead.md in --out.
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import socket
 import statistics
@@ -65,37 +67,47 @@ def _run(cluster: str, variants: int, results: Path) -> dict:
         {
             "seed": event["seed"],
             "worker": event.get("worker"),
+            "queued_at": queued[(event["cell"], event["seed"])],
+            "started_at": event["started_at"],
+            "trained_at": event["trained_at"],
             "to_start_s": event["started_at"] - queued[(event["cell"], event["seed"])],
             "to_record_s": event["recorded_at"] - event["trained_at"],
         }
         for event in ended
     ]
+    _dispatch_gaps(rows)
     return {"cluster": cluster, "wall_s": wall, "variants": rows}
 
 
-def _first_per_worker(rows: list[dict]) -> list[dict]:
-    seen, first = set(), []
-    for row in sorted(rows, key=lambda r: r["to_start_s"]):
-        if row["worker"] not in seen:
-            seen.add(row["worker"])
-            first.append(row)
-    return first
+def _dispatch_gaps(rows: list[dict]) -> None:
+    """Sets each variant's `gap_s`: None for a worker's first, else from its previous variant's end to its start.
+
+    Meant for workers of one slot (one variant at a time), as every setup here has on two cores.
+    """
+    for worker in {row["worker"] for row in rows}:
+        mine = sorted((row for row in rows if row["worker"] == worker), key=lambda row: row["started_at"])
+        mine[0]["gap_s"] = None
+        for previous, row in itertools.pairwise(mine):
+            row["gap_s"] = row["started_at"] - previous["trained_at"]
 
 
 def _summary(run: dict, label: str) -> dict:
     rows = run["variants"]
-    first = _first_per_worker(rows)
+    gaps = [row["gap_s"] for row in rows if row["gap_s"] is not None]
     return {
         "setup": label,
         "wall_s": run["wall_s"],
-        "first_to_start_s": max(row["to_start_s"] for row in first),
+        "first_to_start_s": max(row["to_start_s"] for row in rows if row["gap_s"] is None),
+        "gap_s_median": statistics.median(gaps) if gaps else None,
+        "gap_s_max": max(gaps) if gaps else None,
         "to_record_s_median": statistics.median(row["to_record_s"] for row in rows),
         "to_record_s_max": max(row["to_record_s"] for row in rows),
     }
 
 
-def _dask_commands(variants: int, results: Path) -> dict:
-    """The same run on a scheduler and two workers started with Dask's command-line tools, on loopback."""
+def _dask_commands(variants: int, results: Path, workers: int) -> dict:
+    """The same run on a scheduler and `workers` workers of one slot each, started with Dask's command-line
+    tools, on loopback."""
     dask = str(Path(sys.executable).with_name("dask"))
     address = f"tcp://127.0.0.1:{_free_port()}"
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
@@ -103,14 +115,14 @@ def _dask_commands(variants: int, results: Path) -> dict:
     port = address.rsplit(":", 1)[1]
     scheduler = [dask, "scheduler", "--host", "127.0.0.1", "--port", port, "--no-dashboard"]
     processes = [subprocess.Popen(scheduler, **quiet)]
-    for _ in range(2):
+    for _ in range(workers):
         worker = [dask, "worker", address, "--nthreads", "1", "--resources", "threads=1", "--no-dashboard"]
         processes.append(subprocess.Popen(worker, **quiet))
     try:
         import distributed
 
         with distributed.Client(address, timeout=60) as client:
-            client.wait_for_workers(2, timeout=120)
+            client.wait_for_workers(workers, timeout=120)
         return _run(address, variants, results)
     finally:
         for process in reversed(processes):
@@ -130,14 +142,14 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="recurrent-mnist-overhead-") as scratch:
         scratch = Path(scratch)
         two_local = _run("local:2", args.variants, scratch / "local2")
-        two_commands = _dask_commands(args.variants, scratch / "commands")
-        one = _run("local:1", args.variants, scratch / "local1")
+        two_commands = _dask_commands(args.variants, scratch / "commands", workers=2)
+        one = _dask_commands(args.variants, scratch / "one", workers=1)
     setups = [
         _summary(two_local, "local:2"),
         _summary(two_commands, "dask scheduler + 2 dask workers"),
-        _summary(one, "local:1"),
+        _summary(one, "dask scheduler + 1 dask worker"),
     ]
-    ratio = two_local["wall_s"] / one["wall_s"]
+    ratio = two_commands["wall_s"] / one["wall_s"]
     record = {
         **header,
         "git_commit": code.get("git_commit"),
@@ -155,24 +167,27 @@ def main() -> None:
         f"- {args.variants} equal variants a run (simple_rnn, 16 units, one epoch each on the embedded sample, "
         "--threads 1, no inference measurement), this machine's loopback only",
         "",
-        "| setup | run wall time (s) | submitted → started, first variant per worker (s) | "
-        "trained → recorded, median / max (s) | overhead goal (< 2 s) |",
-        "| --- | ---: | ---: | ---: | --- |",
+        "| setup | run wall time (s) | first variant per worker: submitted → started (s) | "
+        "later variants: slot free → started, median / max (s) | trained → recorded, median / max (s) | "
+        "overhead goal (< 2 s per variant) |",
+        "| --- | ---: | ---: | ---: | ---: | --- |",
     ]
     for row in setups:
-        met = row["first_to_start_s"] < GOAL_OVERHEAD_S and row["to_record_s_max"] < GOAL_OVERHEAD_S
+        gaps = "–" if row["gap_s_median"] is None else f"{row['gap_s_median']:.2f} / {row['gap_s_max']:.2f}"
+        met = (row["gap_s_max"] or 0.0) < GOAL_OVERHEAD_S and row["to_record_s_max"] < GOAL_OVERHEAD_S
         lines.append(
-            f"| {row['setup']} | {row['wall_s']:.1f} | {row['first_to_start_s']:.2f} | "
+            f"| {row['setup']} | {row['wall_s']:.1f} | {row['first_to_start_s']:.2f} | {gaps} | "
             f"{row['to_record_s_median']:.2f} / {row['to_record_s_max']:.2f} | {'met' if met else 'missed'} |"
         )
     lines += [
         "",
-        f"Two workers over one (local:2 against local:1, wall time): {ratio:.2f} "
+        f"Two workers over one (two dask workers against one, one slot each, wall time): {ratio:.2f} "
         f"(goal at most {GOAL_RATIO}: {'met' if ratio <= GOAL_RATIO else 'missed'}).",
         "",
-        "Submitted → started counts the first variant each worker runs (the others wait for a free worker by "
-        "design); the training process's own start (Python, TensorFlow, the data) is what --isolate costs on "
-        "one machine as well and is not counted. Both clocks are this machine's.",
+        "The overhead goal counts what Dask adds to each later variant (the dispatch gap and the way back); a "
+        "worker's first variant also waits for the worker to import the library once. The training process's "
+        "own start (Python, TensorFlow, the data) is what --isolate costs on one machine as well and is not "
+        "counted. Both clocks are this machine's.",
         "",
     ]
     write(args.out, "overhead", record, "\n".join(lines))
