@@ -339,7 +339,7 @@ ClusterOpt = Annotated[
         help="Train the variants as tasks of a Dask cluster: tcp://HOST:PORT or tls://HOST:PORT (a running "
         "scheduler; each worker declares its cores with --resources threads=CORES) or local:N (N worker processes "
         "here). Each variant trains in a fresh process on its worker; the run folder is written here. Needs "
-        "pip install 'recurrent-mnist[cluster]'. Default: none (train here).",
+        "pip install 'recurrent-mnist[cluster]'. Default: none.",
         rich_help_panel=DISTRIBUTED,
         show_default=False,
     ),

@@ -49,6 +49,7 @@ DELIBERATE = {
     ("--reading", "metavar"): "tune takes several readings (the 'reading' hyperparameter's choices)",
     ("--reading", "panel"): "tune: the reading's choices, beside the other ranges of the search space",
     ("--permutation-seed", "panel"): "tune: beside the readings it orders, in the search space",
+    ("--cluster", "help"): "bench runs each variant as a task; tune runs its keras-tuner workers as tasks",
 }
 # Related options named apart on purpose: (command, option) pairs and why.
 NAMED_APART = {
@@ -60,6 +61,7 @@ NAMED_APART = {
 ONLY_IN = {
     "--preset": ({"bench", "train"}, "a preset fixes values; tune narrows ranges instead"),
     "--import": ({"bench", "tune", "train", "evaluate", "export"}, "every command that builds or loads a model"),
+    "--cluster": ({"bench", "tune"}, "the commands that train many models: variants, or a search's workers"),
 }
 
 

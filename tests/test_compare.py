@@ -224,7 +224,7 @@ def test_files_written(tmp_path):
     base = make_run(tmp_path / "base", seeds())
     slow = make_run(tmp_path / "slow", seeds(slower=3), config={**CONFIG, "threads": 1})
     files = write_comparison(compare_runs([base, slow], fail_if_slower="10%"), tmp_path / "out")
-    assert [path.name for path in files] == ["compare.md", "compare.csv", "compare.png"]
+    assert [path.name for path in files] == ["compare.md", "compare.csv", "compare.png", "report.html"]
     assert all(path.stat().st_size > 0 for path in files)
     frame = pd.read_csv(tmp_path / "out" / "compare.csv")
     assert len(frame) == 2 * 6 * 2  # cells × figures × runs

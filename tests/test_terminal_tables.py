@@ -75,3 +75,12 @@ def test_a_first_look_says_so_and_gives_a_real_run():
     assert "embedded sample" in note and "2 epochs" in note and "--dataset mnist" in note
     assert first_look(_rows({"lstm": [0.6]}, dataset="fashion-mnist", epochs=1)).count("1 epoch") == 1
     assert first_look(_rows({"lstm": [0.98]}, dataset="mnist", epochs=20)) is None
+
+
+def test_a_cell_whose_every_seed_failed_shows_dashes():
+    rows = _rows({"lstm": [0.9]}).to_dict("records")
+    rows.append({"cell": "gru", "seed": 0, "status": "failed", "dataset": "mnist", "error": "diverged"})
+    summary = reporting.summary_frame(reporting.runs_frame(rows))
+    text = _render(summary_table(summary, "Summary"))
+    gru = next(line for line in text.splitlines() if " gru " in line)
+    assert "0 (1 failed)" in gru and "–" in gru, text

@@ -13,7 +13,7 @@ from rich.table import Table
 def _num(value, digits=4) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "–"
-    return f"{value:.{digits}f}"
+    return f"{value:,.{digits}f}" if digits == 0 else f"{value:.{digits}f}"
 
 
 def _variant(event) -> str:
@@ -129,14 +129,16 @@ def summary_table(summary, title: str) -> Table:
     )
     labels = ("cell", "framework") if "framework" in summary else ("cell",)
     table.add_column("#", justify="right", no_wrap=True)
-    for header in labels:
-        table.add_column(header, justify="left", overflow="fold")
-    for header in ("seeds", "units", "params", "test acc (95 % CI)", *(column[0] for column in TERMINAL_COLUMNS)):
+    for header in labels:  # a name wraps only past 16 characters
+        longest = max([len(header), *(len(str(value)) for value in summary[header])])
+        table.add_column(header, justify="left", overflow="fold", min_width=min(longest, 16))
+    table.add_column("seeds", justify="right", overflow="fold")  # "2 (1 failed)" may wrap after its count
+    for header in ("units", "params", "test acc (95 % CI)", *(column[0] for column in TERMINAL_COLUMNS)):
         table.add_column(header, justify="right", no_wrap=True)
     for record in summary.to_dict("records"):
         seeds = str(record["seeds"]) + (f" ({record['failed']} failed)" if record["failed"] else "")
-        units = str(record["units"]) if record.get("units") is not None else "–"
-        params = f"{int(record['params']):,}" if record.get("params") is not None else "–"
+        units = _num(record.get("units"), 0)
+        params = _num(record.get("params"), 0)
         accuracy = _num(record["test_accuracy_mean"])
         if accuracy != "–":
             accuracy += f" ({interval(record, 'test_accuracy', 3).replace(' to ', '–')})"
