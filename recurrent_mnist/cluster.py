@@ -56,7 +56,7 @@ RESOURCE = "threads"
 # How long to wait for a first worker, and for a scheduler to answer.
 CONNECT_TIMEOUT_S = 30
 # How long commands run as tasks (search workers) may take to end by themselves after the block.
-COMMANDS_END_S = 120
+COMMANDS_END_S = 30
 # How many times Dask runs a variant again after its worker died (a kill, a lost machine).
 RETRIES = 1
 _EVENTS_TOPIC = "recurrent-mnist-events"
