@@ -108,6 +108,8 @@ def _summary(run: dict, label: str) -> dict:
 def _dask_commands(variants: int, results: Path, workers: int) -> dict:
     """The same run on a scheduler and `workers` workers of one slot each, started with Dask's command-line
     tools, on loopback."""
+    from recurrent_mnist.runs.process import stop
+
     dask = str(Path(sys.executable).with_name("dask"))
     address = f"tcp://127.0.0.1:{_free_port()}"
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
@@ -126,11 +128,7 @@ def _dask_commands(variants: int, results: Path, workers: int) -> dict:
         return _run(address, variants, results)
     finally:
         for process in reversed(processes):
-            process.terminate()
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
+            stop(process)
 
 
 def main() -> None:

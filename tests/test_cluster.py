@@ -20,6 +20,7 @@ from clirun import cli_env, invoke, read_line_containing, run, start, wait_for
 
 from recurrent_mnist.cluster import check_address, is_local_address, plain_tcp_warning
 from recurrent_mnist.errors import ConfigError
+from recurrent_mnist.runs.process import stop
 
 distributed = pytest.importorskip("distributed")
 DASK = str(Path(sys.executable).with_name("dask"))
@@ -54,11 +55,7 @@ def scheduler(tmp_path_factory):
         yield address
     finally:
         for process, log in reversed(started):
-            process.terminate()
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
+            stop(process)
             log.close()
 
 
@@ -224,11 +221,7 @@ def test_a_tls_cluster_trains_with_the_certificates_of_dasks_configuration(tiny_
         )  # fmt: skip
     finally:
         for process in reversed(processes):
-            process.terminate()
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
+            stop(process)
         for log in logs:
             log.close()
     assert bench.returncode == 0, bench.stdout + bench.stderr

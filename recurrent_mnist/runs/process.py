@@ -68,14 +68,20 @@ def run_worker(command: list[str], spec: dict, log_path: Path, emit: Emit, env: 
                     emit(event)
             returncode = process.wait()
         finally:
-            if process.poll() is None:  # interrupted: do not leave the worker behind
-                process.terminate()
-                try:
-                    process.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-                    process.wait()
+            stop(process, timeout=10)  # interrupted: do not leave the worker behind
     return result, returncode
+
+
+def stop(process: subprocess.Popen, timeout: float = 30) -> None:
+    """Ends `process` if it still runs: SIGTERM, then SIGKILL after `timeout` seconds; reaps it either way."""
+    if process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 def crash_reason(returncode: int, log_path: Path) -> str:
