@@ -216,9 +216,9 @@ def run_variants(
     threads: int,
     code: dict,
     emit: Callable[[dict], None],
-    done: Callable[[dict, dict], None],
+    done: Callable[[dict, object, dict], None],
 ) -> None:
-    """Submits each `(spec, label, planned)` of `tasks` and calls `done(planned, outcome)` as each finishes.
+    """Submits each `(spec, label, planned)` of `tasks` and calls `done(label, planned, outcome)` as each finishes.
 
     A variant whose worker died more than `RETRIES` times is recorded as failed with the reason.
     Interrupted (Ctrl-C), it cancels what has not finished; what finished was passed to `done`.
@@ -246,7 +246,7 @@ def run_variants(
                 for future in finished:
                     _drain(events, emit)
                     label, planned = futures[future]
-                    done(planned, _outcome(future, planned, address, distributed))
+                    done(label, planned, _outcome(future, planned, address, distributed))
             _drain(events, emit)  # progress is shown from this thread only
             if client.status in ("closed", "closing"):
                 raise ClusterError(_lost(address, "the connection closed"))

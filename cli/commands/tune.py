@@ -180,7 +180,7 @@ def tune(
 
     modules = resolve_imports(o.split_values(imports) or ())
     if cluster is not None:
-        oracle = _chief_for_cluster(cluster, chief_address, given, oracle, run)
+        oracle = _chief_for_cluster(cluster, chief_address, given, oracle)
     elif workers is not None or chief_address is not None:
         raise typer.BadParameter(
             "applies only with --cluster", param_hint="'--workers'" if workers else "'--chief-address'"
@@ -253,7 +253,7 @@ def tune(
 _CLUSTER_FLAGS = ("--cluster", "--workers", "--chief-address", "--fresh")
 
 
-def _chief_for_cluster(cluster: str, chief_address: str | None, given: dict, oracle: str | None, run: dict) -> str:
+def _chief_for_cluster(cluster: str, chief_address: str | None, given: dict, oracle: str | None) -> str:
     """The chief's address for a search on a cluster, checked; this process becomes the chief."""
     from recurrent_mnist.cluster import check_address, plain_tcp_warning
 

@@ -119,17 +119,15 @@ def write_tables(folder: BenchFolder) -> BenchResult:
     with contextlib.suppress(OSError, ValueError):
         identity = json.loads((folder.path / "run.json").read_text())
     environments = variant_environments(found)
-    atomic_write_json(
-        folder.path / "environment.json",
-        {
-            "run": folder.path.name,
-            "config": identity.get("config"),
-            "dataset_sha256": identity.get("dataset_sha256"),
-            "code": identity.get("code"),
-            "environments": environments,
-            "commands": sorted({" ".join(r["command"]) for r in found if r.get("command")}),
-        },
-    )
+    environment = {
+        "run": folder.path.name,
+        "config": identity.get("config"),
+        "dataset_sha256": identity.get("dataset_sha256"),
+        "code": identity.get("code"),
+        "environments": environments,
+        "commands": sorted({" ".join(r["command"]) for r in found if r.get("command")}),
+    }
+    atomic_write_json(folder.path / "environment.json", environment)
     warnings = _warnings(runs, environments)
     cpus = trained_on_cpus(runs)
     notes = [*_identity_notes(identity, runs), *(f"**{warning}**" for warning in warnings), *_outcome_notes(runs)]
@@ -148,7 +146,7 @@ def write_tables(folder: BenchFolder) -> BenchResult:
             title,
             (folder.path / "summary.md").read_text(),
             [path for path in files if path.suffix == ".png"],
-            json.loads((folder.path / "environment.json").read_text()),
+            environment,
         )
     )
     failed = int((runs["status"] != "ok").sum())

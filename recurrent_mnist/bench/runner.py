@@ -199,17 +199,16 @@ def _train_on_cluster(
             emit({"event": "variant_kept", **label})
         else:
             tasks.append((_spec(run, planned), label, planned))
-    labels = {id(planned): label for _, label, planned in tasks}
     trained = 0
 
-    def done(planned: _Planned, outcome: dict) -> None:
+    def done(label: dict, planned: _Planned, outcome: dict) -> None:
         nonlocal trained
         log = run.folder.logs / f"{planned.path.stem}.log"
         atomic_write_text(log, outcome.get("log") or f"(no log came back from {outcome.get('worker', 'the worker')})\n")
         row = _record(run, planned, outcome)
         trained += 1
         timing = {**outcome.get("timing", {}), "recorded_at": time.time()}
-        emit({"event": "variant_end", **labels[id(planned)], "row": row, "worker": outcome.get("worker"), **timing})
+        emit({"event": "variant_end", **label, "row": row, "worker": outcome.get("worker"), **timing})
         with run.folder.lock():
             write_tables(run.folder)
 
