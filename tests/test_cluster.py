@@ -118,6 +118,15 @@ def test_a_cluster_run_gives_the_local_accuracies_and_its_folder_reruns_locally_
     assert {path: path.stat().st_mtime_ns for path in environments} == records
 
 
+def _cmdline(process) -> list:
+    import psutil
+
+    try:
+        return process.cmdline()
+    except psutil.Error:  # ended meanwhile
+        return []
+
+
 @pytest.mark.slow
 def test_a_worker_killed_during_a_variant_loses_nothing_else(scheduler, tiny_data_dir, tmp_path):
     import psutil
@@ -135,8 +144,8 @@ def test_a_worker_killed_during_a_variant_loses_nothing_else(scheduler, tiny_dat
             lambda: (
                 training.extend(
                     p
-                    for p in psutil.process_iter(["cmdline"])
-                    if "recurrent_mnist._worker" in (p.info["cmdline"] or [])
+                    for p in psutil.Process().children(recursive=True)  # never another test's processes
+                    if "recurrent_mnist._worker" in _cmdline(p)
                 )
                 or training
             ),
