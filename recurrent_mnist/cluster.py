@@ -43,7 +43,6 @@ __all__ = [
     "ClusterError",
     "CommandTasks",
     "check_address",
-    "command_outcomes",
     "commands_on_cluster",
     "connect",
     "is_local_address",
@@ -306,11 +305,13 @@ def run_command(command: list[str], cwd: str | None) -> dict:
 
 
 class CommandTasks:
-    """Commands to run as tasks of a connected cluster: `start()` submits them, `futures` follow them."""
+    """Commands to run as tasks of a connected cluster: `start()` submits them, `futures` follow them, and
+    `outcomes` says, once the block of `commands_on_cluster` has ended, how each ended."""
 
     def __init__(self, client, commands: list[list[str]], threads: int, cwd: str | None):
         self.client, self.commands, self.threads, self.cwd = client, commands, threads, cwd
         self.futures: list | None = None
+        self.outcomes: list[dict] = []
 
     def start(self) -> None:
         """Submits the commands (once)."""
@@ -322,6 +323,17 @@ class CommandTasks:
                 for command in self.commands
             ]
 
+    def collect(self) -> None:
+        """What each task returned, or why it did not finish; read while the client is connected (a
+        closed client reports every future as cancelled)."""
+        self.outcomes = []
+        for future in self.futures or ():
+            if future.status == "finished":
+                self.outcomes.append(future.result())
+            else:
+                why = f"it did not end within {COMMANDS_END_S} s of the search's end and was stopped ({future.status})"
+                self.outcomes.append({"worker": None, "returncode": None, "output": why})
+
 
 @contextlib.contextmanager
 def commands_on_cluster(
@@ -330,7 +342,8 @@ def commands_on_cluster(
     """Connects to the cluster at `address` for the block, which starts `commands` when it is ready for them.
 
     On leaving, waits up to `COMMANDS_END_S` for the tasks to end by themselves (a search worker
-    ends when its chief says the search is over), then cancels what is left.
+    ends when its chief says the search is over), records how each ended in `outcomes`, then
+    cancels what is left.
     """
     distributed = _distributed()
     with connect(address, threads) as client:
@@ -340,17 +353,6 @@ def commands_on_cluster(
             if tasks.futures:
                 with contextlib.suppress(TimeoutError, distributed.TimeoutError):
                     distributed.wait(tasks.futures, timeout=COMMANDS_END_S)
+            tasks.collect()
         finally:
             client.cancel([future for future in tasks.futures or () if not future.done()])
-
-
-def command_outcomes(tasks: CommandTasks) -> list[dict]:
-    """What each command task returned, or why it did not finish."""
-    outcomes = []
-    for future in tasks.futures or ():
-        if future.status == "finished":
-            outcomes.append(future.result())
-        else:
-            why = f"it did not end within {COMMANDS_END_S} s of the search's end and was stopped ({future.status})"
-            outcomes.append({"worker": None, "returncode": None, "output": why})
-    return outcomes

@@ -300,9 +300,7 @@ def _worker_commands(chief: str, count: int) -> list[list[str]]:
 
 
 def _say_how_the_workers_ended(tasks) -> None:
-    from recurrent_mnist.cluster import command_outcomes
-
-    for outcome in command_outcomes(tasks):
+    for outcome in tasks.outcomes:
         if outcome["returncode"] != 0:
             where = f" on {outcome['worker']}" if outcome["worker"] else ""
             how = "did not end" if outcome["returncode"] is None else f"exited with {outcome['returncode']}"
