@@ -1,9 +1,11 @@
 """Bench variants as tasks of a Dask cluster (`bench --cluster`).
 
-Each variant is one task. On its worker it trains in a fresh Python process,
-exactly as `isolate=True` trains it here (`_worker.run_isolated`), and the task
-returns the variant's records (row, history, environment, log); the client
-writes the run folder, so no shared filesystem is needed. Each worker loads the
+Each variant is one task (`_cluster_task.train_on_worker`). On its worker it
+trains in a fresh Python process, exactly as `isolate=True` trains it here, and
+the task returns the variant's records (row, history, environment, log); the
+client writes the run folder, so no shared filesystem is needed. The tasks
+travel as code and never import Keras in the Dask worker process, so only the
+training process pays TensorFlow's start-up. Each worker loads the
 data set itself, and a copy whose SHA-256 differs from the client's fails the
 variant with both digests.
 
@@ -26,17 +28,14 @@ import logging
 import os
 import queue
 import socket
-import tempfile
 import time
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from urllib.parse import urlparse
 
-from recurrent_mnist import __version__
-from recurrent_mnist._worker import run_isolated
-from recurrent_mnist.environment import code_identity
+from recurrent_mnist import _cluster_task
+from recurrent_mnist._cluster_task import EVENTS_TOPIC, run_command, train_on_worker
+from recurrent_mnist.environment import framework_name
 from recurrent_mnist.errors import ConfigError, RecurrentMnistError
-from recurrent_mnist.training.config import TrainConfig
 
 __all__ = [
     "RESOURCE",
@@ -58,7 +57,6 @@ CONNECT_TIMEOUT_S = 30
 COMMANDS_END_S = 30
 # How many times Dask runs a variant again after its worker died (a kill, a lost machine).
 RETRIES = 1
-_EVENTS_TOPIC = "recurrent-mnist-events"
 
 
 class ClusterError(RecurrentMnistError):
@@ -107,12 +105,16 @@ def plain_tcp_warning(address: str) -> str | None:
 
 def _distributed():
     try:
+        import cloudpickle
         import distributed
     except ImportError:
         raise ConfigError(
             "a cluster needs Dask distributed, an optional extra: pip install 'recurrent-mnist[cluster]'",
             argument="cluster",
         ) from None
+    # The tasks travel as code, so that a worker runs them without importing this package's Keras side.
+    if _cluster_task.__name__ not in cloudpickle.list_registry_pickle_by_value():
+        cloudpickle.register_pickle_by_value(_cluster_task)
     return distributed
 
 
@@ -132,6 +134,7 @@ def connect(address: str, threads: int) -> Iterator[object]:
     kind, value = check_address(address)
     distributed = _distributed()
     with contextlib.ExitStack() as stack:
+        stack.enter_context(_dask_logs_quiet())
         if kind == "local":
             cores = max(threads, (os.cpu_count() or 1) // value)
             cluster = stack.enter_context(
@@ -162,6 +165,24 @@ def connect(address: str, threads: int) -> Iterator[object]:
         yield client
 
 
+@contextlib.contextmanager
+def _dask_logs_quiet() -> Iterator[None]:
+    """Keeps the client's Dask log records (reconnection attempts with their tracebacks) out of the terminal:
+    every failure they announce reaches the user as one sentence of `ClusterError`, or as a failed variant."""
+    # Dask's configuration puts handlers on "distributed" and on some of its loggers ("distributed.client"),
+    # each with a level of its own: the handlers are what is raised here.
+    names = [name for name in logging.root.manager.loggerDict if name.split(".")[0] == "distributed"]
+    handlers = list({id(h): h for name in names for h in logging.getLogger(name).handlers}.values())
+    levels = [handler.level for handler in handlers]
+    for handler in handlers:
+        handler.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        for handler, level in zip(handlers, levels, strict=True):
+            handler.setLevel(level)
+
+
 def _check_capacity(client, address: str, threads: int) -> None:
     workers = client.scheduler_info()["workers"].values()
     if not any((worker.get("resources") or {}).get(RESOURCE, 0) >= threads for worker in workers):
@@ -172,42 +193,6 @@ def _check_capacity(client, address: str, threads: int) -> None:
         )
 
 
-def train_on_worker(spec: dict, client_code: dict, label: dict) -> dict:
-    """The task: trains the variant `spec` describes in a fresh process on this worker.
-
-    Returns the worker's outcome (row, history, environment) with its log and
-    the worker's address; a worker whose code differs from the client's fails
-    the variant without training.
-    """
-    from distributed import get_worker
-
-    this_worker = get_worker()
-    worker = this_worker.address
-    code = code_identity(spec.get("imports", ()))
-    if code.get("source_sha256") != client_code.get("source_sha256"):
-        reason = (
-            f"the worker {worker} runs recurrent-mnist {__version__} (source {str(code.get('source_sha256'))[:8]}), "
-            f"the client {client_code.get('version')} (source {str(client_code.get('source_sha256'))[:8]}): "
-            "install the client's version on every worker"
-        )
-        row = TrainConfig.from_dict(spec["train_config"]).failed_row(reason)
-        return {"row": row, "history": [], "worker": worker, "log": ""}
-    started_at = time.time()
-    this_worker.log_event(_EVENTS_TOPIC, {"event": "variant_started", **label, "worker": worker, "at": started_at})
-
-    def relay(event: dict) -> None:  # the epochs as they end, to the client's terminal
-        if event.get("event") == "epoch_end":
-            this_worker.log_event(_EVENTS_TOPIC, {**event, **label, "worker": worker})
-
-    with tempfile.TemporaryDirectory(prefix="recurrent-mnist-variant-") as scratch:
-        log_path = Path(scratch) / "variant.log"
-        outcome = run_isolated(spec, log_path, relay)
-        log = log_path.read_text(errors="replace") if log_path.exists() else ""
-    # When the task began and its training process ended, by this worker's clock (the overhead benchmark).
-    timing = {"started_at": started_at, "trained_at": time.time()}
-    return {**outcome, "worker": worker, "log": log[-200_000:], "timing": timing}
-
-
 def run_variants(
     client,
     address: str,
@@ -216,8 +201,13 @@ def run_variants(
     code: dict,
     emit: Callable[[dict], None],
     done: Callable[[dict, object, dict], None],
+    batch_done: Callable[[], None] = lambda: None,
 ) -> None:
     """Submits each `(spec, label, planned)` of `tasks` and calls `done(label, planned, outcome)` as each finishes.
+
+    `batch_done()` follows the `done` calls of variants that finished together (those found finished while
+    the others were recorded too), so that what is rebuilt from all the records (the tables) is rebuilt once
+    for them, not once each.
 
     A variant whose worker died more than `RETRIES` times is recorded as failed with the reason.
     Interrupted (Ctrl-C), it cancels what has not finished; what finished was passed to `done`.
@@ -235,32 +225,38 @@ def run_variants(
         emit({"event": "variant_queued", **label, "at": time.time()})
     events: queue.Queue = queue.Queue()
     # The workers' progress events arrive on the client's own thread; they are shown from this one.
-    client.subscribe_topic(_EVENTS_TOPIC, lambda event: events.put(event[1]))
+    client.subscribe_topic(EVENTS_TOPIC, lambda event: events.put(event[1]))
     pending = set(futures)
     try:
         while pending:
             with contextlib.suppress(TimeoutError, distributed.TimeoutError):
                 finished, pending = distributed.wait(pending, timeout=0.5, return_when="FIRST_COMPLETED")
                 pending = set(pending)
-                for future in finished:
-                    _drain(events, emit)
-                    label, planned = futures[future]
-                    done(label, planned, _outcome(future, planned, address, distributed))
+                while finished:
+                    for future in finished:
+                        _drain(events, emit)
+                        label, planned = futures[future]
+                        done(label, planned, _outcome(future, planned, address, distributed))
+                    finished = {future for future in pending if future.done()}  # ended meanwhile
+                    pending -= finished
+                batch_done()
             _drain(events, emit)  # progress is shown from this thread only
             if client.status in ("closed", "closing"):
                 raise ClusterError(_lost(address, "the connection closed"))
+    except distributed.CancelledError:  # the scheduler cancels every task when it loses the client
+        raise ClusterError(_lost(address, "the connection was lost")) from None
     except KeyboardInterrupt:
         client.cancel(list(pending))
         raise
     finally:
         with contextlib.suppress(Exception):
-            client.unsubscribe_topic(_EVENTS_TOPIC)
+            client.unsubscribe_topic(EVENTS_TOPIC)
 
 
 def _outcome(future, planned, address: str, distributed) -> dict:
     """A finished task's outcome; a failed task's as a failed row with the reason."""
     try:
-        return future.result()
+        outcome = future.result()
     except (OSError, distributed.comm.CommClosedError) as exc:
         raise ClusterError(_lost(address, type(exc).__name__)) from None
     except Exception as exc:  # noqa: BLE001 - a variant's failure, recorded with its reason
@@ -268,6 +264,9 @@ def _outcome(future, planned, address: str, distributed) -> dict:
         if type(exc).__name__ == "KilledWorker":
             reason = f"its worker process died {RETRIES + 1} times while training it (KilledWorker)"
         return {"row": planned.variant.failed_row(reason), "history": []}
+    if "failed" in outcome:  # the worker could not train it: another version, a crashed training process
+        return {**outcome, "row": {**planned.variant.failed_row(outcome["failed"]), "framework": framework_name()}}
+    return outcome
 
 
 def _lost(address: str, why: str) -> str:
@@ -283,25 +282,6 @@ def _drain(events: queue.Queue, emit: Callable[[dict], None]) -> None:
             emit(events.get_nowait())
         except queue.Empty:
             return
-
-
-def run_command(command: list[str], cwd: str | None) -> dict:
-    """The task of a search worker: runs `command` in a fresh process on this worker, from `cwd` where it exists.
-
-    Returns its exit code and the end of its output.
-    """
-    import subprocess
-
-    from distributed import get_worker
-
-    where = cwd if cwd and os.path.isdir(cwd) else None
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2")}
-    done = subprocess.run(command, cwd=where, env=env, capture_output=True, text=True, check=False)
-    return {
-        "worker": get_worker().address,
-        "returncode": done.returncode,
-        "output": (done.stdout + done.stderr)[-4000:],
-    }
 
 
 class CommandTasks:

@@ -247,6 +247,81 @@ def test_a_worker_with_other_code_fails_the_variant_naming_both_versions():
     with distributed.LocalCluster(n_workers=1, processes=False, dashboard_address=":0") as cluster:
         with distributed.Client(cluster) as client:
             outcome = client.submit(train_on_worker, spec, client_code, {"cell": "lstm", "seed": 0}).result(timeout=60)
-    reason = outcome["row"]["error"]
-    assert outcome["row"]["status"] == "failed" and outcome["history"] == []
+    reason = outcome["failed"]
+    assert "row" not in outcome and outcome["history"] == []  # the client records the failed row
     assert "runs recurrent-mnist" in reason and "the client 0.0.9 (source ffffffff)" in reason, reason
+
+
+def test_a_worker_process_runs_a_task_without_importing_keras():
+    """The task travels as code and imports the package's light modules with Keras deferred: a Dask worker
+    spends no TensorFlow start-up on it (the training process it starts does, once)."""
+    client = (
+        "import sys, cloudpickle\n"
+        "from recurrent_mnist import cluster\n"
+        "cluster._distributed()\n"  # what a client does before it submits
+        "sys.stdout.buffer.write(cloudpickle.dumps(cluster.train_on_worker))\n"
+    )
+    env = {**cli_env(), "RECURRENT_MNIST_DEFER_KERAS": "1"}
+    task = subprocess.run([sys.executable, "-c", client], capture_output=True, env=env, check=True).stdout
+    worker = (
+        "import os, pickle, sys\n"
+        "task = pickle.loads(sys.stdin.buffer.read())\n"
+        "assert 'recurrent_mnist' not in sys.modules, 'the task was sent by reference'\n"
+        "environment, _ = task.__globals__['_light_modules']()\n"
+        "assert environment.code_identity()['source_sha256']\n"
+        "assert 'RECURRENT_MNIST_DEFER_KERAS' not in os.environ\n"
+        "print(sorted(m for m in ('keras', 'tensorflow') if m in sys.modules))\n"
+    )
+    env.pop("RECURRENT_MNIST_DEFER_KERAS")
+    done = subprocess.run([sys.executable, "-c", worker], input=task, capture_output=True, env=env, timeout=120)
+    assert done.returncode == 0, done.stderr.decode()
+    assert done.stdout.decode().strip() == "[]"
+
+
+def _training_processes() -> list:
+    """This test's training processes (`recurrent_mnist._worker`), wherever they run among its descendants."""
+    import psutil
+
+    return [p for p in psutil.Process().children(recursive=True) if "recurrent_mnist._worker" in _cmdline(p)]
+
+
+@pytest.mark.slow
+def test_ctrl_c_cancels_the_training_on_the_worker_and_a_lost_scheduler_ends_the_command_in_a_sentence(
+    tiny_data_dir, tmp_path
+):
+    port = _free_port()
+    address = f"tcp://127.0.0.1:{port}"
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    log = open(tmp_path / "dask.log", "w")
+    dask = [
+        subprocess.Popen([DASK, "scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard"],
+                         stdout=log, stderr=log, env=env),
+        subprocess.Popen([DASK, "worker", address, "--nthreads", "1", "--resources", "threads=1", "--no-dashboard",
+                          "--death-timeout", "20"], stdout=log, stderr=log, env=env),
+    ]  # fmt: skip
+    bench = (
+        *("bench", "--dataset", "mnist", "--data-dir", tiny_data_dir, "--cells", "lstm", "--units", "4"),
+        *("--epochs", "1000", "--threads", "1", "--no-measure-inference", "--results-dir", tmp_path / "results"),
+        *("--run-name", "run", "--cluster", address),
+    )
+    try:
+        interrupted = start(*bench, cwd=tmp_path)
+        read_line_containing(interrupted, "epoch 1/1000", timeout=WAIT_S * 2)
+        assert _training_processes()
+        interrupted.send_signal(signal.SIGINT)
+        out, err = interrupted.communicate(timeout=60)
+        assert interrupted.returncode == 130 and "run the same command again to resume" in " ".join(err.split()), err
+        wait_for(lambda: not _training_processes(), timeout=30)  # the task was cancelled, its training ended
+
+        lost = start(*bench, cwd=tmp_path)
+        read_line_containing(lost, "epoch 1/1000", timeout=WAIT_S * 2)
+        stop(dask[0])
+        out, err = lost.communicate(timeout=120)
+    finally:
+        for process in reversed(dask):
+            stop(process)
+        log.close()
+    text = " ".join(err.split())
+    assert lost.returncode == 1 and f"the Dask scheduler at {address} stopped answering" in text, out + err
+    assert "Traceback" not in err and "run the same command again to resume" in text
+    wait_for(lambda: not _training_processes(), timeout=30)  # the worker's training ended with its worker

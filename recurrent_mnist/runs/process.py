@@ -38,10 +38,18 @@ def die_with_parent() -> None:
         pass
 
 
-def run_worker(command: list[str], spec: dict, log_path: Path, emit: Emit, env: dict | None = None):
+def run_worker(
+    command: list[str],
+    spec: dict,
+    log_path: Path,
+    emit: Emit,
+    env: dict | None = None,
+    started: Callable[[subprocess.Popen], None] | None = None,
+):
     """Runs `command` as a worker on `spec`, relaying its progress events to `emit`.
 
-    Its stderr goes to `log_path`. An interruption here terminates the worker.
+    Its stderr goes to `log_path`. An interruption here terminates the worker. `started(process)`, if
+    given, is called once the worker process runs (to watch it from elsewhere).
 
     Returns:
         `(result, returncode)`: the worker's result event, or None when it
@@ -55,6 +63,8 @@ def run_worker(command: list[str], spec: dict, log_path: Path, emit: Emit, env: 
         ) as process,
     ):
         try:
+            if started is not None:
+                started(process)
             process.stdin.write(json.dumps(spec))
             process.stdin.close()
             for line in process.stdout:
