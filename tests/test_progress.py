@@ -89,3 +89,25 @@ def test_the_bench_view_counts_58_of_58_and_the_overall_bar_moves_within_a_varia
         assert overall == sorted(overall) and 0 < overall[2] < 1 and overall[-1] == pytest.approx(1.0)
         view({"event": "variant_end", "cell": "lstm", "seed": 0, "row": {"status": "ok", "test_accuracy": 0.9}})
         assert view.progress.tasks[view.overall].completed == 1
+
+
+def test_on_a_cluster_each_running_variant_has_its_row_with_its_worker_and_epoch():
+    view = BenchProgress(Console(file=io.StringIO(), width=120))
+    run_start = {"event": "run_start", "run_dir": "results/x", "kept": 0, "total": 2}
+    dataset = {"name": "mnist-sample", "train_size": 4000, "test_size": 1000, "source": "sample"}
+    label = {"cell": "lstm", "index": 1, "total": 2, "epochs": 3}
+    with view:
+        view({**run_start, "dataset": dataset})
+        for seed in (0, 1):
+            view({"event": "variant_queued", **label, "seed": seed, "at": 0.0})
+        assert view.progress.tasks[view.overall].fields["status"] == "2 queued on the cluster"
+        view({"event": "variant_started", **label, "seed": 0, "worker": "tcp://127.0.0.1:1", "at": 0.0})
+        view({"event": "epoch_end", **label, "seed": 0, "worker": "tcp://127.0.0.1:1", "epoch": 1,
+              "logs": {"accuracy": 0.25}, "epoch_time_s": 1.0})  # fmt: skip
+        rows = {task.description: task for task in view.progress.tasks}
+        row = rows["lstm seed 0 on tcp://127.0.0.1:1"]
+        assert (row.completed, row.total, row.fields["status"]) == (1, 3, "epoch 1/3 acc 0.250")
+        assert view.progress.tasks[view.overall].fields["status"] == "1 queued on the cluster"
+        view({"event": "variant_end", **label, "seed": 0, "worker": "tcp://127.0.0.1:1",
+              "row": {"status": "ok", "test_accuracy": 0.5, "epoch_time_s": 1.0}})  # fmt: skip
+        assert [task.description for task in view.progress.tasks] == ["variants"]

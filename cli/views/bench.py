@@ -34,6 +34,8 @@ class BenchProgress(EventView):
     def __init__(self, console: Console):
         super().__init__(console, eta=True)
         self.kept = 0
+        self.queued = 0
+        self.remote = {}  # on a cluster: the row of each running variant, by its name
 
     def interrupted_message(self) -> str:
         where = self.run_dir or "the results folder"
@@ -62,12 +64,32 @@ class BenchProgress(EventView):
         self._epochs = event["epochs"]
         self.start_unit(self._label(event), done_before=self.kept + self.finished)
 
-    def _on_variant_queued(self, event):
-        self.progress.update(self.overall, status="queued on the cluster")
+    # On a cluster, variants train side by side on their workers: a row each, from start to end.
 
-    def _on_variant_started(self, event):  # on a cluster: variants run side by side on their workers
-        self.progress.update(self.overall, status="")
+    def _on_variant_queued(self, event):
+        self.queued += 1
+        self._show_queue()
+
+    def _on_variant_started(self, event):
+        self.queued = max(0, self.queued - 1)
+        self._show_queue()
         self.console.print(f"  {_variant(event)} started on {event['worker']}", highlight=False)
+        row = self.remote.pop(_variant(event), None)
+        if row is not None:  # started again (its first worker died)
+            self.progress.remove_task(row)
+        self.remote[_variant(event)] = self.progress.add_task(
+            f"{_variant(event)} on {event['worker']}", total=event.get("epochs"), status="starting"
+        )
+
+    def _show_queue(self):
+        self.progress.update(self.overall, status=f"{self.queued} queued on the cluster" if self.queued else "")
+
+    def _remote_epoch(self, event):
+        row = self.remote.get(_variant(event))
+        if row is not None:
+            acc = _num(event["logs"].get("accuracy"), 3)
+            status = f"epoch {event['epoch']}/{event['epochs']} acc {acc}"
+            self.progress.update(row, total=event["epochs"], completed=event["epoch"], status=status)
 
     def _on_epoch_begin(self, event):
         self.epoch_begins(event["epoch"], event["steps"], event.get("steps_per_call", 1))
@@ -83,6 +105,8 @@ class BenchProgress(EventView):
 
     def _on_epoch_end(self, event):
         logs = event["logs"]
+        if event.get("worker"):
+            self._remote_epoch(event)
         self.console.print(
             f"  {_variant(event)} epoch {event['epoch']}/{event['epochs']}: "
             f"loss {_num(logs.get('loss'))} acc {_num(logs.get('accuracy'))} "
@@ -95,6 +119,9 @@ class BenchProgress(EventView):
         row = event["row"]
         self.finished += 1
         self.end_unit()
+        remote = self.remote.pop(_variant(event), None)
+        if remote is not None:
+            self.progress.remove_task(remote)
         self.progress.update(self.overall, completed=self.kept + self.finished)
         if row.get("status") == "ok":
             steady = row.get("epoch_time_s")

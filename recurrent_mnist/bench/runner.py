@@ -188,7 +188,8 @@ def _train_on_cluster(
 ) -> tuple[int, int]:
     """Trains the unfinished variants of `plan` as tasks of the Dask cluster at `address`.
 
-    Each finished variant is recorded (with its worker's log) and the tables rebuilt as it comes back.
+    Each finished variant is recorded (with its worker's log) as it comes back, and the tables rebuilt
+    after it, once for the variants that came back together.
     """
     threads = max(variant.threads or 1 for variant in config.variants())
     tasks, kept = [], 0
@@ -198,7 +199,7 @@ def _train_on_cluster(
             kept += 1
             emit({"event": "variant_kept", **label})
         else:
-            tasks.append((_spec(run, planned), label, planned))
+            tasks.append((_spec(run, planned), {**label, "epochs": planned.variant.epochs}, planned))
     trained = 0
 
     def done(label: dict, planned: _Planned, outcome: dict) -> None:
@@ -209,12 +210,14 @@ def _train_on_cluster(
         trained += 1
         timing = {**outcome.get("timing", {}), "recorded_at": time.time()}
         emit({"event": "variant_end", **label, "row": row, "worker": outcome.get("worker"), **timing})
+
+    def rebuild() -> None:
         with run.folder.lock():
             write_tables(run.folder)
 
     if tasks:
         with cluster_module.connect(address, threads) as client:
-            cluster_module.run_variants(client, address, tasks, threads, run.code, emit, done)
+            cluster_module.run_variants(client, address, tasks, threads, run.code, emit, done, rebuild)
     return trained, kept
 
 
