@@ -26,6 +26,7 @@ import contextlib
 import ipaddress
 import logging
 import os
+import pickle
 import queue
 import socket
 import time
@@ -51,8 +52,6 @@ __all__ = [
 
 # The Dask worker resource that holds a worker's cores; each variant asks for its run's threads.
 RESOURCE = "threads"
-# How long to wait for a first worker, and for a scheduler to answer.
-CONNECT_TIMEOUT_S = 30
 # How long commands run as tasks (search workers) may take to end by themselves after the block.
 COMMANDS_END_S = 30
 # How many times Dask runs a variant again after its worker died (a kill, a lost machine).
@@ -112,10 +111,42 @@ def _distributed():
             "a cluster needs Dask distributed, an optional extra: pip install 'recurrent-mnist[cluster]'",
             argument="cluster",
         ) from None
-    # The tasks travel as code, so that a worker runs them without importing this package's Keras side.
+    # The tasks travel as code (`_submit`), so that a worker runs them without importing this package's Keras side.
     if _cluster_task.__name__ not in cloudpickle.list_registry_pickle_by_value():
         cloudpickle.register_pickle_by_value(_cluster_task)
     return distributed
+
+
+class _CallOnLoad:
+    """Pickles as the call `function(*args)`: loading it runs the call, and gives its result."""
+
+    def __init__(self, function: Callable, *args):
+        self.function, self.args = function, args
+
+    def __reduce__(self):
+        return self.function, self.args
+
+
+def _submit(client, function: Callable, *args, **options):
+    """`client.submit(function, *args, **options)` for a function of `_cluster_task`, sent as its code.
+
+    Dask pickles a task's function by reference, so a worker would import this package, and Keras with
+    it, to find it. Here the call is pickled with cloudpickle (which sends `_cluster_task`'s functions by
+    value) and the task is `pickle.loads` of it: loading runs the call on the worker.
+    """
+    import cloudpickle
+
+    _distributed()  # registers `_cluster_task` to travel by value
+    return client.submit(pickle.loads, cloudpickle.dumps(_CallOnLoad(function, *args)), pure=False, **options)
+
+
+def connect_timeout_s() -> float:
+    """How long to wait for a scheduler to answer and for a first worker: Dask's own setting,
+    `distributed.comm.timeouts.connect` (30 s unless configured; `DASK_DISTRIBUTED__COMM__TIMEOUTS__CONNECT=10s`)."""
+    import dask
+
+    _distributed()  # Dask's defaults for distributed.* are loaded with it
+    return float(dask.utils.parse_timedelta(dask.config.get("distributed.comm.timeouts.connect"), default="s"))
 
 
 @contextlib.contextmanager
@@ -153,13 +184,14 @@ def connect(address: str, threads: int) -> Iterator[object]:
             target = cluster
         else:
             target = value
+        wait_s = connect_timeout_s()
         try:
-            client = stack.enter_context(distributed.Client(target, timeout=CONNECT_TIMEOUT_S))
-            client.wait_for_workers(1, timeout=CONNECT_TIMEOUT_S)
+            client = stack.enter_context(distributed.Client(target, timeout=wait_s))
+            client.wait_for_workers(1, timeout=wait_s)
         except (OSError, TimeoutError) as exc:
             raise ClusterError(
                 f"the Dask scheduler at {address} did not answer, or no worker joined it, within "
-                f"{CONNECT_TIMEOUT_S} s ({type(exc).__name__}: {exc})"
+                f"{wait_s:g} s ({type(exc).__name__}: {exc}); Dask's distributed.comm.timeouts.connect sets the wait"
             ) from None
         _check_capacity(client, address, threads)
         yield client
@@ -218,9 +250,7 @@ def run_variants(
     distributed = _distributed()
     futures = {}
     for spec, label, planned in tasks:
-        future = client.submit(
-            train_on_worker, spec, code, label, resources={RESOURCE: threads}, retries=RETRIES, pure=False
-        )
+        future = _submit(client, train_on_worker, spec, code, label, resources={RESOURCE: threads}, retries=RETRIES)
         futures[future] = (label, planned)
         emit({"event": "variant_queued", **label, "at": time.time()})
     events: queue.Queue = queue.Queue()
@@ -297,8 +327,8 @@ class CommandTasks:
         """Submits the commands (once)."""
         if self.futures is None:
             self.futures = [
-                self.client.submit(
-                    run_command, command, self.cwd, resources={RESOURCE: self.threads}, retries=RETRIES, pure=False
+                _submit(
+                    self.client, run_command, command, self.cwd, resources={RESOURCE: self.threads}, retries=RETRIES
                 )
                 for command in self.commands
             ]

@@ -33,11 +33,12 @@ def _default_sigint() -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
-def start(*args, cwd: Path) -> subprocess.Popen:
+def start(*args, cwd: Path, env: dict | None = None) -> subprocess.Popen:
+    """The command in a child process, its output on pipes; `env` adds to (or overrides) `cli_env()`."""
     return subprocess.Popen(
         [sys.executable, "-m", "recurrent_mnist_cli", *map(str, args)],
         cwd=cwd,
-        env=cli_env(),
+        env={**cli_env(), **(env or {})},
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -45,11 +46,12 @@ def start(*args, cwd: Path) -> subprocess.Popen:
     )
 
 
-def run(*args, cwd: Path, timeout: float = 600) -> subprocess.CompletedProcess:
+def run(*args, cwd: Path, timeout: float = 600, env: dict | None = None) -> subprocess.CompletedProcess:
+    """The command in a child process; `env` adds to (or overrides) `cli_env()`."""
     return subprocess.run(
         [sys.executable, "-m", "recurrent_mnist_cli", *map(str, args)],
         cwd=cwd,
-        env=cli_env(),
+        env={**cli_env(), **(env or {})},
         capture_output=True,
         text=True,
         timeout=timeout,

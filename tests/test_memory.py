@@ -72,13 +72,13 @@ def _script(name: str):
 @pytest.mark.slow
 def test_the_memory_script_finds_nothing_left_alive_by_variants_and_trials(tmp_path, tiny_data_dir):
     memory_growth = _script("memory_growth")
-    args = ["--variants", "4", "--trials", "3", "--cells", "gru", "simple_rnn", "--units", "4", "--settle", "1"]
+    args = ["--variants", "2", "--trials", "2", "--cells", "gru", "simple_rnn", "--units", "4", "--settle", "1"]
     args += ["--dataset", "mnist", "--data-dir", str(tiny_data_dir), "--no-measure-inference", "--threads", "1"]
     assert memory_growth.main([*args, "--out", str(tmp_path), "--name", "tiny"]) == 0
 
     table = (tmp_path / "tiny.md").read_text()
-    assert "command: `python benchmarks/memory_growth.py --variants 4 --trials 3" in table
-    assert "| variants | 4 | 0 |" in table and "| trials | 3 | 0 |" in table
+    assert "command: `python benchmarks/memory_growth.py --variants 2 --trials 2" in table
+    assert "| variants | 2 | 0 |" in table and "| trials | 2 | 0 |" in table
     record = json.loads((tmp_path / "tiny.json").read_text())
     assert {"command", "code", "cpu", "code_identity", "summary", "rows"} <= set(record)
     assert [line["part"] for line in record["summary"]] == ["variants", "trials"]
@@ -89,7 +89,7 @@ def test_the_memory_script_finds_nothing_left_alive_by_variants_and_trials(tmp_p
         rows.columns
     )
     variants, trials = rows[rows["part"] == "variants"], rows[rows["part"] == "trials"]
-    assert len(variants) == 4 and len(trials) == 3
+    assert len(variants) == 2 and len(trials) == 2
     # A finished variant or trial leaves neither its model nor its traced graphs behind: the counts stay put.
     assert (variants["keras_models"] == 0).all() and (trials["keras_models"] == 0).all()
     assert variants["graphs"].nunique() == 1 and trials["graphs"].nunique() == 1
