@@ -172,7 +172,8 @@ def main() -> None:
     ]
     for row in setups:
         gaps = "–" if row["gap_s_median"] is None else f"{row['gap_s_median']:.2f} / {row['gap_s_max']:.2f}"
-        met = (row["gap_s_max"] or 0.0) < GOAL_OVERHEAD_S and row["to_record_s_max"] < GOAL_OVERHEAD_S
+        waits = (row["first_to_start_s"], row["gap_s_max"] or 0.0, row["to_record_s_max"])
+        met = max(waits) < GOAL_OVERHEAD_S
         lines.append(
             f"| {row['setup']} | {row['wall_s']:.1f} | {row['first_to_start_s']:.2f} | {gaps} | "
             f"{row['to_record_s_median']:.2f} / {row['to_record_s_max']:.2f} | {'met' if met else 'missed'} |"
@@ -180,12 +181,13 @@ def main() -> None:
     lines += [
         "",
         f"Two workers over one (two dask workers against one, one slot each, wall time): {ratio:.2f} "
-        f"(goal at most {GOAL_RATIO}: {'met' if ratio <= GOAL_RATIO else 'missed'}).",
+        f"(goal at most {GOAL_RATIO}: {'met' if ratio <= GOAL_RATIO else 'missed'}). The client, the scheduler "
+        f"and the workers share this machine's {os.cpu_count()} cores.",
         "",
-        "The overhead goal counts what Dask adds to each later variant (the dispatch gap and the way back); a "
-        "worker's first variant also waits for the worker to import the library once. The training process's "
-        "own start (Python, TensorFlow, the data) is what --isolate costs on one machine as well and is not "
-        "counted. Both clocks are this machine's.",
+        "The overhead goal counts what Dask adds to every variant, the first of each worker included: from its "
+        "submission (or its worker's slot freeing) to the start of its task, and from the end of its training "
+        "to its record written. The training process's own start (Python, TensorFlow, the data) is what "
+        "--isolate costs on one machine as well and is not counted. Both clocks are this machine's.",
         "",
     ]
     write(args.out, "overhead", record, "\n".join(lines))
