@@ -61,20 +61,26 @@ def run(*args, cwd: Path, timeout: float = 600, env: dict | None = None) -> subp
 def invoke(*args, cwd: Path) -> subprocess.CompletedProcess:
     """`run`, in this process: the command line's outcome as a `CompletedProcess` (stdout and stderr apart).
 
-    `--import` modules are found in `tests/plugins`, as `run`'s child finds them.
+    `--import` modules are found in `tests/plugins`, as `run`'s child finds them, here and in the
+    training processes the command starts (PYTHONPATH).
     """
     from recurrent_mnist_cli.app import app
     from typer.testing import CliRunner
 
     words = [str(a) for a in args]
-    saved_cwd, saved_path = os.getcwd(), list(sys.path)
+    saved_cwd, saved_path, saved_env = os.getcwd(), list(sys.path), os.environ.get("PYTHONPATH")
     try:
         os.chdir(cwd)
         sys.path.insert(0, str(PLUGINS))
+        os.environ["PYTHONPATH"] = cli_env()["PYTHONPATH"]
         result = CliRunner().invoke(app, words)
     finally:
         os.chdir(saved_cwd)
         sys.path[:] = saved_path
+        if saved_env is None:
+            os.environ.pop("PYTHONPATH", None)
+        else:
+            os.environ["PYTHONPATH"] = saved_env
     if result.exception is not None and not isinstance(result.exception, SystemExit):
         raise result.exception
     return subprocess.CompletedProcess(words, result.exit_code, result.stdout, result.stderr)

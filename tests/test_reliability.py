@@ -13,7 +13,7 @@ import time
 
 import pandas as pd
 import pytest
-from clirun import alive, children, invoke, read_line_containing, run, start, wait_for
+from clirun import alive, children, invoke, read_line_containing, start, wait_for
 
 
 @pytest.fixture
@@ -54,7 +54,7 @@ def test_kill_9_keeps_finished_variants_leaves_no_orphan_and_resumes(tmp_path, t
     assert finished
     _all_tables_parse(folder)
 
-    rerun = run(*args, cwd=tmp_path)
+    rerun = invoke(*args, cwd=tmp_path)  # in this process: the variants still train in processes of their own
     assert rerun.returncode == 0, rerun.stderr
     for name, content in finished.items():
         assert (folder / "variants" / name).read_bytes() == content  # kept exactly as written
@@ -96,7 +96,7 @@ def test_interrupted_train_resumes_from_its_last_epoch(tmp_path, tiny_data_dir):
     output = tmp_path / "model.keras"
     # Enough epochs that the signal, handled when a 50-step execution returns, arrives mid-training.
     args = ["train", "--cell", "gru", "--dataset", "mnist", "--data-dir", tiny_data_dir, "--units", "8"]
-    args += ["--epochs", "80", "--batch-size", "64", "--output", output]
+    args += ["--epochs", "80", "--batch-size", "64", "--train-images", "256", "--output", output]
     backup = tmp_path / "model.keras.backup"
     with start(*args, cwd=tmp_path) as process:
         read_line_containing(process, "epoch 1/80")
@@ -110,7 +110,7 @@ def test_interrupted_train_resumes_from_its_last_epoch(tmp_path, tiny_data_dir):
     state = json.loads((backup / "state.json").read_text())
     assert state["epoch"] >= 1 and state["history"][0]["epoch"] == 1
 
-    rerun = run(*args, cwd=tmp_path)
+    rerun = invoke(*args, cwd=tmp_path)
     assert rerun.returncode == 0, rerun.stderr
     assert "epoch 1/80" not in rerun.stdout  # resumed: the first epoch was not trained again
     history = pd.read_csv(tmp_path / "model.history.csv")
@@ -144,7 +144,7 @@ def test_a_nan_variant_fails_and_the_run_goes_on(tmp_path, tiny_bench):
 
 
 def test_a_crashed_or_broken_variant_fails_alone(tmp_path, tiny_bench):
-    result = run(
+    result = invoke(  # the command in this process; each variant in a process of its own, as by default
         "bench",
         "--import",
         "rm_test_cells",
