@@ -131,9 +131,15 @@ def _cmdline(process) -> list:
         return []
 
 
+def _training_processes() -> list:
+    """This test's training processes (`recurrent_mnist._worker`), wherever they run among its descendants."""
+    import psutil
+
+    return [p for p in psutil.Process().children(recursive=True) if "recurrent_mnist._worker" in _cmdline(p)]
+
+
 @pytest.mark.slow
 def test_a_worker_killed_during_a_variant_loses_nothing_else(scheduler, tiny_data_dir, tmp_path):
-    import psutil
 
     bench = start(
         *("bench", "--dataset", "mnist", "--data-dir", tiny_data_dir, "--cells", "lstm", "gru", "--seeds", "0"),
@@ -144,18 +150,7 @@ def test_a_worker_killed_during_a_variant_loses_nothing_else(scheduler, tiny_dat
     try:
         read_line_containing(bench, "started on", timeout=WAIT_S * 2)
         training = []
-        wait_for(
-            lambda: (
-                training.extend(
-                    p
-                    for p in psutil.Process().children(recursive=True)  # never another test's processes
-                    if "recurrent_mnist._worker" in _cmdline(p)
-                )
-                or training
-            ),
-            timeout=WAIT_S,
-            process=bench,
-        )
+        wait_for(lambda: training.extend(_training_processes()) or training, timeout=WAIT_S, process=bench)
         worker = training[0].parent()  # the Dask worker process that runs the task (its nanny restarts it)
         os.kill(worker.pid, signal.SIGKILL)
         stdout, stderr = bench.communicate(timeout=600)
@@ -270,13 +265,6 @@ def test_a_worker_process_runs_a_task_without_importing_keras():
         assert "install the client's version on every worker" in outcome["failed"]
         loaded = client.run(lambda: sorted(m for m in ("keras", "tensorflow") if m in __import__("sys").modules))
     assert list(loaded.values()) == [[]]
-
-
-def _training_processes() -> list:
-    """This test's training processes (`recurrent_mnist._worker`), wherever they run among its descendants."""
-    import psutil
-
-    return [p for p in psutil.Process().children(recursive=True) if "recurrent_mnist._worker" in _cmdline(p)]
 
 
 @pytest.mark.slow
